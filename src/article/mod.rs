@@ -1,0 +1,602 @@
+//! The article model: what a newsroom hands us, validated once at the edge.
+//!
+//! This module owns the typed [`Article`] that every other module trusts, the
+//! JSON import shape of CONTRACT §3 ([`RawArticle`]) and the rules that turn one
+//! into the other. It does no I/O: reading files is `import`'s job and keeping
+//! articles is `store`'s. Everything an article can be wrong about is reported
+//! here, naming the field, so nothing downstream has to re-check it.
+
+mod sanitize;
+mod time;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use sanitize::{is_xml_char, strip_forbidden};
+pub use time::{TimeError, parse_time};
+
+/// Longest accepted article id, per CONTRACT §3.
+pub const MAX_ID_LEN: usize = 128;
+
+/// A stable article identifier: `[A-Za-z0-9._-]{1,128}`.
+///
+/// It is the article's identity forever (RSS `guid`, Atom `id`), so it is
+/// checked once here and never rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ArticleId(String);
+
+impl ArticleId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ArticleId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(format!(
+                "is {} characters long, at most {MAX_ID_LEN} allowed",
+                s.len()
+            ));
+        }
+        if let Some(bad) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(format!(
+                "contains {bad:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ArticleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ArticleId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether an article may appear in feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Published,
+    Draft,
+    Withdrawn,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Published => "published",
+            Status::Draft => "draft",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "published" => Ok(Status::Published),
+            "draft" => Ok(Status::Draft),
+            "withdrawn" => Ok(Status::Withdrawn),
+            other => Err(format!(
+                "unknown status {other:?}, expected \"published\", \"draft\" or \"withdrawn\""
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub name: String,
+    pub email: Option<String>,
+    pub url: Option<Url>,
+}
+
+/// The agency or outlet an article comes from, with its rights line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub name: String,
+    pub rights: Option<String>,
+    pub url: Option<Url>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub url: Url,
+    pub caption: Option<String>,
+    pub credit: Option<String>,
+    pub mime_type: Option<String>,
+    pub length: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Related {
+    pub title: String,
+    pub url: Url,
+}
+
+/// A validated article. Times are instants; the site timezone is only needed
+/// again when a builder renders them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: ArticleId,
+    pub url: Url,
+    pub headline: String,
+    pub standfirst: Option<String>,
+    pub body_html: Option<String>,
+    pub authors: Vec<Author>,
+    pub source: Option<Source>,
+    pub section: Option<String>,
+    pub tags: Vec<String>,
+    pub image: Option<Image>,
+    pub related: Vec<Related>,
+    pub published_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status: Status,
+}
+
+/// The import shape of CONTRACT §3, exactly as serde reads it. Unknown fields are
+/// refused so a misspelt `updated_at` is an error, not a silently missing date.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArticle {
+    pub id: Option<String>,
+    pub url: Option<String>,
+    pub headline: Option<String>,
+    pub standfirst: Option<String>,
+    pub body_html: Option<String>,
+    #[serde(default)]
+    pub authors: Option<Vec<RawAuthor>>,
+    pub source: Option<RawSource>,
+    pub section: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    pub image: Option<RawImage>,
+    #[serde(default)]
+    pub related: Option<Vec<RawRelated>>,
+    pub published_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub rights: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    pub url: Option<String>,
+    pub caption: Option<String>,
+    pub credit: Option<String>,
+    pub mime_type: Option<String>,
+    pub length: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelated {
+    pub title: Option<String>,
+    pub url: Option<String>,
+}
+
+/// One thing wrong with one field of an article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The JSON path of the field, such as `authors[1].email`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A validated article and how many characters XML 1.0 forbids were removed from it.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub article: Article,
+    pub removed_chars: usize,
+}
+
+/// Everything needed to interpret a raw article.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext {
+    /// Zone for times written without an offset.
+    pub timezone: Tz,
+}
+
+/// Collects field errors and removed-character counts while one article is checked.
+struct Checker {
+    errors: Vec<FieldError>,
+    removed: usize,
+}
+
+impl Checker {
+    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Text as stored: exactly as given except for characters XML 1.0 cannot carry.
+    fn text(&mut self, value: String) -> String {
+        let (clean, removed) = strip_forbidden(value);
+        self.removed += removed;
+        clean
+    }
+
+    fn required_text(&mut self, field: &str, value: Option<String>) -> Option<String> {
+        match value {
+            None => {
+                self.error(field, "is required");
+                None
+            }
+            Some(v) => {
+                let v = self.text(v);
+                if v.trim().is_empty() {
+                    self.error(field, "must not be empty");
+                    None
+                } else {
+                    Some(v)
+                }
+            }
+        }
+    }
+
+    /// Optional text; an empty or all-blank string means "not given".
+    fn optional_text(&mut self, value: Option<String>) -> Option<String> {
+        value.map(|v| self.text(v)).filter(|v| !v.trim().is_empty())
+    }
+
+    fn http_url(&mut self, field: &str, value: &str) -> Option<Url> {
+        match parse_http_url(value) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                self.error(field, e);
+                None
+            }
+        }
+    }
+
+    fn required_url(&mut self, field: &str, value: Option<String>) -> Option<Url> {
+        match value {
+            None => {
+                self.error(field, "is required");
+                None
+            }
+            Some(v) => self.http_url(field, &v),
+        }
+    }
+
+    fn optional_url(&mut self, field: &str, value: Option<String>) -> Option<Url> {
+        match value.filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => self.http_url(field, &v),
+        }
+    }
+}
+
+/// Parses an absolute `http`/`https` URL, the only kind a feed reader can follow.
+pub fn parse_http_url(value: &str) -> Result<Url, String> {
+    let url =
+        Url::parse(value.trim()).map_err(|e| format!("{value:?} is not an absolute URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" => Err(format!("{value:?} has no host")),
+        other => Err(format!(
+            "{value:?} uses scheme {other:?}; only http and https are allowed"
+        )),
+    }
+}
+
+impl RawArticle {
+    /// Validates every field, reporting all problems at once.
+    pub fn validate(self, ctx: ValidationContext) -> Result<Checked, Vec<FieldError>> {
+        let mut c = Checker {
+            errors: Vec::new(),
+            removed: 0,
+        };
+
+        let id = match self.id {
+            None => {
+                c.error("id", "is required");
+                None
+            }
+            Some(raw) => match raw.parse::<ArticleId>() {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    c.error("id", e);
+                    None
+                }
+            },
+        };
+        let url = c.required_url("url", self.url);
+        let headline = c.required_text("headline", self.headline);
+        let standfirst = c.optional_text(self.standfirst);
+        let body_html = c.optional_text(self.body_html);
+
+        let mut authors = Vec::new();
+        for (i, raw) in self.authors.unwrap_or_default().into_iter().enumerate() {
+            let name = c.required_text(&format!("authors[{i}].name"), raw.name);
+            let email = c.optional_text(raw.email);
+            if let Some(email) = &email
+                && !looks_like_email(email)
+            {
+                c.error(
+                    format!("authors[{i}].email"),
+                    format!("{email:?} is not an email address"),
+                );
+            }
+            let url = c.optional_url(&format!("authors[{i}].url"), raw.url);
+            if let Some(name) = name {
+                authors.push(Author { name, email, url });
+            }
+        }
+
+        let source = match self.source {
+            None => None,
+            Some(raw) => {
+                let name = c.required_text("source.name", raw.name);
+                let rights = c.optional_text(raw.rights);
+                let url = c.optional_url("source.url", raw.url);
+                name.map(|name| Source { name, rights, url })
+            }
+        };
+
+        let section = c.optional_text(self.section);
+
+        let mut tags: Vec<String> = Vec::new();
+        for (i, tag) in self.tags.unwrap_or_default().into_iter().enumerate() {
+            let tag = c.text(tag);
+            if tag.trim().is_empty() {
+                c.error(format!("tags[{i}]"), "must not be empty");
+            } else if !tags.iter().any(|t| match_key(t) == match_key(&tag)) {
+                // A repeated tag would be a repeated <category>; keep the first spelling.
+                tags.push(tag);
+            }
+        }
+
+        let image = match self.image {
+            None => None,
+            Some(raw) => {
+                let url = c.required_url("image.url", raw.url);
+                let caption = c.optional_text(raw.caption);
+                let credit = c.optional_text(raw.credit);
+                let mime_type = c.optional_text(raw.mime_type);
+                if let Some(m) = &mime_type
+                    && !looks_like_mime(m)
+                {
+                    c.error(
+                        "image.mime_type",
+                        format!("{m:?} is not a media type such as \"image/jpeg\""),
+                    );
+                }
+                url.map(|url| Image {
+                    url,
+                    caption,
+                    credit,
+                    mime_type,
+                    length: raw.length,
+                })
+            }
+        };
+
+        let mut related = Vec::new();
+        for (i, raw) in self.related.unwrap_or_default().into_iter().enumerate() {
+            let title = c.required_text(&format!("related[{i}].title"), raw.title);
+            let url = c.required_url(&format!("related[{i}].url"), raw.url);
+            if let (Some(title), Some(url)) = (title, url) {
+                related.push(Related { title, url });
+            }
+        }
+
+        let published_at = match self.published_at {
+            None => {
+                c.error("published_at", "is required");
+                None
+            }
+            Some(raw) => match parse_time(&raw, ctx.timezone) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    c.error("published_at", e.to_string());
+                    None
+                }
+            },
+        };
+        let updated_at = match self.updated_at.filter(|s| !s.trim().is_empty()) {
+            None => published_at,
+            Some(raw) => match parse_time(&raw, ctx.timezone) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    c.error("updated_at", e.to_string());
+                    None
+                }
+            },
+        };
+        if let (Some(p), Some(u)) = (published_at, updated_at)
+            && u < p
+        {
+            c.error(
+                "updated_at",
+                format!(
+                    "{} is before published_at {}",
+                    u.to_rfc3339(),
+                    p.to_rfc3339()
+                ),
+            );
+        }
+
+        let status = match self.status {
+            None => Some(Status::Published),
+            Some(s) => match s.parse::<Status>() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    c.error("status", e);
+                    None
+                }
+            },
+        };
+
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        match (id, url, headline, published_at, updated_at, status) {
+            (
+                Some(id),
+                Some(url),
+                Some(headline),
+                Some(published_at),
+                Some(updated_at),
+                Some(status),
+            ) => Ok(Checked {
+                article: Article {
+                    id,
+                    url,
+                    headline,
+                    standfirst,
+                    body_html,
+                    authors,
+                    source,
+                    section,
+                    tags,
+                    image,
+                    related,
+                    published_at,
+                    updated_at,
+                    status,
+                },
+                removed_chars: c.removed,
+            }),
+            // Every `None` above recorded an error, so this arm is unreachable in
+            // practice; it stays an error rather than a panic.
+            _ => Err(vec![FieldError {
+                field: "article".into(),
+                message: "is incomplete".into(),
+            }]),
+        }
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        }
+        None => false,
+    }
+}
+
+fn looks_like_mime(s: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    match s.split_once('/') {
+        Some((top, sub)) => token(top) && token(sub),
+        None => false,
+    }
+}
+
+/// The form in which sections, tags and author names are compared when a feed
+/// filters on them: trimmed and lower-cased, so `"World"`, `"world"` and
+/// `" World "` select the same articles.
+pub fn match_key(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// What a feed selects: an article must match every non-empty list, and within
+/// one list any value. Values are held as [`match_key`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ArticleFilter {
+    pub sections: Vec<String>,
+    pub tags: Vec<String>,
+    pub authors: Vec<String>,
+}
+
+impl ArticleFilter {
+    /// Builds a filter from admin-written values, normalising and de-duplicating them.
+    pub fn new(sections: &[String], tags: &[String], authors: &[String]) -> Self {
+        fn keys(values: &[String]) -> Vec<String> {
+            let mut out: Vec<String> = values.iter().map(|v| match_key(v)).collect();
+            out.sort();
+            out.dedup();
+            out
+        }
+        Self {
+            sections: keys(sections),
+            tags: keys(tags),
+            authors: keys(authors),
+        }
+    }
+
+    /// Whether a published article belongs in a feed with this filter. The store
+    /// answers the same question with indexes; this is for deciding which feeds a
+    /// changed article touches.
+    pub fn matches(&self, article: &Article) -> bool {
+        let section_ok = self.sections.is_empty()
+            || article
+                .section
+                .as_deref()
+                .is_some_and(|s| self.sections.contains(&match_key(s)));
+        let tags_ok = self.tags.is_empty()
+            || article
+                .tags
+                .iter()
+                .any(|t| self.tags.contains(&match_key(t)));
+        let authors_ok = self.authors.is_empty()
+            || article
+                .authors
+                .iter()
+                .any(|a| self.authors.contains(&match_key(&a.name)));
+        section_ok && tags_ok && authors_ok
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! Removal of characters that XML 1.0 cannot carry.
+//!
+//! XML 1.0 §2.2 allows `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+//! [#x10000-#x10FFFF]`; neither quick-xml nor the feed crates filter the rest
+//! (tafia/quick-xml#368), and one such byte makes a whole feed unreadable. Rust
+//! strings cannot hold surrogates, so what is left to remove is the C0 controls
+//! other than tab, newline and carriage return, and U+FFFE / U+FFFF.
+
+/// Whether XML 1.0 allows `c` in a document.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c,
+        '\u{9}' | '\u{A}' | '\u{D}'
+        | '\u{20}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// Returns `s` without the characters XML 1.0 forbids, and how many were removed.
+/// Text without any is returned as it came, without copying.
+pub fn strip_forbidden(s: String) -> (String, usize) {
+    if s.chars().all(is_xml_char) {
+        return (s, 0);
+    }
+    let before = s.chars().count();
+    let clean: String = s.chars().filter(|&c| is_xml_char(c)).collect();
+    let removed = before - clean.chars().count();
+    (clean, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keeps_tab_newline_cr_and_removes_other_controls() {
+        let (s, n) = strip_forbidden("a\tb\nc\rd\u{0}e\u{1}f\u{b}g\u{1f}h".to_owned());
+        assert_eq!(s, "a\tb\nc\rdefgh");
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn removes_non_characters_fffe_ffff_but_keeps_neighbours() {
+        let (s, n) = strip_forbidden("x\u{FFFE}y\u{FFFF}z\u{FFFD}\u{10000}".to_owned());
+        assert_eq!(s, "xyz\u{FFFD}\u{10000}");
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn leaves_clean_text_untouched() {
+        let text = "Café & <b>\"quotes\"</b> ]]> 🦀 — ok".to_owned();
+        assert_eq!(strip_forbidden(text.clone()), (text, 0));
+    }
+
+    proptest! {
+        #[test]
+        fn output_is_always_xml_and_keeps_every_allowed_char(s in any::<String>()) {
+            let (clean, removed) = strip_forbidden(s.clone());
+            prop_assert!(clean.chars().all(is_xml_char));
+            let expected: String = s.chars().filter(|&c| is_xml_char(c)).collect();
+            prop_assert_eq!(removed, s.chars().count() - expected.chars().count());
+            prop_assert_eq!(clean, expected);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Reading one TOML document into a raw config struct, collecting every problem.
+//!
+//! serde stops at the first error, but an admin fixing a config wants to see all
+//! of them at once. So a document is parsed once into toml's spanned tree, then
+//! deserialized repeatedly: each failure is recorded with its position, the
+//! offending `key = value` entry is taken out of the tree, and the rest is tried
+//! again. The raw structs keep `deny_unknown_fields` and their typed fields, so
+//! serde stays the one place that decides what is valid. This module knows
+//! nothing about which keys exist; `config` does.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// A position in a config file, 1-based, columns counted in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LineCol {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl LineCol {
+    pub fn from_offset(text: &str, offset: usize) -> Self {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        Self { line, col }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A place in a config file: the file, and the position when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub at: Option<LineCol>,
+}
+
+impl Location {
+    pub fn new(source: &Source, span: Option<Range<usize>>) -> Self {
+        Self {
+            path: source.path.clone(),
+            at: span.map(|s| LineCol::from_offset(&source.text, s.start)),
+        }
+    }
+
+    pub fn file(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            at: None,
+        }
+    }
+
+    pub fn problem(&self, message: impl Into<String>) -> Problem {
+        Problem {
+            location: self.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some(LineCol { line, col }) => write!(f, "{}:{line}:{col}", self.path.display()),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// One problem in the configuration, printed as `PATH:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub location: Location,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn at(source: &Source, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+        Location::new(source, span).problem(message)
+    }
+
+    pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
+        Location::file(path).problem(message)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// The text of one config file and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// The deepest `key = value` entry whose key or value contains `span`, as the
+/// list of keys leading to it. A `[table]`'s own span need not cover its
+/// entries, so tables are always searched.
+fn entry_containing(table: &DeTable<'_>, span: &Range<usize>) -> Option<Vec<String>> {
+    let contains = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    for (key, value) in table.iter() {
+        let name = key.get_ref().to_string();
+        if contains(key.span()) {
+            return Some(vec![name]);
+        }
+        if let DeValue::Table(inner) = value.get_ref()
+            && let Some(rest) = entry_containing(inner, span)
+        {
+            let mut path = vec![name];
+            path.extend(rest);
+            return Some(path);
+        }
+        if contains(value.span()) {
+            return Some(vec![name]);
+        }
+    }
+    None
+}
+
+/// The deepest table entry (`[server]`, or an inline table) whose key or value
+/// contains `span`.
+fn table_containing(table: &DeTable<'_>, span: &Range<usize>) -> Option<Vec<String>> {
+    let contains = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    for (key, value) in table.iter() {
+        if let DeValue::Table(inner) = value.get_ref() {
+            let name = key.get_ref().to_string();
+            if let Some(rest) = table_containing(inner, span) {
+                let mut path = vec![name];
+                path.extend(rest);
+                return Some(path);
+            }
+            if contains(key.span()) || contains(value.span()) {
+                return Some(vec![name]);
+            }
+        }
+    }
+    None
+}
+
+fn remove_entry(table: &mut DeTable<'_>, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => {
+            let key = table
+                .keys()
+                .find(|k| k.get_ref().as_ref() == last.as_str())
+                .cloned();
+            key.is_some_and(|key| table.remove(&key).is_some())
+        }
+        [first, rest @ ..] => table.iter_mut().any(|(k, v)| {
+            k.get_ref().as_ref() == first.as_str()
+                && match v.get_mut() {
+                    DeValue::Table(inner) => remove_entry(inner, rest),
+                    _ => false,
+                }
+        }),
+    }
+}
+
+/// Bounds the retry loop; a config file has far fewer keys than this.
+const MAX_ATTEMPTS: usize = 256;
+
+/// Deserializes `source` into `T`, returning the value (when the parts that are
+/// left still make a whole `T`) and every problem found on the way.
+pub fn deserialize_all<T: DeserializeOwned>(source: &Source) -> (Option<T>, Vec<Problem>) {
+    let (tree, syntax_errors) = DeTable::parse_recoverable(&source.text);
+    if !syntax_errors.is_empty() {
+        // After a syntax error the tree is a guess; reporting type errors in it
+        // would only add noise.
+        let problems = syntax_errors
+            .into_iter()
+            .map(|e| Problem::at(source, e.span(), e.message().to_owned()))
+            .collect();
+        return (None, problems);
+    }
+    let tree_span = tree.span();
+    let mut tree: DeTable<'_> = tree.into_inner();
+    let mut problems = Vec::new();
+    // Paths of entries taken out after being reported.
+    let mut removed: Vec<Vec<String>> = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let de = toml::Deserializer::from(Spanned::new(tree_span.clone(), tree.clone()));
+        match T::deserialize(de) {
+            Ok(value) => return (Some(value), sorted(problems)),
+            Err(err) => {
+                let message = err.message().to_owned();
+                if let Some(field) = missing_field(&message)
+                    && let Some(path) = removed
+                        .iter()
+                        .find(|p| p.last().is_some_and(|l| l == field))
+                {
+                    // We took that required entry out ourselves after reporting
+                    // it. Its table can no longer be read, so take the table out
+                    // too and look on in the rest; at the root there is no rest.
+                    let parent = path[..path.len() - 1].to_vec();
+                    if parent.is_empty() || !remove_entry(&mut tree, &parent) {
+                        return (None, sorted(problems));
+                    }
+                    removed.push(parent);
+                    continue;
+                }
+                if let Some(field) = missing_field(&message) {
+                    // Nothing to take out: report it, then set aside the table
+                    // that lacks the key and look on in the rest.
+                    let message = format!("missing required key `{field}`");
+                    problems.push(Problem::at(source, err.span(), message));
+                    let table = err.span().and_then(|s| table_containing(&tree, &s));
+                    match table {
+                        Some(path) if remove_entry(&mut tree, &path) => {
+                            removed.push(path);
+                            continue;
+                        }
+                        _ => return (None, sorted(problems)),
+                    }
+                }
+                let path = err.span().and_then(|s| entry_containing(&tree, &s));
+                let message = match &path {
+                    Some(path) => format!(
+                        "{}: {}",
+                        path.join("."),
+                        message.replacen("unknown field", "unknown key", 1)
+                    ),
+                    None => message,
+                };
+                problems.push(Problem::at(source, err.span(), message));
+                match path {
+                    Some(path) if remove_entry(&mut tree, &path) => removed.push(path),
+                    _ => return (None, sorted(problems)),
+                }
+            }
+        }
+    }
+    (None, sorted(problems))
+}
+
+/// Problems in file order, which is how an admin works through them.
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| p.location.at);
+    problems
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        count: Option<u32>,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        flag: bool,
+        level: Option<u8>,
+    }
+
+    fn run(text: &str) -> (Option<Outer>, Vec<String>) {
+        let source = Source {
+            path: PathBuf::from("t.toml"),
+            text: text.to_owned(),
+        };
+        let (v, p) = deserialize_all::<Outer>(&source);
+        (v, p.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(LineCol::from_offset(text, 0), LineCol { line: 1, col: 1 });
+        let second_equals = text.rfind('=').expect("literal has '='");
+        assert_eq!(
+            LineCol::from_offset(text, second_equals),
+            LineCol { line: 2, col: 4 }
+        );
+    }
+
+    #[test]
+    fn valid_document_has_no_problems() {
+        let (v, p) = run("name = \"x\"\n[inner]\nflag = true\n");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(v.map(|v| v.name), Some("x".to_owned()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let (v, p) = run(
+            "name = \"x\"\ncount = \"many\"\ncolour = 3\n[inner]\nflag = 1\nlevel = 300\nextra = true\n",
+        );
+        assert_eq!(p.len(), 5, "{p:#?}");
+        assert!(
+            p[0].starts_with("t.toml:2:9: count: invalid type"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].starts_with("t.toml:3:1: colour: unknown key `colour`"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].starts_with("t.toml:5:8: inner.flag: invalid type"),
+            "{}",
+            p[2]
+        );
+        assert!(p[3].starts_with("t.toml:6:9: inner.level:"), "{}", p[3]);
+        assert!(
+            p[4].starts_with("t.toml:7:1: inner.extra: unknown key `extra`"),
+            "{}",
+            p[4]
+        );
+    }
+
+    #[test]
+    fn missing_required_field_is_reported_once() {
+        let (v, p) = run("count = 3\n");
+        assert!(v.is_none());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0], "t.toml:1:1: missing required key `name`");
+    }
+
+    #[test]
+    fn removing_a_bad_required_field_does_not_add_a_missing_field_problem() {
+        let (_, p) = run("name = 5\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("t.toml:1:8: name: invalid type"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_all_reported() {
+        let (v, p) = run("name = \"x\"\nvalue = = 3\nother = [1,\n");
+        assert!(v.is_none());
+        assert!(p.len() >= 2, "{p:?}");
+        assert!(p.iter().any(|p| p.starts_with("t.toml:2:")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("t.toml:3:") || p.starts_with("t.toml:4:")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn missing_key_in_a_table_does_not_hide_problems_after_it() {
+        let (_, p) = run("name = \"x\"\ncolour = 1\n[inner]\nlevel = 3\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("t.toml:2:1: colour: unknown key"),
+            "{}",
+            p[0]
+        );
+        assert!(p[1].contains("missing required key `flag`"), "{}", p[1]);
+        assert!(
+            p[1].starts_with("t.toml:3:") || p[1].starts_with("t.toml:4:"),
+            "{}",
+            p[1]
+        );
+    }
+}

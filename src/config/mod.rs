@@ -1,0 +1,559 @@
+//! Service and feed configuration: TOML in, a checked [`Config`] out.
+//!
+//! Admins edit `config/feedsmith.toml` and one file per feed under `feeds/`
+//! (CONTRACT §2). Each file is read into `Raw*` structs that mirror the TOML
+//! exactly (`deny_unknown_fields`, typed fields that validate themselves while
+//! serde still knows the line), then compiled into the checked types that the
+//! rest of feedsmith trusts. Every problem in every file is collected and
+//! reported at once as `PATH:LINE:COL: message`. This module reads files and
+//! nothing else: it never opens the store or binds a socket.
+
+mod document;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use url::Url;
+
+pub use document::{LineCol, Location, Problem, Source};
+pub use schedule::CronSchedule;
+
+use crate::article::{ArticleFilter, parse_http_url};
+use crate::store::StoreUrl;
+
+/// Where the service config is read from when neither `--config` nor
+/// `FEEDSMITH_CONFIG` names another file.
+pub const DEFAULT_CONFIG_PATH: &str = "config/feedsmith.toml";
+
+/// Largest `limit` a feed may ask for: readers choke on bigger documents long
+/// before the store does.
+pub const MAX_LIMIT: u32 = 10_000;
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const DEFAULT_REFRESH: &str = "*/5 * * * *";
+
+/// Everything wrong with a configuration, one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A feed's name: the stem of its file, `[a-z0-9-]+`, and the `{name}` in its URLs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedName(String);
+
+impl FeedName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for FeedName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("feed name {s:?} must be 1 to 64 characters"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "feed name {s:?} may only contain a-z, 0-9 and '-' (it is the file name and the URL)"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for FeedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The document formats a feed is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
+
+    /// The file extension, which is also the URL suffix.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Rss => "rss",
+            Format::Atom => "atom",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// An absolute `http(s)` URL, checked while serde still knows its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub Url);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_http_url(&s)
+            .map(HttpUrl)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IANA zone name such as `Europe/Dublin`.
+#[derive(Debug, Clone, Copy)]
+struct Zone(Tz);
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Tz>().map(Zone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown timezone {s:?}; use an IANA name such as \"Europe/Dublin\" or \"UTC\""
+            ))
+        })
+    }
+}
+
+/// A feed's item limit, `1..=MAX_LIMIT`.
+#[derive(Debug, Clone, Copy)]
+struct Limit(u32);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .map(Limit)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("limit {n} is out of range 1..={MAX_LIMIT}"))
+            })
+    }
+}
+
+/// Text an admin must actually write: empty or blank strings are refused.
+#[derive(Debug, Clone)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        if let Some(c) = s.chars().find(|&c| !crate::article::is_xml_char(c)) {
+            return Err(serde::de::Error::custom(format!(
+                "contains {c:?}, which cannot appear in a feed"
+            )));
+        }
+        Ok(Text(s))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMain {
+    server: RawServer,
+    site: RawSite,
+    store: RawStore,
+    output: Option<RawOutput>,
+    schedule: Option<RawSchedule>,
+    feeds: Option<RawFeedsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    base_url: HttpUrl,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    title: Text,
+    timezone: Zone,
+    description: Option<Text>,
+    language: Option<Spanned<String>>,
+    url: Option<HttpUrl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Spanned<StoreUrl>,
+    seed_dir: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    refresh: CronSchedule,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeedsSection {
+    dir: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    title: Text,
+    description: Option<Text>,
+    limit: Option<Limit>,
+    #[serde(default)]
+    sections: Vec<Text>,
+    #[serde(default)]
+    tags: Vec<Text>,
+    #[serde(default)]
+    authors: Vec<Text>,
+    formats: Option<Spanned<Vec<Format>>>,
+    refresh: Option<CronSchedule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub base_url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub title: String,
+    pub timezone: Tz,
+    pub description: Option<String>,
+    /// A BCP 47 tag such as `en-IE`, written into every feed.
+    pub language: Option<String>,
+    /// The newsroom's home page; feeds link here. Defaults to `server.base_url`.
+    pub url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: StoreUrl,
+    /// Articles imported into an empty store at start-up, if set.
+    pub seed_dir: Option<PathBuf>,
+    /// Where `url` is written, so a store that fails to open is reported there.
+    pub url_at: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedSpec {
+    pub name: FeedName,
+    pub path: PathBuf,
+    pub title: String,
+    pub description: Option<String>,
+    pub limit: u32,
+    /// The filters as the admin wrote them, for display.
+    pub sections: Vec<String>,
+    pub tags: Vec<String>,
+    pub authors: Vec<String>,
+    /// The same filters, normalised for matching.
+    pub filter: ArticleFilter,
+    pub formats: Vec<Format>,
+    pub refresh: CronSchedule,
+}
+
+/// The checked configuration the service runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub site: SiteConfig,
+    pub store: StoreConfig,
+    pub output_dir: PathBuf,
+    pub refresh: CronSchedule,
+    pub feeds_dir: PathBuf,
+    pub feeds: BTreeMap<FeedName, FeedSpec>,
+}
+
+impl Config {
+    /// Reads and checks the service config at `path` and every feed file in its
+    /// feeds directory. Relative paths resolve against the working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem::in_file(path, format!("cannot read config: {e}"))],
+        })?;
+        let main = Source {
+            path: path.to_owned(),
+            text,
+        };
+        let (mut partial, mut problems) = compile_main(&main);
+        let feeds_dir = partial
+            .as_ref()
+            .map(|p| p.feeds_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("feeds"));
+        let default_refresh = partial.as_ref().map(|p| p.refresh.clone());
+        let feeds_dir_at = partial
+            .as_ref()
+            .map(|p| p.feeds_dir_at.clone())
+            .unwrap_or_else(|| Location::file(path));
+        let mut feeds = BTreeMap::new();
+        match read_feed_sources(&feeds_dir) {
+            Ok(sources) => {
+                if sources.is_empty() {
+                    problems.push(feeds_dir_at.problem(format!(
+                        "no feed files (*.toml) in {}; add at least one, such as latest.toml",
+                        feeds_dir.display()
+                    )));
+                }
+                for source in sources {
+                    match compile_feed(&source, default_refresh.as_ref()) {
+                        Ok(spec) => {
+                            feeds.insert(spec.name.clone(), spec);
+                        }
+                        Err(mut p) => problems.append(&mut p),
+                    }
+                }
+            }
+            Err(message) => problems.push(feeds_dir_at.problem(message)),
+        }
+        match partial.take() {
+            Some(main) if problems.is_empty() => Ok(Config {
+                path: path.to_owned(),
+                server: main.server,
+                site: main.site,
+                store: main.store,
+                output_dir: main.output_dir,
+                refresh: main.refresh,
+                feeds_dir: main.feeds_dir,
+                feeds,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+/// What the main file alone yields, before the feed files are read.
+struct MainParts {
+    server: ServerConfig,
+    site: SiteConfig,
+    store: StoreConfig,
+    output_dir: PathBuf,
+    refresh: CronSchedule,
+    feeds_dir: PathBuf,
+    feeds_dir_at: Location,
+}
+
+fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
+    let (raw, mut problems) = document::deserialize_all::<RawMain>(source);
+    let Some(raw) = raw else {
+        return (None, problems);
+    };
+    let language = match raw.site.language {
+        None => None,
+        Some(lang) => {
+            let ok = !lang.get_ref().is_empty()
+                && lang.get_ref().split('-').all(|part| {
+                    (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+                });
+            if !ok {
+                problems.push(Problem::at(
+                    source,
+                    Some(lang.span()),
+                    format!(
+                        "site.language: {:?} is not a language tag such as \"en\" or \"en-IE\"",
+                        lang.get_ref()
+                    ),
+                ));
+            }
+            Some(lang.into_inner())
+        }
+    };
+    if let Some(seed) = &raw.store.seed_dir
+        && !seed.get_ref().is_dir()
+    {
+        problems.push(Problem::at(
+            source,
+            Some(seed.span()),
+            format!(
+                "store.seed_dir: {} is not a directory",
+                seed.get_ref().display()
+            ),
+        ));
+    }
+    let feeds_dir = raw
+        .feeds
+        .map(|f| (f.dir.get_ref().clone(), Some(f.dir.span())))
+        .unwrap_or_else(|| (PathBuf::from("feeds"), None));
+    let base_url = raw.server.base_url.0;
+    let parts = MainParts {
+        site: SiteConfig {
+            title: raw.site.title.0,
+            timezone: raw.site.timezone.0,
+            description: raw.site.description.map(|d| d.0),
+            language,
+            url: raw
+                .site
+                .url
+                .map(|u| u.0)
+                .unwrap_or_else(|| base_url.clone()),
+        },
+        server: ServerConfig {
+            listen: raw.server.listen,
+            base_url,
+        },
+        store: StoreConfig {
+            url_at: Location::new(source, Some(raw.store.url.span())),
+            url: raw.store.url.into_inner(),
+            seed_dir: raw.store.seed_dir.map(|s| s.into_inner()),
+        },
+        output_dir: raw
+            .output
+            .map(|o| o.dir)
+            .unwrap_or_else(|| PathBuf::from("data/published")),
+        refresh: match raw.schedule {
+            Some(s) => s.refresh,
+            None => DEFAULT_REFRESH
+                .parse()
+                .unwrap_or_else(|e| unreachable!("default schedule is valid: {e}")),
+        },
+        feeds_dir_at: Location::new(source, feeds_dir.1),
+        feeds_dir: feeds_dir.0,
+    };
+    (Some(parts), problems)
+}
+
+/// Every `*.toml` file directly in `dir`, sorted by name so errors come out in a
+/// stable order. Other files (editor backups, READMEs) are not feeds.
+fn read_feed_sources(dir: &Path) -> Result<Vec<Source>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("feeds.dir: cannot read {}: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    paths.sort();
+    let mut sources = Vec::with_capacity(paths.len());
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push(Source { path, text }),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(sources)
+}
+
+/// Checks one feed file. An empty `Err` means the feed cannot be built for a
+/// reason already reported elsewhere (a broken global schedule).
+fn compile_feed(
+    source: &Source,
+    default_refresh: Option<&CronSchedule>,
+) -> Result<FeedSpec, Vec<Problem>> {
+    let stem = source
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    let name = match stem.parse::<FeedName>() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            problems.push(Problem::in_file(&source.path, e));
+            None
+        }
+    };
+    let (raw, mut found) = document::deserialize_all::<RawFeed>(source);
+    problems.append(&mut found);
+    let Some(raw) = raw else {
+        return Err(problems);
+    };
+    let formats = match raw.formats {
+        None => Format::ALL.to_vec(),
+        Some(f) => {
+            let span = f.span();
+            let mut list = f.into_inner();
+            let len = list.len();
+            list.sort();
+            list.dedup();
+            if list.is_empty() {
+                problems.push(Problem::at(
+                    source,
+                    Some(span.clone()),
+                    "formats: must list at least one of \"rss\", \"atom\", \"json\"",
+                ));
+            } else if list.len() != len {
+                problems.push(Problem::at(
+                    source,
+                    Some(span),
+                    "formats: lists a format twice",
+                ));
+            }
+            list
+        }
+    };
+    let refresh = match (raw.refresh, default_refresh) {
+        (Some(own), _) => Some(own),
+        (None, Some(global)) => Some(global.clone()),
+        // The global schedule is broken and already reported.
+        (None, None) => None,
+    };
+    let texts = |v: Vec<Text>| v.into_iter().map(|t| t.0).collect::<Vec<_>>();
+    let (sections, tags, authors) = (texts(raw.sections), texts(raw.tags), texts(raw.authors));
+    match (name, refresh) {
+        (Some(name), Some(refresh)) if problems.is_empty() => Ok(FeedSpec {
+            name,
+            path: source.path.clone(),
+            title: raw.title.0,
+            description: raw.description.map(|d| d.0),
+            limit: raw.limit.map_or(DEFAULT_LIMIT, |l| l.0),
+            filter: ArticleFilter::new(&sections, &tags, &authors),
+            sections,
+            tags,
+            authors,
+            formats,
+            refresh,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests;

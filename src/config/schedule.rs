@@ -1,0 +1,315 @@
+//! Refresh schedules: cron expressions as admins write them.
+//!
+//! The `cron` crate only knows the Quartz form with seconds, numbers Sunday as 1
+//! and requires both day fields to match. An admin who writes the standard
+//! crontab line `*/5 * * * *` means "every five minutes", `* * * * 1` means
+//! Monday, and `0 9 1 * 1` means "the 1st of the month *or* any Monday" (Vixie
+//! cron). This module translates the 5-field form into one or two Quartz
+//! schedules with those meanings; the 6/7-field form with seconds and the
+//! `@hourly`-style shorthands go to the crate unchanged. Evaluating a schedule
+//! across DST transitions is the scheduler's concern, not this module's.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Deserializer};
+
+/// A parsed refresh schedule; it fires when any of its parts fires.
+#[derive(Clone)]
+pub struct CronSchedule {
+    source: String,
+    parts: Vec<cron::Schedule>,
+}
+
+impl CronSchedule {
+    /// The expression as the admin wrote it.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The first fire time strictly after `after`, evaluated in `zone`.
+    pub fn next_after<Z: TimeZone>(&self, after: &DateTime<Z>) -> Option<DateTime<Utc>> {
+        self.parts
+            .iter()
+            .filter_map(|p| p.after(after).next().map(|t| t.with_timezone(&Utc)))
+            .min()
+    }
+
+    /// The next `n` fire times after `after`, in order and without repeats.
+    pub fn upcoming<Z: TimeZone>(&self, after: &DateTime<Z>, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(n);
+        let mut cursor = after.with_timezone(&after.timezone());
+        while out.len() < n {
+            let Some(next) = self.next_after(&cursor) else {
+                break;
+            };
+            out.push(next);
+            cursor = next.with_timezone(&after.timezone());
+        }
+        out
+    }
+}
+
+impl fmt::Debug for CronSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CronSchedule({:?})", self.source)
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl FromStr for CronSchedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let source = s.trim();
+        let fields: Vec<&str> = source.split_whitespace().collect();
+        let quartz: Vec<String> = if source.starts_with('@') {
+            vec![source.to_owned()]
+        } else {
+            match fields.len() {
+                5 => from_crontab(&fields)?,
+                6 | 7 => vec![fields.join(" ")],
+                n => {
+                    return Err(format!(
+                        "cron expression {source:?} has {n} fields; expected 5 (minute hour day-of-month month day-of-week) or 6-7 with seconds first"
+                    ));
+                }
+            }
+        };
+        let parts = quartz
+            .iter()
+            .map(|q| {
+                cron::Schedule::from_str(q)
+                    .map_err(|e| format!("invalid cron expression {source:?}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for CronSchedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// Translates `min hour dom month dow` into Quartz expressions.
+fn from_crontab(f: &[&str]) -> Result<Vec<String>, String> {
+    let [minute, hour, dom, month, dow] = [f[0], f[1], f[2], f[3], f[4]];
+    let dow_any = dow == "*" || dow == "?";
+    let dom_any = dom == "*" || dom == "?";
+    let days = if dow_any {
+        "*".to_owned()
+    } else {
+        crontab_days(dow)?
+    };
+    let dom = if dom_any { "*" } else { dom };
+    Ok(if !dom_any && !dow_any {
+        // Vixie cron: when both day fields are restricted, either may match.
+        vec![
+            format!("0 {minute} {hour} {dom} {month} *"),
+            format!("0 {minute} {hour} * {month} {days}"),
+        ]
+    } else {
+        vec![format!("0 {minute} {hour} {dom} {month} {days}")]
+    })
+}
+
+/// Expands a crontab day-of-week field (0-7, 0 and 7 both Sunday; names;
+/// lists, ranges and steps) into day names, which the `cron` crate reads
+/// without the numbering ambiguity.
+fn crontab_days(field: &str) -> Result<String, String> {
+    let mut set = [false; 7];
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 =
+                    s.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("day-of-week step {s:?} is not a positive number")
+                    })?;
+                (r, step)
+            }
+            None => (item, 1),
+        };
+        let (lo, hi) = if range == "*" {
+            (0, 6)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (day_number(a)?, day_number(b)?)
+        } else {
+            let d = day_number(range)?;
+            // A step on a single start means "from here to the end of the week".
+            (d, if item.contains('/') { 6 } else { d })
+        };
+        if lo > hi {
+            return Err(format!("day-of-week range {range:?} runs backwards"));
+        }
+        let mut d = lo;
+        while d <= hi {
+            set[(d % 7) as usize] = true;
+            d += step;
+        }
+    }
+    Ok(set
+        .iter()
+        .enumerate()
+        .filter(|(_, on)| **on)
+        .map(|(i, _)| DAY_NAMES[i])
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+fn day_number(s: &str) -> Result<u32, String> {
+    if let Ok(n) = s.parse::<u32>() {
+        return if n <= 7 {
+            Ok(n)
+        } else {
+            Err(format!("day of week {n} is out of range 0-7"))
+        };
+    }
+    const FULL: [&str; 7] = [
+        "SUNDAY",
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+    ];
+    let upper = s.to_ascii_uppercase();
+    (0..7)
+        .find(|&i| upper == DAY_NAMES[i] || upper == FULL[i])
+        .map(|i| i as u32)
+        .ok_or_else(|| format!("{s:?} is not a day of the week"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Datelike;
+    use chrono::Weekday;
+    use chrono_tz::Europe::Dublin;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("test literal")
+            .with_timezone(&Utc)
+    }
+
+    fn cron(s: &str) -> CronSchedule {
+        s.parse()
+            .unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn five_fields_every_five_minutes_means_minutes_not_seconds() {
+        let next = cron("*/5 * * * *").upcoming(&at("2025-01-06T10:01:30Z"), 3);
+        assert_eq!(
+            next,
+            vec![
+                at("2025-01-06T10:05:00Z"),
+                at("2025-01-06T10:10:00Z"),
+                at("2025-01-06T10:15:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn seconds_form_is_accepted_as_is() {
+        let next = cron("*/30 * * * * *").upcoming(&at("2025-01-06T10:00:00Z"), 2);
+        assert_eq!(
+            next,
+            vec![at("2025-01-06T10:00:30Z"), at("2025-01-06T10:01:00Z")]
+        );
+        assert!("0 0 * * * * 2030".parse::<CronSchedule>().is_ok());
+    }
+
+    #[test]
+    fn crontab_day_numbers_count_from_sunday_zero() {
+        // 2025-01-06 is a Monday.
+        for (expr, day) in [
+            ("0 9 * * 1", Weekday::Mon),
+            ("0 9 * * 0", Weekday::Sun),
+            ("0 9 * * 7", Weekday::Sun),
+            ("0 9 * * 6", Weekday::Sat),
+            ("0 9 * * fri", Weekday::Fri),
+        ] {
+            let next = cron(expr)
+                .next_after(&at("2025-01-06T10:00:00Z"))
+                .expect("fires");
+            assert_eq!(next.weekday(), day, "{expr}");
+        }
+        let weekdays = cron("30 6 * * 1-5").upcoming(&at("2025-01-04T00:00:00Z"), 5);
+        let days: Vec<Weekday> = weekdays.iter().map(|t| t.weekday()).collect();
+        assert_eq!(
+            days,
+            vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri
+            ]
+        );
+    }
+
+    #[test]
+    fn both_day_fields_restricted_means_either() {
+        // The 1st of the month or any Monday, as Vixie cron runs it.
+        let next = cron("0 9 1 * 1").upcoming(&at("2025-01-01T10:00:00Z"), 3);
+        assert_eq!(
+            next,
+            vec![
+                at("2025-01-06T09:00:00Z"),
+                at("2025-01-13T09:00:00Z"),
+                at("2025-01-20T09:00:00Z")
+            ]
+        );
+        let next = cron("0 9 1 * 1").next_after(&at("2025-01-28T10:00:00Z"));
+        assert_eq!(next, Some(at("2025-02-01T09:00:00Z")));
+    }
+
+    #[test]
+    fn local_zone_is_used_for_hours() {
+        let after = at("2025-07-01T00:00:00Z").with_timezone(&Dublin);
+        // 09:00 Irish Summer Time is 08:00 UTC.
+        assert_eq!(
+            cron("0 9 * * *").next_after(&after),
+            Some(at("2025-07-01T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn shorthands_are_accepted() {
+        assert_eq!(
+            cron("@hourly").next_after(&at("2025-01-06T10:01:00Z")),
+            Some(at("2025-01-06T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_expressions_say_why() {
+        for (bad, needle) in [
+            ("* * * *", "has 4 fields"),
+            ("61 * * * *", "invalid cron expression"),
+            ("0 9 * * 8", "out of range"),
+            ("0 9 * * 5-1", "backwards"),
+            ("0 9 * * xyz", "not a day of the week"),
+            ("", "has 0 fields"),
+        ] {
+            let err = bad.parse::<CronSchedule>().expect_err(bad);
+            assert!(err.contains(needle), "{bad:?}: {err}");
+        }
+    }
+}

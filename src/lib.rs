@@ -1,0 +1,18 @@
+//! feedsmith: a syndication service that turns a newsroom's article store into
+//! RSS 2.0, Atom 1.0 and JSON Feed documents and serves them over HTTP.
+//!
+//! Data flows one way: `store` → builder → publish → server, driven by the
+//! scheduler. This crate is the library behind the `feedsmith` binary; the
+//! binary only parses the command line and reports errors.
+//!
+//! - [`config`]: the TOML configuration, checked into typed values.
+//! - [`article`]: the article model and its validation.
+//! - [`store`]: the article store trait and its SQLite backend.
+//! - [`import`]: reading article files into the store.
+//! - [`app`]: wiring the parts together for the commands.
+
+pub mod app;
+pub mod article;
+pub mod config;
+pub mod import;
+pub mod store;

@@ -1,0 +1,223 @@
+//! The `feedsmith` command line (CONTRACT §1): parses arguments, sets up
+//! logging, calls into the library and turns results into exit codes. No
+//! behaviour lives here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use feedsmith::app;
+use feedsmith::config::{Config, DEFAULT_CONFIG_PATH};
+use feedsmith::import::{self, ImportObserver, Rejection};
+use feedsmith::store;
+
+#[derive(Parser)]
+#[command(
+    name = "feedsmith",
+    version,
+    about = "Publishes a newsroom's articles as RSS, Atom and JSON Feed"
+)]
+struct Cli {
+    /// The service config file; feed files are read from its `[feeds].dir`.
+    #[arg(long, global = true, env = "FEEDSMITH_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scheduler and the HTTP server until SIGINT/SIGTERM.
+    Serve,
+    /// Build every configured feed once from the store and write the documents.
+    Build {
+        /// Where to write {name}.rss, {name}.atom and {name}.json (default: [output].dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate article files and upsert them into the store.
+    Import {
+        /// Article files (.json: an object or an array; .jsonl: one per line) or
+        /// directories to search for them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Validate the config and check that the store opens.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the config, printing every problem; `None` means it was invalid.
+fn load_config(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{}: {} problem{} found",
+                path.display(),
+                e.problems.len(),
+                if e.problems.len() == 1 { "" } else { "s" }
+            );
+            None
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Some(config) = load_config(&cli.config) else {
+        return Ok(ExitCode::from(1));
+    };
+    match cli.command {
+        Command::Check => check(&config).await,
+        Command::Import { paths } => import(&config, &paths).await,
+        Command::Serve => {
+            app::open_store(&config, app::Seeding::OnFirstStart).await?;
+            eprintln!(
+                "feedsmith serve: the store is open and seeded; building feeds and serving them on {} \
+                 arrives with the feed builder and HTTP server (issues 3 and 4)",
+                config.server.listen
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Build { out } => {
+            app::open_store(&config, app::Seeding::OnFirstStart).await?;
+            let out = out.unwrap_or_else(|| config.output_dir.clone());
+            eprintln!(
+                "feedsmith build: the store is open; writing {{name}}.rss/.atom/.json for {} feeds to {} \
+                 arrives with the feed builder (issue 3)",
+                config.feeds.len(),
+                out.display()
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn check(config: &Config) -> anyhow::Result<ExitCode> {
+    let zone = config.site.timezone;
+    let now = chrono::Utc::now().with_timezone(&zone);
+    match store::probe(&config.store.url).await {
+        Ok(true) => println!("store {}: opens", config.store.url),
+        Ok(false) => println!(
+            "store {}: does not exist yet; it is created on first start",
+            config.store.url
+        ),
+        Err(e) => {
+            eprintln!("{}: {e}", config.store.url_at);
+            return Ok(ExitCode::from(1));
+        }
+    }
+    for feed in config.feeds.values() {
+        let next: Vec<String> = feed
+            .refresh
+            .upcoming(&now, 3)
+            .iter()
+            .map(|t| {
+                t.with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .collect();
+        println!(
+            "feed {}: {} ({}), up to {} items, refresh {:?}, next {}",
+            feed.name,
+            feed.title,
+            feed.formats
+                .iter()
+                .map(|f| f.extension())
+                .collect::<Vec<_>>()
+                .join(", "),
+            feed.limit,
+            feed.refresh.source(),
+            next.join(", ")
+        );
+    }
+    println!(
+        "{}: ok, {} feed{}",
+        config.path.display(),
+        config.feeds.len(),
+        if config.feeds.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows a progress bar on a terminal once an import is big enough to wait for.
+struct Progress {
+    bar: ProgressBar,
+    interactive: bool,
+}
+
+/// Below this many articles an import finishes before a bar would be readable.
+const PROGRESS_THRESHOLD: u64 = 300;
+
+impl ImportObserver for Progress {
+    fn found(&self, n: usize) {
+        self.bar.inc_length(n as u64);
+        if self.interactive
+            && self.bar.is_hidden()
+            && self.bar.length().unwrap_or(0) > PROGRESS_THRESHOLD
+        {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn advanced(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+
+    fn rejected(&self, rejection: &Rejection) {
+        self.bar.suspend(|| eprintln!("rejected: {rejection}"));
+    }
+}
+
+async fn import(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let store = app::open_store(config, app::Seeding::Never).await?;
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} articles ({per_sec}, eta {eta})")
+            .context("progress bar template")?,
+    );
+    let progress = Progress {
+        bar,
+        interactive: std::io::stderr().is_terminal(),
+    };
+    let summary =
+        import::import_paths(store.as_ref(), paths, config.site.timezone, &progress).await?;
+    progress.bar.finish_and_clear();
+    println!("{summary}");
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,249 @@
+//! The article store: where validated articles are kept and how feeds query them.
+//!
+//! This module owns the [`ArticleStore`] trait that the import path, the feed
+//! builder's caller and the scheduler talk to, the store-wide [`Revision`]
+//! counter, and the choice of backend from `[store].url`. A backend keeps
+//! articles exactly as validated and answers "newest N matching a filter" and
+//! "what changed since revision R" from indexes. It never validates, renders or
+//! schedules anything, and it never sees the config beyond its URL.
+
+pub mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::article::{Article, ArticleFilter, ArticleId};
+
+pub use sqlite::SqliteStore;
+
+/// A point in the store's history. Every write that changes an article takes
+/// the next revision, store-wide, so "has anything changed since R" is one
+/// comparison and "what changed" one indexed range query. Revision 0 is the
+/// empty store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Revision(pub i64);
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{}", self.0)
+    }
+}
+
+/// An article as kept, with the revision of its last change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArticle {
+    pub article: Article,
+    pub revision: Revision,
+}
+
+/// What an upsert did to one article.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Inserted(Revision),
+    Updated(Revision),
+    /// Identical content was already stored; nothing was written.
+    Unchanged,
+}
+
+/// Which backend `[store].url` names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite::memory:`.
+    Sqlite(SqliteLocation),
+    /// `postgres://…`; the backend arrives with the PostgreSQL issue.
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteLocation {
+    File(PathBuf),
+    Memory,
+}
+
+impl FromStr for StoreUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "sqlite::memory:" || s == "sqlite://:memory:" {
+            return Ok(StoreUrl::Sqlite(SqliteLocation::Memory));
+        }
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(format!("store url {s:?} names no database file"));
+            }
+            return Ok(StoreUrl::Sqlite(SqliteLocation::File(PathBuf::from(path))));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(s.to_owned()));
+        }
+        Err(format!(
+            "store url {:?} is neither sqlite://PATH nor postgres://…",
+            redact(s)
+        ))
+    }
+}
+
+/// Hides a password in a URL so it never reaches a log or an error message.
+fn redact(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => s.to_owned(),
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite(loc) => write!(f, "Sqlite({loc:?})"),
+            StoreUrl::Postgres(url) => write!(f, "Postgres({:?})", redact(url)),
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite(SqliteLocation::File(p)) => write!(f, "sqlite://{}", p.display()),
+            StoreUrl::Sqlite(SqliteLocation::Memory) => f.write_str("sqlite::memory:"),
+            StoreUrl::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store {url} does not exist yet; it is created on first `serve`, `build` or `import`")]
+    Missing { url: String },
+    #[error("cannot migrate store {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store backend {0} is not available in this build yet")]
+    Unsupported(String),
+    #[error("store query failed while {doing}: {source}")]
+    Query {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored article {id} is unreadable: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn query(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { doing, source }
+    }
+}
+
+/// The operations every backend provides. Writes are batched: one call is one
+/// transaction, so a crash never leaves half an article (or half a batch).
+#[async_trait]
+pub trait ArticleStore: Send + Sync {
+    /// Inserts or updates each article, in order, in one transaction. Content
+    /// identical to what is stored changes nothing and takes no revision.
+    async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError>;
+
+    /// One article by id, whatever its status.
+    async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError>;
+
+    /// The newest `limit` published articles matching `filter`, newest first
+    /// (`published_at` descending, then id descending).
+    async fn newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// The revision of the latest change; `Revision(0)` for an empty store.
+    async fn revision(&self) -> Result<Revision, StoreError>;
+
+    /// Up to `limit` articles (any status) changed after `since`, oldest change first.
+    async fn changed_since(
+        &self,
+        since: Revision,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError>;
+}
+
+/// Opens (creating and migrating if needed) the store `url` names.
+pub async fn open(url: &StoreUrl) -> Result<Box<dyn ArticleStore>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(loc) => Ok(Box::new(SqliteStore::open(loc).await?)),
+        StoreUrl::Postgres(_) => Err(StoreError::Unsupported(url.to_string())),
+    }
+}
+
+/// Checks that the store `url` names can be opened, without creating it.
+/// `Ok(false)` means it does not exist yet, which is fine before the first start.
+pub async fn probe(url: &StoreUrl) -> Result<bool, StoreError> {
+    match url {
+        StoreUrl::Sqlite(loc) => SqliteStore::probe(loc).await,
+        StoreUrl::Postgres(_) => Err(StoreError::Unsupported(url.to_string())),
+    }
+}
+
+/// A fixed hash of an article's content, so re-importing identical content is
+/// recognised without comparing every column. serde_json writes struct fields
+/// in declaration order and lists in their order, so the encoding is stable.
+pub(crate) fn content_hash(article: &Article) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    // Serialising our own plain struct cannot fail; hash the error text if it ever does.
+    match serde_json::to_vec(article) {
+        Ok(bytes) => hasher.update(&bytes),
+        Err(e) => hasher.update(e.to_string().as_bytes()),
+    }
+    hasher.finalize().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_pick_their_backend() {
+        assert_eq!(
+            "sqlite://data/articles.db".parse::<StoreUrl>(),
+            Ok(StoreUrl::Sqlite(SqliteLocation::File(
+                "data/articles.db".into()
+            )))
+        );
+        assert_eq!(
+            "sqlite::memory:".parse::<StoreUrl>(),
+            Ok(StoreUrl::Sqlite(SqliteLocation::Memory))
+        );
+        assert!(matches!(
+            "postgres://u:secret@db/news".parse::<StoreUrl>(),
+            Ok(StoreUrl::Postgres(_))
+        ));
+        let err = "mysql://u:secret@db/news".parse::<StoreUrl>().unwrap_err();
+        assert!(err.contains("neither sqlite"), "{err}");
+        assert!(!err.contains("secret"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn postgres_password_never_shows() {
+        let url: StoreUrl = "postgres://u:secret@db/news".parse().expect("valid");
+        assert!(!format!("{url:?}").contains("secret"));
+        assert!(!url.to_string().contains("secret"));
+    }
+}

@@ -1,0 +1,513 @@
+//! The embedded SQLite article store (sqlx, WAL mode).
+//!
+//! Owns the SQLite schema (`migrations/sqlite/`), the upsert that bumps the
+//! store revision only on real changes, and the indexed newest-N queries. It
+//! runs every statement through sqlx's async driver, so callers on the runtime
+//! never block on disk.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+use super::{
+    ArticleStore, Revision, SqliteLocation, StoreError, StoredArticle, Upserted, content_hash,
+};
+use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Columns read back into a [`StoredArticle`], in [`decode`]'s order.
+const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, headline, \
+     standfirst, body_html, authors, source, tags, image, related";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn options(loc: &SqliteLocation) -> SqliteConnectOptions {
+    let base = match loc {
+        SqliteLocation::File(path) => SqliteConnectOptions::new().filename(path),
+        // A named shared-cache memory database, so every pooled connection sees
+        // the same data; the name is unique per store.
+        SqliteLocation::Memory => SqliteConnectOptions::from_str(&format!(
+            "sqlite:file:feedsmith-{}?mode=memory&cache=shared",
+            memory_db_number()
+        ))
+        .unwrap_or_else(|_| SqliteConnectOptions::new().in_memory(true)),
+    };
+    base.journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+}
+
+fn memory_db_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) + u64::from(std::process::id()) * 1_000_000
+}
+
+fn describe(loc: &SqliteLocation) -> String {
+    match loc {
+        SqliteLocation::File(p) => format!("sqlite://{}", p.display()),
+        SqliteLocation::Memory => "sqlite::memory:".to_owned(),
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database, creating the file and its directory if needed, and
+    /// applies pending migrations.
+    pub async fn open(loc: &SqliteLocation) -> Result<Self, StoreError> {
+        let url = describe(loc);
+        if let SqliteLocation::File(path) = loc
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| StoreError::Open {
+                    url: url.clone(),
+                    source: sqlx::Error::Io(e),
+                })?;
+        }
+        let max = match loc {
+            // Memory databases must keep one connection alive or they vanish.
+            SqliteLocation::Memory => 1,
+            SqliteLocation::File(_) => 4,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .connect_with(options(loc).create_if_missing(true))
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { url, source })?;
+        Ok(Self { pool })
+    }
+
+    /// Checks an existing database can be read, without creating or changing it.
+    pub async fn probe(loc: &SqliteLocation) -> Result<bool, StoreError> {
+        let url = describe(loc);
+        if let SqliteLocation::File(path) = loc
+            && !tokio::fs::try_exists(path).await.unwrap_or(false)
+        {
+            return Ok(false);
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options(loc).read_only(true).create_if_missing(false))
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.clone(),
+                source,
+            })?;
+        let found = sqlx::query("SELECT revision FROM store_state")
+            .fetch_optional(&pool)
+            .await;
+        pool.close().await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(source) => Err(StoreError::Open { url, source }),
+        }
+    }
+
+    /// The pool, for tests that inspect query plans.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Our own plain structs always serialise.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+#[async_trait]
+impl ArticleStore for SqliteStore {
+    async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
+        let mut outcomes = Vec::with_capacity(articles.len());
+        if articles.is_empty() {
+            return Ok(outcomes);
+        }
+        // IMMEDIATE takes the write lock now, so two importers never both read
+        // the same revision and then collide.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::query("starting an import transaction"))?;
+        let start: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::query("reading the store revision"))?;
+        let mut revision = start;
+        for article in articles {
+            let hash = content_hash(article);
+            let existing: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT content_hash FROM articles WHERE id = ?")
+                    .bind(article.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("looking up an article"))?;
+            if existing.as_deref() == Some(hash.as_slice()) {
+                outcomes.push(Upserted::Unchanged);
+                continue;
+            }
+            revision += 1;
+            write_article(&mut tx, article, &hash, revision, existing.is_some()).await?;
+            outcomes.push(if existing.is_some() {
+                Upserted::Updated(Revision(revision))
+            } else {
+                Upserted::Inserted(Revision(revision))
+            });
+        }
+        if revision != start {
+            sqlx::query("UPDATE store_state SET revision = ? WHERE singleton = 1")
+                .bind(revision)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("advancing the store revision"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an import transaction"))?;
+        Ok(outcomes)
+    }
+
+    async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM articles WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading an article"))?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    async fn newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let (sql, binds) = newest_query(filter, limit);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for bind in binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("selecting a feed's articles"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        let r: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query("reading the store revision"))?;
+        Ok(Revision(r))
+    }
+
+    async fn changed_since(
+        &self,
+        since: Revision,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM articles WHERE revision > ? ORDER BY revision LIMIT ?");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(since.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("listing changed articles"))?;
+        rows.iter().map(decode).collect()
+    }
+}
+
+async fn write_article(
+    tx: &mut sqlx::SqliteConnection,
+    a: &Article,
+    hash: &[u8],
+    revision: i64,
+    existed: bool,
+) -> Result<(), StoreError> {
+    let status = a.status.as_str();
+    let published = micros(a.published_at);
+    sqlx::query(
+        "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
+         url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
+         published_at = excluded.published_at, updated_at = excluded.updated_at, \
+         section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+         headline = excluded.headline, standfirst = excluded.standfirst, \
+         body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+         tags = excluded.tags, image = excluded.image, related = excluded.related, \
+         content_hash = excluded.content_hash",
+    )
+    .bind(a.id.as_str())
+    .bind(revision)
+    .bind(status)
+    .bind(published)
+    .bind(micros(a.updated_at))
+    .bind(a.section.as_deref())
+    .bind(a.section.as_deref().map(match_key))
+    .bind(a.url.as_str())
+    .bind(&a.headline)
+    .bind(a.standfirst.as_deref())
+    .bind(a.body_html.as_deref())
+    .bind(json(&a.authors))
+    .bind(a.source.as_ref().map(json))
+    .bind(json(&a.tags))
+    .bind(a.image.as_ref().map(json))
+    .bind(json(&a.related))
+    .bind(hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("writing an article"))?;
+
+    let tag_keys = keys(a.tags.iter().map(String::as_str));
+    let author_keys = keys(a.authors.iter().map(|x| x.name.as_str()));
+    for (table, column, values) in [
+        ("article_tags", "tag_key", &tag_keys),
+        ("article_authors", "author_key", &author_keys),
+    ] {
+        if existed {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE article_id = ?"
+            )))
+            .bind(a.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("replacing an article's filter rows"))?;
+        }
+        if values.is_empty() {
+            continue;
+        }
+        let rows = vec!["(?, ?, ?, ?)"; values.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {table} (article_id, {column}, status, published_at) VALUES {rows}"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for value in values {
+            q = q
+                .bind(a.id.as_str())
+                .bind(value)
+                .bind(status)
+                .bind(published);
+        }
+        q.execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("writing an article's filter rows"))?;
+    }
+    Ok(())
+}
+
+/// Distinct match keys, so `["UN", "un"]` is one filter row.
+fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = values.map(match_key).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Builds the newest-N query for `filter`.
+///
+/// One filter list "drives": for each of its values, a subquery walks that
+/// value's index newest-first and stops after `limit` matches, checking the
+/// other filters by primary-key lookups. The union of those candidates (at most
+/// values × limit ids) is then sorted. So a feed costs about `limit` index steps
+/// per value however large the store is, and no query scans a table.
+fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+    let limit = i64::from(limit);
+    let mut binds = Vec::new();
+    let published = Status::Published.as_str();
+
+    // `EXISTS` checks for the lists that do not drive, against an article id expression.
+    let exists = |binds: &mut Vec<Bind>,
+                  id_expr: &str,
+                  table: &str,
+                  column: &str,
+                  values: &[String]| {
+        binds.extend(values.iter().cloned().map(Bind::Text));
+        format!(
+            " AND EXISTS (SELECT 1 FROM {table} f WHERE f.article_id = {id_expr} AND f.{column} IN ({}))",
+            placeholders(values.len())
+        )
+    };
+
+    let mut subqueries = Vec::new();
+    if !filter.sections.is_empty() {
+        for section in &filter.sections {
+            binds.push(Bind::Text(published.to_owned()));
+            binds.push(Bind::Text(section.clone()));
+            let mut sql = String::from(
+                "SELECT a.id FROM articles a WHERE a.status = ? AND a.section_key = ?",
+            );
+            if !filter.tags.is_empty() {
+                sql += &exists(&mut binds, "a.id", "article_tags", "tag_key", &filter.tags);
+            }
+            if !filter.authors.is_empty() {
+                sql += &exists(
+                    &mut binds,
+                    "a.id",
+                    "article_authors",
+                    "author_key",
+                    &filter.authors,
+                );
+            }
+            sql += " ORDER BY a.published_at DESC, a.id DESC LIMIT ?";
+            binds.push(Bind::Int(limit));
+            subqueries.push(sql);
+        }
+    } else if !filter.tags.is_empty() || !filter.authors.is_empty() {
+        let (table, column, values, other) = if !filter.tags.is_empty() {
+            (
+                "article_tags",
+                "tag_key",
+                &filter.tags,
+                Some(("article_authors", "author_key", &filter.authors)),
+            )
+        } else {
+            ("article_authors", "author_key", &filter.authors, None)
+        };
+        for value in values {
+            binds.push(Bind::Text(value.clone()));
+            binds.push(Bind::Text(published.to_owned()));
+            let mut sql = format!(
+                "SELECT d.article_id AS id FROM {table} d WHERE d.{column} = ? AND d.status = ?"
+            );
+            if let Some((t, c, v)) = other
+                && !v.is_empty()
+            {
+                sql += &exists(&mut binds, "d.article_id", t, c, v);
+            }
+            sql += " ORDER BY d.published_at DESC, d.article_id DESC LIMIT ?";
+            binds.push(Bind::Int(limit));
+            subqueries.push(sql);
+        }
+    } else {
+        binds.push(Bind::Text(published.to_owned()));
+        binds.push(Bind::Int(limit));
+        return (
+            format!(
+                "SELECT {COLUMNS} FROM articles WHERE status = ? \
+                 ORDER BY published_at DESC, id DESC LIMIT ?"
+            ),
+            binds,
+        );
+    }
+    let candidates = subqueries
+        .iter()
+        .map(|s| format!("SELECT id FROM ({s})"))
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    binds.push(Bind::Int(limit));
+    (
+        format!(
+            "SELECT {COLUMNS} FROM articles WHERE id IN ({candidates}) \
+             ORDER BY published_at DESC, id DESC LIMIT ?"
+        ),
+        binds,
+    )
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn decode(row: &SqliteRow) -> Result<StoredArticle, StoreError> {
+    let id: String = row
+        .try_get("id")
+        .map_err(StoreError::query("decoding an article"))?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    let get_text = |name: &str| -> Result<Option<String>, StoreError> {
+        row.try_get::<Option<String>, _>(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let get_json = |name: &str| -> Result<serde_json::Value, StoreError> {
+        match get_text(name)? {
+            None => Ok(serde_json::Value::Null),
+            Some(text) => serde_json::from_str(&text).map_err(|e| corrupt(format!("{name}: {e}"))),
+        }
+    };
+    let from_json =
+        |name: &str| -> Result<_, StoreError> { Ok((name.to_owned(), get_json(name)?)) };
+    let time = |name: &str| -> Result<DateTime<Utc>, StoreError> {
+        let us: i64 = row
+            .try_get(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))?;
+        DateTime::from_timestamp_micros(us)
+            .ok_or_else(|| corrupt(format!("{name}: {us} is out of range")))
+    };
+    let required = |name: &str| -> Result<String, StoreError> {
+        get_text(name)?.ok_or_else(|| corrupt(format!("{name} is null")))
+    };
+
+    let mut doc = serde_json::Map::new();
+    doc.insert("id".into(), id.clone().into());
+    doc.insert("url".into(), required("url")?.into());
+    doc.insert("headline".into(), required("headline")?.into());
+    doc.insert("standfirst".into(), get_text("standfirst")?.into());
+    doc.insert("body_html".into(), get_text("body_html")?.into());
+    for name in ["authors", "source", "tags", "image", "related"] {
+        let (k, v) = from_json(name)?;
+        doc.insert(k, v);
+    }
+    doc.insert("section".into(), get_text("section")?.into());
+    doc.insert(
+        "published_at".into(),
+        serde_json::to_value(time("published_at")?).unwrap_or_default(),
+    );
+    doc.insert(
+        "updated_at".into(),
+        serde_json::to_value(time("updated_at")?).unwrap_or_default(),
+    );
+    let status = required("status")?;
+    let status: Status = status.parse().map_err(corrupt)?;
+    doc.insert("status".into(), status.as_str().into());
+    let article: Article = serde_json::from_value(serde_json::Value::Object(doc))
+        .map_err(|e| corrupt(e.to_string()))?;
+    let revision: i64 = row
+        .try_get("revision")
+        .map_err(|e| corrupt(format!("revision: {e}")))?;
+    Ok(StoredArticle {
+        article,
+        revision: Revision(revision),
+    })
+}
+
+#[cfg(test)]
+pub(crate) fn newest_sql_for_tests(filter: &ArticleFilter, limit: u32) -> (String, usize) {
+    let (sql, binds) = newest_query(filter, limit);
+    (sql, binds.len())
+}
