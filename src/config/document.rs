@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_position() {
-        let (v, p) = run(
+        let (_, p) = run(
             "name = \"x\"\ncount = \"many\"\ncolour = 3\n[inner]\nflag = 1\nlevel = 300\nextra = true\n",
         );
         assert_eq!(p.len(), 5, "{p:#?}");

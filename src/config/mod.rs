@@ -326,15 +326,24 @@ impl Config {
             text,
         };
         let (mut partial, mut problems) = compile_main(&main);
-        let feeds_dir = partial
-            .as_ref()
-            .map(|p| p.feeds_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("feeds"));
-        let default_refresh = partial.as_ref().map(|p| p.refresh.clone());
-        let feeds_dir_at = partial
-            .as_ref()
-            .map(|p| p.feeds_dir_at.clone())
-            .unwrap_or_else(|| Location::file(path));
+        // When the main file has problems, its feeds folder and schedule are
+        // still read where they are sound, so feed files get checked too.
+        let fallback = partial.is_none().then(|| lenient_main(&main));
+        let feeds_dir = match (&partial, &fallback) {
+            (Some(p), _) => p.feeds_dir.clone(),
+            (None, Some(f)) => f.feeds_dir.clone(),
+            (None, None) => PathBuf::from("feeds"),
+        };
+        let default_refresh = match (&partial, &fallback) {
+            (Some(p), _) => Some(p.refresh.clone()),
+            (None, Some(f)) => f.refresh.clone(),
+            (None, None) => None,
+        };
+        let feeds_dir_at = match (&partial, fallback) {
+            (Some(p), _) => p.feeds_dir_at.clone(),
+            (None, Some(f)) => f.feeds_dir_at,
+            (None, None) => Location::file(path),
+        };
         let mut feeds = BTreeMap::new();
         match read_feed_sources(&feeds_dir) {
             Ok(sources) => {
@@ -459,6 +468,48 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
         feeds_dir: feeds_dir.0,
     };
     (Some(parts), problems)
+}
+
+/// The parts of a main file with problems elsewhere that feed checking needs.
+struct LenientMain {
+    feeds_dir: PathBuf,
+    feeds_dir_at: Location,
+    refresh: Option<CronSchedule>,
+}
+
+fn lenient_main(source: &Source) -> LenientMain {
+    #[derive(Deserialize)]
+    struct Doc {
+        feeds: Option<Feeds>,
+        schedule: Option<Schedule>,
+    }
+    #[derive(Deserialize)]
+    struct Feeds {
+        dir: Option<Spanned<PathBuf>>,
+    }
+    #[derive(Deserialize)]
+    struct Schedule {
+        refresh: Option<toml::Value>,
+    }
+    let doc = toml::from_str::<Doc>(&source.text).ok();
+    let dir = doc
+        .as_ref()
+        .and_then(|d| d.feeds.as_ref())
+        .and_then(|f| f.dir.clone());
+    let refresh = match doc.as_ref().and_then(|d| d.schedule.as_ref()) {
+        None => DEFAULT_REFRESH.parse().ok(),
+        Some(s) => match &s.refresh {
+            None => DEFAULT_REFRESH.parse().ok(),
+            Some(v) => v.as_str().and_then(|r| r.parse().ok()),
+        },
+    };
+    LenientMain {
+        feeds_dir: dir
+            .as_ref()
+            .map_or_else(|| PathBuf::from("feeds"), |d| d.get_ref().clone()),
+        feeds_dir_at: Location::new(source, dir.map(|d| d.span())),
+        refresh,
+    }
 }
 
 /// Every `*.toml` file directly in `dir`, sorted by name so errors come out in a

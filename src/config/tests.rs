@@ -1,1 +1,327 @@
+use super::*;
+use std::fs;
+use tempfile::TempDir;
 
+/// A config directory in a temp folder: `feedsmith.toml` plus `feeds/*.toml`.
+struct Fixture {
+    dir: TempDir,
+}
+
+const MAIN: &str = r#"[server]
+listen = "127.0.0.1:0"
+base_url = "http://127.0.0.1:8080"
+
+[site]
+title = "Example News"
+timezone = "Europe/Dublin"
+
+[store]
+url = "sqlite::memory:"
+
+[feeds]
+dir = "FEEDS"
+"#;
+
+impl Fixture {
+    fn new(main: &str, feeds: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feeds_dir = dir.path().join("feeds");
+        fs::create_dir(&feeds_dir).expect("feeds dir");
+        let main = main.replace("FEEDS", &feeds_dir.display().to_string());
+        fs::write(dir.path().join("feedsmith.toml"), main).expect("write main");
+        for (name, text) in feeds {
+            fs::write(feeds_dir.join(name), text).expect("write feed");
+        }
+        Self { dir }
+    }
+
+    fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.dir.path().join("feedsmith.toml"))
+    }
+
+    /// The problems, with the temp folder replaced by `DIR` so they read like output.
+    fn problems(&self) -> Vec<String> {
+        let err = self.load().expect_err("config should be invalid");
+        let root = self.dir.path().display().to_string();
+        err.problems
+            .iter()
+            .map(|p| p.to_string().replace(&root, "DIR"))
+            .collect()
+    }
+}
+
+fn latest() -> (&'static str, &'static str) {
+    ("latest.toml", "title = \"Latest\"\n")
+}
+
+#[test]
+fn shipped_default_config_is_valid() {
+    let config = Config::load(Path::new(DEFAULT_CONFIG_PATH)).expect("shipped config loads");
+    assert!(config.feeds.contains_key(&"latest".parse().expect("name")));
+    let sectioned = config
+        .feeds
+        .values()
+        .filter(|f| !f.sections.is_empty())
+        .count();
+    assert!(sectioned >= 2, "expected at least two section feeds");
+    assert_eq!(config.site.timezone, chrono_tz::Europe::Dublin);
+    assert_eq!(
+        config.store.seed_dir.as_deref(),
+        Some(Path::new("examples/articles"))
+    );
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let f = Fixture::new(MAIN, &[latest()]);
+    let c = f.load().expect("valid");
+    let feed = c.feeds.values().next().expect("one feed");
+    assert_eq!(feed.limit, DEFAULT_LIMIT);
+    assert_eq!(feed.formats, Format::ALL.to_vec());
+    assert_eq!(feed.refresh.source(), DEFAULT_REFRESH);
+    assert_eq!(c.output_dir, PathBuf::from("data/published"));
+    assert_eq!(
+        c.site.url, c.server.base_url,
+        "site url defaults to base_url"
+    );
+}
+
+#[test]
+fn three_mistakes_in_two_files_are_all_reported_with_positions() {
+    let main = MAIN
+        .replace(
+            "timezone = \"Europe/Dublin\"",
+            "timezone = \"Europe/Dubln\"",
+        )
+        .replace("[store]", "[store]\npool = 3");
+    let f = Fixture::new(&main, &[("latest.toml", "title = \"Latest\"\nlimit = 0\n")]);
+    let p = f.problems();
+    assert_eq!(
+        p,
+        vec![
+            "DIR/feedsmith.toml:7:12: site.timezone: unknown timezone \"Europe/Dubln\"; use an IANA name such as \"Europe/Dublin\" or \"UTC\"",
+            "DIR/feedsmith.toml:10:1: store.pool: unknown key `pool`, expected `url` or `seed_dir`",
+            "DIR/feeds/latest.toml:2:9: limit: limit 0 is out of range 1..=10000",
+        ]
+    );
+}
+
+/// Asserts the config fails with exactly one problem at `file:line:col` containing `needle`.
+fn fails_at(f: &Fixture, at: &str, needle: &str) {
+    let p = f.problems();
+    assert!(
+        p.iter().any(|p| p.starts_with(at) && p.contains(needle)),
+        "expected {at} …{needle}…, got {p:#?}"
+    );
+}
+
+#[test]
+fn main_file_rules() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "base_url = \"http://127.0.0.1:8080\"",
+            "base_url = \"/relative\"",
+            "feedsmith.toml:3:12",
+            "server.base_url: \"/relative\" is not an absolute URL",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"localhost\"",
+            "feedsmith.toml:2:10",
+            "server.listen: invalid socket address",
+        ),
+        (
+            "title = \"Example News\"",
+            "title = \"\"",
+            "feedsmith.toml:6:9",
+            "site.title: must not be empty",
+        ),
+        (
+            "url = \"sqlite::memory:\"",
+            "url = \"mysql://db\"",
+            "feedsmith.toml:10:7",
+            "neither sqlite://PATH nor postgres://",
+        ),
+        (
+            "[site]",
+            "[site]\nlanguage = \"en IE\"",
+            "feedsmith.toml:6:12",
+            "site.language: \"en IE\" is not a language tag",
+        ),
+        (
+            "[store]",
+            "[store]\nseed_dir = \"/definitely/not/here\"",
+            "feedsmith.toml:10:12",
+            "store.seed_dir: /definitely/not/here is not a directory",
+        ),
+        (
+            "[server]",
+            "[server]\nport = 80",
+            "feedsmith.toml:2:1",
+            "server.port: unknown key `port`",
+        ),
+        (
+            "[feeds]",
+            "[schedule]\nrefresh = \"every minute\"\n\n[feeds]",
+            "feedsmith.toml:13:11",
+            "schedule.refresh: cron expression \"every minute\" has 2 fields",
+        ),
+        (
+            "[feeds]",
+            "[extra]\nx = 1\n[feeds]",
+            "feedsmith.toml:12:2",
+            "extra: unknown key `extra`",
+        ),
+        (
+            "title = \"Example News\"\n",
+            "",
+            "feedsmith.toml:5:1",
+            "missing required key `title`",
+        ),
+        (
+            "title = \"Example News\"\n",
+            "title = \"Example News\"\ntitle = \"Twice\"\n",
+            "feedsmith.toml:7:1",
+            "duplicate key",
+        ),
+    ];
+    for (from, to, at, needle) in cases {
+        assert!(MAIN.contains(from), "fixture lacks {from:?}");
+        let f = Fixture::new(&MAIN.replacen(from, to, 1), &[latest()]);
+        fails_at(&f, &format!("DIR/{at}"), needle);
+    }
+}
+
+#[test]
+fn feed_file_rules() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "title = \"\"\n",
+            "latest.toml:1:9",
+            "title: must not be empty",
+        ),
+        (
+            "description = \"x\"\n",
+            "latest.toml:1:1",
+            "missing required key `title`",
+        ),
+        (
+            "title = \"L\"\nlimit = 10001\n",
+            "latest.toml:2:9",
+            "limit 10001 is out of range 1..=10000",
+        ),
+        (
+            "title = \"L\"\nlimit = \"fifty\"\n",
+            "latest.toml:2:9",
+            "limit: invalid type",
+        ),
+        (
+            "title = \"L\"\nrefresh = \"*/5 * * *\"\n",
+            "latest.toml:2:11",
+            "has 4 fields",
+        ),
+        (
+            "title = \"L\"\nrefresh = \"99 * * * *\"\n",
+            "latest.toml:2:11",
+            "invalid cron expression",
+        ),
+        (
+            "title = \"L\"\nformats = [\"rss\", \"gopher\"]\n",
+            "latest.toml:2:19",
+            "unknown variant `gopher`",
+        ),
+        (
+            "title = \"L\"\nformats = []\n",
+            "latest.toml:2:11",
+            "must list at least one",
+        ),
+        (
+            "title = \"L\"\nformats = [\"rss\", \"rss\"]\n",
+            "latest.toml:2:11",
+            "lists a format twice",
+        ),
+        (
+            "title = \"L\"\nsections = [\"World\", \"\"]\n",
+            "latest.toml:2:12",
+            "sections: must not be empty",
+        ),
+        (
+            "title = \"L\"\ntagz = [\"x\"]\n",
+            "latest.toml:2:1",
+            "tagz: unknown key `tagz`",
+        ),
+        ("title = \"L\"\nlimit = \n", "latest.toml:2:", "expected"),
+    ];
+    for (text, at, needle) in cases {
+        let f = Fixture::new(MAIN, &[("latest.toml", text)]);
+        fails_at(&f, &format!("DIR/feeds/{at}"), needle);
+    }
+}
+
+#[test]
+fn feed_names_come_from_file_stems() {
+    let f = Fixture::new(MAIN, &[latest(), ("Top_Stories.toml", "title = \"T\"\n")]);
+    fails_at(
+        &f,
+        "DIR/feeds/Top_Stories.toml",
+        "may only contain a-z, 0-9 and '-'",
+    );
+    // Other files in the folder are not feeds.
+    let f = Fixture::new(
+        MAIN,
+        &[
+            latest(),
+            ("README.md", "# not a feed"),
+            ("latest.toml~", "junk"),
+        ],
+    );
+    assert_eq!(f.load().expect("valid").feeds.len(), 1);
+}
+
+#[test]
+fn feeds_folder_must_exist_and_hold_a_feed() {
+    let f = Fixture::new(MAIN, &[]);
+    fails_at(&f, "DIR/feedsmith.toml:13:7", "no feed files");
+    let f = Fixture::new(&MAIN.replace("FEEDS", "/no/such/feeds"), &[]);
+    fails_at(
+        &f,
+        "DIR/feedsmith.toml:13:7",
+        "feeds.dir: cannot read /no/such/feeds",
+    );
+}
+
+#[test]
+fn missing_config_file_names_the_path() {
+    let err = Config::load(Path::new("/no/such/feedsmith.toml")).expect_err("missing");
+    assert!(
+        err.to_string()
+            .starts_with("/no/such/feedsmith.toml: cannot read config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn feed_settings_are_typed_and_refresh_overrides_the_global_schedule() {
+    let f = Fixture::new(
+        &MAIN.replace(
+            "[feeds]",
+            "[schedule]\nrefresh = \"0 */15 * * * *\"\n\n[feeds]",
+        ),
+        &[
+            latest(),
+            (
+                "world.toml",
+                "title = \"World\"\nlimit = 10000\nsections = [\"World\", \"Europe\"]\ntags = [\"UN\"]\nauthors = [\"Jane Doe\"]\nformats = [\"json\", \"rss\"]\nrefresh = \"*/2 * * * *\"\n",
+            ),
+        ],
+    );
+    let c = f.load().expect("valid");
+    let world = &c.feeds[&"world".parse::<FeedName>().expect("name")];
+    assert_eq!(world.limit, 10_000);
+    assert_eq!(world.formats, vec![Format::Rss, Format::Json]);
+    assert_eq!(world.refresh.source(), "*/2 * * * *");
+    assert_eq!(world.filter.sections, vec!["europe", "world"]);
+    assert_eq!(world.sections, vec!["World", "Europe"]);
+    let latest = &c.feeds[&"latest".parse::<FeedName>().expect("name")];
+    assert_eq!(latest.refresh.source(), "0 */15 * * * *");
+}

@@ -507,7 +507,4 @@ fn decode(row: &SqliteRow) -> Result<StoredArticle, StoreError> {
 }
 
 #[cfg(test)]
-pub(crate) fn newest_sql_for_tests(filter: &ArticleFilter, limit: u32) -> (String, usize) {
-    let (sql, binds) = newest_query(filter, limit);
-    (sql, binds.len())
-}
+mod tests;

@@ -1,0 +1,290 @@
+//! The article store contract, written once against `ArticleStore` and run for
+//! every backend. (PostgreSQL joins the list with its own issue.)
+
+mod common;
+
+use common::{article, ids};
+use feedsmith::article::{ArticleFilter, Status};
+use feedsmith::store::{ArticleStore, Revision, Upserted};
+use serde_json::json;
+
+fn filter(sections: &[&str], tags: &[&str], authors: &[&str]) -> ArticleFilter {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    ArticleFilter::new(&s(sections), &s(tags), &s(authors))
+}
+
+async fn upsert_bumps_revision_only_on_change(store: &dyn ArticleStore) {
+    assert_eq!(store.revision().await.expect("revision"), Revision(0));
+    let a = article("a", "2025-01-01T10:00:00Z", json!({}));
+    let b = article("b", "2025-01-01T11:00:00Z", json!({}));
+    let out = store.upsert(&[a.clone(), b.clone()]).await.expect("insert");
+    assert_eq!(
+        out,
+        vec![
+            Upserted::Inserted(Revision(1)),
+            Upserted::Inserted(Revision(2))
+        ]
+    );
+    assert_eq!(store.revision().await.expect("revision"), Revision(2));
+
+    let out = store
+        .upsert(&[a.clone(), b.clone()])
+        .await
+        .expect("re-import");
+    assert_eq!(out, vec![Upserted::Unchanged, Upserted::Unchanged]);
+    assert_eq!(
+        store.revision().await.expect("revision"),
+        Revision(2),
+        "identical content bumps nothing"
+    );
+
+    let mut a2 = a.clone();
+    a2.headline = "Edited headline".into();
+    let out = store.upsert(&[a2.clone(), b]).await.expect("update");
+    assert_eq!(
+        out,
+        vec![Upserted::Updated(Revision(3)), Upserted::Unchanged]
+    );
+    let stored = store.get(&a.id).await.expect("get").expect("present");
+    assert_eq!(stored.article, a2);
+    assert_eq!(stored.revision, Revision(3));
+    assert_eq!(store.upsert(&[]).await.expect("empty batch"), vec![]);
+}
+
+async fn get_returns_exactly_what_was_written(store: &dyn ArticleStore) {
+    let full = article(
+        "full.article_1",
+        "2025-09-29T09:15:00+01:00",
+        json!({
+            "standfirst": "Summary with & < > \" ' ]]> and 🦀",
+            "body_html": "<p>Body — naïve résumé 日本語</p>\r\n\t",
+            "authors": [{"name": "Aoife Brennan", "email": "a@example.com", "url": "https://e.com/a"}, {"name": "Tomás Ó Briain"}],
+            "source": {"name": "Northwire", "rights": "© Northwire, 2025", "url": "https://northwire.example.org/"},
+            "section": "World",
+            "tags": ["UN", "Climate"],
+            "image": {"url": "https://e.com/i.jpg", "caption": "Cap", "credit": "Lena Vogt", "mime_type": "image/jpeg", "length": 48213},
+            "related": [{"title": "Earlier", "url": "https://e.com/earlier?a=1&b=2"}],
+            "updated_at": "2025-09-29T12:50:00.123456+01:00",
+            "status": "draft"
+        }),
+    );
+    let bare = article("bare", "2025-01-01T00:00:00Z", json!({}));
+    store
+        .upsert(&[full.clone(), bare.clone()])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.get(&full.id).await.expect("get").map(|s| s.article),
+        Some(full)
+    );
+    assert_eq!(
+        store.get(&bare.id).await.expect("get").map(|s| s.article),
+        Some(bare)
+    );
+    let missing = "missing".parse().expect("id");
+    assert_eq!(store.get(&missing).await.expect("get"), None);
+}
+
+async fn newest_orders_and_limits(store: &dyn ArticleStore) {
+    store
+        .upsert(&[
+            article("c", "2025-01-02T00:00:00Z", json!({})),
+            article("a", "2025-01-03T00:00:00Z", json!({})),
+            article("b", "2025-01-03T00:00:00Z", json!({})),
+            article("d", "2025-01-01T00:00:00Z", json!({})),
+        ])
+        .await
+        .expect("insert");
+    let all = ArticleFilter::default();
+    assert_eq!(
+        ids(&store.newest(&all, 10).await.expect("newest")),
+        ["b", "a", "c", "d"]
+    );
+    assert_eq!(
+        ids(&store.newest(&all, 2).await.expect("newest")),
+        ["b", "a"]
+    );
+}
+
+async fn newest_shows_only_published(store: &dyn ArticleStore) {
+    let live = article("live", "2025-01-01T00:00:00Z", json!({"section": "World"}));
+    store
+        .upsert(&[
+            live.clone(),
+            article(
+                "draft",
+                "2025-01-02T00:00:00Z",
+                json!({"status": "draft", "section": "World"}),
+            ),
+            article(
+                "gone",
+                "2025-01-03T00:00:00Z",
+                json!({"status": "withdrawn", "section": "World"}),
+            ),
+        ])
+        .await
+        .expect("insert");
+    let world = filter(&["World"], &[], &[]);
+    assert_eq!(
+        ids(&store
+            .newest(&ArticleFilter::default(), 10)
+            .await
+            .expect("newest")),
+        ["live"]
+    );
+    assert_eq!(
+        ids(&store.newest(&world, 10).await.expect("newest")),
+        ["live"]
+    );
+
+    let mut withdrawn = live.clone();
+    withdrawn.status = Status::Withdrawn;
+    store.upsert(&[withdrawn]).await.expect("withdraw");
+    assert!(store.newest(&world, 10).await.expect("newest").is_empty());
+}
+
+async fn newest_applies_every_filter(store: &dyn ArticleStore) {
+    store
+        .upsert(&[
+            article("w1", "2025-01-01T00:00:00Z", json!({"section": "World", "tags": ["UN", "Russia"], "authors": [{"name": "Jane Doe"}]})),
+            article("w2", "2025-01-02T00:00:00Z", json!({"section": "world", "tags": ["Climate"]})),
+            article("b1", "2025-01-03T00:00:00Z", json!({"section": "Business", "tags": ["russia", "Energy"], "authors": [{"name": "John Roe"}, {"name": "Jane Doe"}]})),
+            article("n1", "2025-01-04T00:00:00Z", json!({"tags": ["UN"]})),
+        ])
+        .await
+        .expect("insert");
+    let cases: &[(ArticleFilter, &[&str])] = &[
+        (filter(&["World"], &[], &[]), &["w2", "w1"]),
+        (
+            filter(&["WORLD", "business"], &[], &[]),
+            &["b1", "w2", "w1"],
+        ),
+        (filter(&[], &["Russia"], &[]), &["b1", "w1"]),
+        (filter(&[], &["Russia", "UN"], &[]), &["n1", "b1", "w1"]),
+        (filter(&[], &[], &["jane doe"]), &["b1", "w1"]),
+        (filter(&["World"], &["Russia"], &[]), &["w1"]),
+        (
+            filter(&["World", "Business"], &["Russia"], &["Jane Doe"]),
+            &["b1", "w1"],
+        ),
+        (filter(&[], &["Russia"], &["John Roe"]), &["b1"]),
+        (filter(&["Sport"], &[], &[]), &[]),
+        (filter(&[], &["UN"], &["Nobody"]), &[]),
+    ];
+    for (f, want) in cases {
+        assert_eq!(
+            ids(&store.newest(f, 10).await.expect("newest")),
+            *want,
+            "{f:?}"
+        );
+    }
+    // An article matching two tags appears once, and the limit still holds.
+    assert_eq!(
+        ids(&store
+            .newest(&filter(&[], &["Russia", "UN"], &[]), 2)
+            .await
+            .expect("newest")),
+        ["n1", "b1"]
+    );
+}
+
+async fn filter_rows_follow_updates(store: &dyn ArticleStore) {
+    let a = article(
+        "a",
+        "2025-01-01T00:00:00Z",
+        json!({"section": "World", "tags": ["UN"], "authors": [{"name": "Jane Doe"}]}),
+    );
+    store
+        .upsert(std::slice::from_ref(&a))
+        .await
+        .expect("insert");
+    let mut moved = a.clone();
+    moved.section = Some("Business".into());
+    moved.tags = vec!["Energy".into()];
+    moved.authors.clear();
+    store.upsert(&[moved]).await.expect("update");
+    for gone in [
+        filter(&["World"], &[], &[]),
+        filter(&[], &["UN"], &[]),
+        filter(&[], &[], &["Jane Doe"]),
+    ] {
+        assert!(
+            store.newest(&gone, 10).await.expect("newest").is_empty(),
+            "{gone:?}"
+        );
+    }
+    assert_eq!(
+        ids(&store
+            .newest(&filter(&["Business"], &["energy"], &[]), 10)
+            .await
+            .expect("newest")),
+        ["a"]
+    );
+}
+
+async fn changed_since_lists_later_changes_in_order(store: &dyn ArticleStore) {
+    let a = article("a", "2025-01-01T00:00:00Z", json!({}));
+    let b = article("b", "2025-01-02T00:00:00Z", json!({"status": "draft"}));
+    let c = article("c", "2025-01-03T00:00:00Z", json!({}));
+    store.upsert(&[a.clone(), b, c]).await.expect("insert");
+    let mut a2 = a;
+    a2.status = Status::Withdrawn;
+    store.upsert(&[a2]).await.expect("withdraw");
+    let changes = store
+        .changed_since(Revision(1), 100)
+        .await
+        .expect("changes");
+    let got: Vec<(String, i64)> = changes
+        .iter()
+        .map(|s| (s.article.id.to_string(), s.revision.0))
+        .collect();
+    assert_eq!(got, vec![("b".into(), 2), ("c".into(), 3), ("a".into(), 4)]);
+    assert_eq!(
+        changes[2].article.status,
+        Status::Withdrawn,
+        "withdrawals are changes too"
+    );
+    assert_eq!(
+        store
+            .changed_since(Revision(1), 2)
+            .await
+            .expect("changes")
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .changed_since(Revision(4), 100)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
+}
+
+macro_rules! store_suite {
+    ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (_guard, store) = $open.await;
+                    super::$test(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    sqlite,
+    crate::common::sqlite_store(),
+    [
+        upsert_bumps_revision_only_on_change,
+        get_returns_exactly_what_was_written,
+        newest_orders_and_limits,
+        newest_shows_only_published,
+        newest_applies_every_filter,
+        filter_rows_follow_updates,
+        changed_since_lists_later_changes_in_order,
+    ]
+);
