@@ -261,6 +261,119 @@ async fn changed_since_lists_later_changes_in_order(store: &dyn ArticleStore) {
     );
 }
 
+async fn one_batch_may_touch_an_article_twice(store: &dyn ArticleStore) {
+    let a = article("a", "2025-01-01T00:00:00Z", json!({"tags": ["UN"]}));
+    let mut a2 = a.clone();
+    a2.tags = vec!["Climate".into()];
+    let out = store
+        .upsert(&[a.clone(), a2.clone(), a2.clone()])
+        .await
+        .expect("upsert");
+    assert_eq!(
+        out,
+        vec![
+            Upserted::Inserted(Revision(1)),
+            Upserted::Updated(Revision(2)),
+            Upserted::Unchanged
+        ]
+    );
+    assert_eq!(
+        store.get(&a.id).await.expect("get").map(|s| s.article),
+        Some(a2)
+    );
+    assert!(
+        store
+            .newest(&filter(&[], &["UN"], &[]), 10)
+            .await
+            .expect("newest")
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store
+            .newest(&filter(&[], &["Climate"], &[]), 10)
+            .await
+            .expect("newest")),
+        ["a"]
+    );
+}
+
+async fn large_batches_keep_every_article_and_filter_row(store: &dyn ArticleStore) {
+    let batch: Vec<_> = (0..2_345)
+        .map(|i| {
+            article(
+                &format!("n{i:05}"),
+                &format!("2025-01-01T00:00:{:02}Z", i % 60),
+                json!({"tags": [format!("t{}", i % 3), "all"], "authors": [{"name": "Jane Doe"}, {"name": format!("A{}", i % 7)}]}),
+            )
+        })
+        .collect();
+    let out = store.upsert(&batch).await.expect("insert");
+    assert_eq!(out.len(), batch.len());
+    assert!(matches!(
+        out.last(),
+        Some(Upserted::Inserted(Revision(2345)))
+    ));
+    assert_eq!(
+        store
+            .newest(&filter(&[], &["all"], &[]), 10_000)
+            .await
+            .expect("newest")
+            .len(),
+        2_345
+    );
+    assert_eq!(
+        store
+            .newest(&filter(&[], &["t1"], &["a3"]), 10_000)
+            .await
+            .expect("newest")
+            .len(),
+        (0..2_345).filter(|i| i % 3 == 1 && i % 7 == 3).count()
+    );
+    // Re-importing with every tenth article edited updates exactly those.
+    let edited: Vec<_> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut a = a.clone();
+            if i % 10 == 0 {
+                a.tags = vec!["edited".into()];
+            }
+            a
+        })
+        .collect();
+    let out = store.upsert(&edited).await.expect("update");
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, Upserted::Updated(_)))
+            .count(),
+        235
+    );
+    assert_eq!(
+        out.iter().filter(|o| **o == Upserted::Unchanged).count(),
+        2_110
+    );
+    assert_eq!(
+        store
+            .newest(&filter(&[], &["all"], &[]), 10_000)
+            .await
+            .expect("newest")
+            .len(),
+        2_110
+    );
+    assert_eq!(
+        store
+            .newest(&filter(&[], &["edited"], &[]), 10_000)
+            .await
+            .expect("newest")
+            .len(),
+        235
+    );
+    assert_eq!(
+        store.revision().await.expect("revision"),
+        Revision(2_345 + 235)
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -286,5 +399,7 @@ store_suite!(
         newest_applies_every_filter,
         filter_rows_follow_updates,
         changed_since_lists_later_changes_in_order,
+        one_batch_may_touch_an_article_twice,
+        large_batches_keep_every_article_and_filter_row,
     ]
 );

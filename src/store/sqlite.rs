@@ -5,6 +5,7 @@
 //! runs every statement through sqlx's async driver, so callers on the runtime
 //! never block on disk.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -157,25 +158,33 @@ impl ArticleStore for SqliteStore {
             .await
             .map_err(StoreError::query("reading the store revision"))?;
         let mut revision = start;
-        for article in articles {
-            let hash = content_hash(article);
-            let existing: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT content_hash FROM articles WHERE id = ?")
-                    .bind(article.id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(StoreError::query("looking up an article"))?;
-            if existing.as_deref() == Some(hash.as_slice()) {
-                outcomes.push(Upserted::Unchanged);
-                continue;
+        for chunk in distinct_id_chunks(articles, LOOKUP_CHUNK) {
+            let stored = stored_hashes(&mut tx, chunk).await?;
+            let mut changed = Vec::new();
+            for article in chunk {
+                let hash = content_hash(article);
+                let existed = match stored.get(article.id.as_str()) {
+                    Some(old) if *old == hash => {
+                        outcomes.push(Upserted::Unchanged);
+                        continue;
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                revision += 1;
+                outcomes.push(if existed {
+                    Upserted::Updated(Revision(revision))
+                } else {
+                    Upserted::Inserted(Revision(revision))
+                });
+                changed.push(Change {
+                    article,
+                    hash,
+                    revision,
+                    existed,
+                });
             }
-            revision += 1;
-            write_article(&mut tx, article, &hash, revision, existing.is_some()).await?;
-            outcomes.push(if existing.is_some() {
-                Upserted::Updated(Revision(revision))
-            } else {
-                Upserted::Inserted(Revision(revision))
-            });
+            write_changes(&mut tx, &changed).await?;
         }
         if revision != start {
             sqlx::query("UPDATE store_state SET revision = ? WHERE singleton = 1")
@@ -245,81 +254,155 @@ impl ArticleStore for SqliteStore {
     }
 }
 
-async fn write_article(
-    tx: &mut sqlx::SqliteConnection,
-    a: &Article,
-    hash: &[u8],
+/// Ids looked up per statement, well under SQLite's bound-parameter limit.
+const LOOKUP_CHUNK: usize = 500;
+/// Articles per multi-row INSERT: 17 parameters each.
+const INSERT_ROWS: usize = 100;
+/// Filter rows per multi-row INSERT: 4 parameters each.
+const FILTER_ROWS: usize = 1_000;
+
+/// One article that differs from what is stored, with the revision it takes.
+struct Change<'a> {
+    article: &'a Article,
+    hash: Vec<u8>,
     revision: i64,
     existed: bool,
-) -> Result<(), StoreError> {
-    let status = a.status.as_str();
-    let published = micros(a.published_at);
-    sqlx::query(
-        "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
-         url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
-         published_at = excluded.published_at, updated_at = excluded.updated_at, \
-         section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
-         headline = excluded.headline, standfirst = excluded.standfirst, \
-         body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
-         tags = excluded.tags, image = excluded.image, related = excluded.related, \
-         content_hash = excluded.content_hash",
-    )
-    .bind(a.id.as_str())
-    .bind(revision)
-    .bind(status)
-    .bind(published)
-    .bind(micros(a.updated_at))
-    .bind(a.section.as_deref())
-    .bind(a.section.as_deref().map(match_key))
-    .bind(a.url.as_str())
-    .bind(&a.headline)
-    .bind(a.standfirst.as_deref())
-    .bind(a.body_html.as_deref())
-    .bind(json(&a.authors))
-    .bind(a.source.as_ref().map(json))
-    .bind(json(&a.tags))
-    .bind(a.image.as_ref().map(json))
-    .bind(json(&a.related))
-    .bind(hash)
-    .execute(&mut *tx)
-    .await
-    .map_err(StoreError::query("writing an article"))?;
+}
 
-    let tag_keys = keys(a.tags.iter().map(String::as_str));
-    let author_keys = keys(a.authors.iter().map(|x| x.name.as_str()));
-    for (table, column, values) in [
-        ("article_tags", "tag_key", &tag_keys),
-        ("article_authors", "author_key", &author_keys),
-    ] {
-        if existed {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE article_id = ?"
-            )))
-            .bind(a.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("replacing an article's filter rows"))?;
+/// Splits `articles` into runs of at most `max` with no id twice in a run, so
+/// a batch that updates the same article twice applies both in order.
+fn distinct_id_chunks(articles: &[Article], max: usize) -> Vec<&[Article]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in articles.iter().enumerate() {
+        if i - start == max || !seen.insert(a.id.as_str()) {
+            chunks.push(&articles[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(a.id.as_str());
         }
-        if values.is_empty() {
-            continue;
-        }
-        let rows = vec!["(?, ?, ?, ?)"; values.len()].join(", ");
+    }
+    chunks.push(&articles[start..]);
+    chunks
+}
+
+async fn stored_hashes(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[Article],
+) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    let sql = format!(
+        "SELECT id, content_hash FROM articles WHERE id IN ({})",
+        placeholders(chunk.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for a in chunk {
+        q = q.bind(a.id.as_str());
+    }
+    let rows = q
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::query("looking up stored articles"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::query("looking up stored articles"))
+}
+
+async fn write_changes(
+    tx: &mut sqlx::SqliteConnection,
+    changes: &[Change<'_>],
+) -> Result<(), StoreError> {
+    for rows in changes.chunks(INSERT_ROWS) {
+        let values =
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
         let sql = format!(
-            "INSERT INTO {table} (article_id, {column}, status, published_at) VALUES {rows}"
+            "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
+             url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
+             VALUES {values} \
+             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
+             published_at = excluded.published_at, updated_at = excluded.updated_at, \
+             section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+             headline = excluded.headline, standfirst = excluded.standfirst, \
+             body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+             tags = excluded.tags, image = excluded.image, related = excluded.related, \
+             content_hash = excluded.content_hash"
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for value in values {
+        for c in rows {
+            let a = c.article;
             q = q
                 .bind(a.id.as_str())
-                .bind(value)
-                .bind(status)
-                .bind(published);
+                .bind(c.revision)
+                .bind(a.status.as_str())
+                .bind(micros(a.published_at))
+                .bind(micros(a.updated_at))
+                .bind(a.section.as_deref())
+                .bind(a.section.as_deref().map(match_key))
+                .bind(a.url.as_str())
+                .bind(a.headline.as_str())
+                .bind(a.standfirst.as_deref())
+                .bind(a.body_html.as_deref())
+                .bind(json(&a.authors))
+                .bind(a.source.as_ref().map(json))
+                .bind(json(&a.tags))
+                .bind(a.image.as_ref().map(json))
+                .bind(json(&a.related))
+                .bind(c.hash.as_slice());
         }
         q.execute(&mut *tx)
             .await
-            .map_err(StoreError::query("writing an article's filter rows"))?;
+            .map_err(StoreError::query("writing articles"))?;
+    }
+
+    let replaced: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.existed)
+        .map(|c| c.article.id.as_str())
+        .collect();
+    let filters: [(&str, &str, fn(&Article) -> Vec<String>); 2] = [
+        ("article_tags", "tag_key", |a| {
+            keys(a.tags.iter().map(String::as_str))
+        }),
+        ("article_authors", "author_key", |a| {
+            keys(a.authors.iter().map(|x| x.name.as_str()))
+        }),
+    ];
+    for (table, column, keys_of) in filters {
+        for ids in replaced.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE article_id IN ({})",
+                placeholders(ids.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("replacing filter rows"))?;
+        }
+        let rows: Vec<(&Article, String)> = changes
+            .iter()
+            .flat_map(|c| keys_of(c.article).into_iter().map(move |k| (c.article, k)))
+            .collect();
+        for rows in rows.chunks(FILTER_ROWS) {
+            let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO {table} (article_id, {column}, status, published_at) VALUES {values}"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (a, key) in rows {
+                q = q
+                    .bind(a.id.as_str())
+                    .bind(key.as_str())
+                    .bind(a.status.as_str())
+                    .bind(micros(a.published_at));
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("writing filter rows"))?;
+        }
     }
     Ok(())
 }

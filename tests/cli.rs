@@ -1,0 +1,362 @@
+//! End-to-end tests of the `feedsmith` binary: `check` and `import` as an admin
+//! runs them, against a config in a temporary folder.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{ZONE, repo_root};
+use feedsmith::article::{Article, RawArticle, ValidationContext};
+use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
+use tempfile::TempDir;
+
+/// A working directory with a config whose store lives inside it.
+struct Site {
+    dir: TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feeds = dir.path().join("feeds");
+        fs::create_dir(&feeds).expect("feeds dir");
+        fs::write(feeds.join("latest.toml"), "title = \"Latest\"\n").expect("feed");
+        fs::write(
+            dir.path().join("feedsmith.toml"),
+            format!(
+                "[server]\nbase_url = \"http://127.0.0.1:8080\"\n\n[site]\ntitle = \"T\"\ntimezone = \"Europe/Dublin\"\n\n\
+                 [store]\nurl = \"sqlite://{db}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
+                db = dir.path().join("data/articles.db").display(),
+                feeds = feeds.display()
+            ),
+        )
+        .expect("config");
+        Self { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("feedsmith.toml")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_feedsmith"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .current_dir(repo_root())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run feedsmith")
+    }
+
+    async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&SqliteLocation::File(
+            self.dir.path().join("data/articles.db"),
+        ))
+        .await
+        .expect("open store")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("dirs");
+        }
+        fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every article in the sample folder, validated as the import path does.
+fn sample_articles() -> Vec<Article> {
+    let mut files = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    walk(&repo_root().join("examples/articles"), &mut files);
+    let mut values = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).expect("read");
+        if f.extension().is_some_and(|x| x == "jsonl") {
+            values.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).expect("json line")),
+            );
+        } else {
+            values.push(serde_json::from_str::<serde_json::Value>(&text).expect("json"));
+        }
+    }
+    values
+        .into_iter()
+        .map(|v| {
+            let raw: RawArticle = serde_json::from_value(v).expect("shape");
+            raw.validate(ValidationContext { timezone: ZONE })
+                .expect("sample is valid")
+                .article
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn importing_the_samples_stores_exactly_them_and_a_second_import_changes_nothing() {
+    let site = Site::new();
+    let first = site.run(&["import", "examples/articles"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let samples = sample_articles();
+    assert_eq!(samples.len(), 12);
+    assert_eq!(
+        stdout(&first).trim(),
+        "imported 12, updated 0, unchanged 0, rejected 0 (removed 1 character that XML 1.0 forbids)"
+    );
+
+    let store = site.store().await;
+    let revision = store.revision().await.expect("revision");
+    for sample in &samples {
+        let stored = store.get(&sample.id).await.expect("get").expect("stored");
+        assert_eq!(&stored.article, sample, "{} differs", sample.id);
+    }
+    // The escaping sample keeps its text byte for byte, minus the vertical tab.
+    let tricky = store
+        .get(&"business-2026-ampersand-merger".parse().expect("id"))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        tricky.article.headline,
+        "Smith & Jones agree €2bn merger: \"a <bold> step\" for the 'old firm' 🚀"
+    );
+    let body = tricky.article.body_html.expect("body");
+    assert!(
+        body.contains("]]> and again ]]&gt;") && body.contains("word processor: a vertical tab"),
+        "{body}"
+    );
+    assert!(!body.contains('\u{b}'));
+
+    let second = site.run(&["import", "examples/articles"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stdout(&second).starts_with("imported 0, updated 0, unchanged 12, rejected 0"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(
+        store.revision().await.expect("revision"),
+        revision,
+        "second import must not bump the revision"
+    );
+}
+
+#[tokio::test]
+async fn rejections_name_file_article_and_field_and_valid_articles_still_land() {
+    let site = Site::new();
+    let file = site.write(
+        "in/batch.json",
+        r#"[
+  {"id": "ok-1", "url": "https://e.com/1", "headline": "Fine", "published_at": "2025-01-01T10:00:00Z"},
+  {"id": "bad-time", "url": "https://e.com/2", "headline": "Gap", "published_at": "2025-03-30T01:30:00"},
+  {"id": "bad-order", "url": "https://e.com/3", "headline": "Order", "published_at": "2025-01-02T10:00:00Z", "updated_at": "2025-01-01T10:00:00Z"},
+  {"url": "https://e.com/4", "headline": "No id", "published_at": "2025-01-01T10:00:00Z"},
+  {"id": "typo", "url": "https://e.com/5", "headine": "Typo", "published_at": "2025-01-01T10:00:00Z"},
+  {"id": "wrong-type", "url": "https://e.com/6", "headline": "T", "tags": "UN", "published_at": "2025-01-01T10:00:00Z"}
+]"#,
+    );
+    site.write(
+        "in/more.jsonl",
+        "{\"id\": \"ok-2\", \"url\": \"https://e.com/7\", \"headline\": \"Line\", \"published_at\": \"2025-01-03T10:00:00\"}\n\n{not json}\n",
+    );
+    let out = site.run(&["import", &site.dir.path().join("in").display().to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections make the exit non-zero"
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 2, updated 0, unchanged 0, rejected 6"
+    );
+    let err = stderr(&out);
+    let f = file.display().to_string();
+    let more = site.dir.path().join("in/more.jsonl").display().to_string();
+    for expected in [
+        format!(
+            "rejected: {f}: article 2 (id \"bad-time\"): published_at: \"2025-03-30T01:30:00\" does not exist in Europe/Dublin"
+        ),
+        format!(
+            "rejected: {f}: article 3 (id \"bad-order\"): updated_at: 2025-01-01T10:00:00+00:00 is before published_at"
+        ),
+        format!("rejected: {f}: article 4: id: is required"),
+        format!("rejected: {f}: article 5 (id \"typo\"): headine: unknown field `headine`"),
+        format!(
+            "rejected: {f}: article 6 (id \"wrong-type\"): tags: invalid type: string \"UN\", expected a sequence"
+        ),
+        format!("rejected: {more}: line 3: not valid JSON"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(&expected)),
+            "missing {expected:?} in\n{err}"
+        );
+    }
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("rejected: ")).count(),
+        6,
+        "{err}"
+    );
+    let store = site.store().await;
+    for id in ["ok-1", "ok-2"] {
+        assert!(
+            store
+                .get(&id.parse().expect("id"))
+                .await
+                .expect("get")
+                .is_some(),
+            "{id} missing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn single_objects_arrays_and_directories_import_in_sorted_order() {
+    let site = Site::new();
+    let one = |id: &str, headline: &str| {
+        format!(
+            r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
+        )
+    };
+    // The same id in two files: the later file in sorted order wins.
+    site.write("tree/b/2.json", &one("same", "from b/2"));
+    site.write(
+        "tree/a.json",
+        &format!("[{}, {}]", one("x", "array"), one("same", "from a")),
+    );
+    site.write("tree/b/1.jsonl", &format!("{}\n", one("y", "jsonl")));
+    site.write("tree/ignored.txt", "not an article");
+    let out = site.run(&[
+        "import",
+        &site.dir.path().join("tree").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 3, updated 1, unchanged 0, rejected 0"
+    );
+    let store = site.store().await;
+    let same = store
+        .get(&"same".parse().expect("id"))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(same.article.headline, "from b/2");
+}
+
+#[test]
+fn a_file_that_is_not_json_is_rejected_with_its_position() {
+    let site = Site::new();
+    let file = site.write("broken.json", "[\n  {\"id\": \"a\",\n  oops\n]");
+    let out = site.run(&["import", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "rejected: {}: not valid JSON at line 3 column 3",
+            file.display()
+        )),
+        "{err}"
+    );
+    let missing = site.run(&["import", "/no/such/file.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("rejected: /no/such/file.json: cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn check_reports_every_mistake_with_line_and_column() {
+    let site = Site::new();
+    let config = fs::read_to_string(site.config()).expect("read");
+    fs::write(
+        site.config(),
+        config.replace(
+            "timezone = \"Europe/Dublin\"",
+            "timezone = \"Mars/Olympus\"\ncolour = \"red\"",
+        ),
+    )
+    .expect("write");
+    site.write(
+        "feeds/world.toml",
+        "title = \"World\"\nrefresh = \"* * *\"\n",
+    );
+    let out = site.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let cfg = site.config().display().to_string();
+    let world = site
+        .dir
+        .path()
+        .join("feeds/world.toml")
+        .display()
+        .to_string();
+    for expected in [
+        format!("{cfg}:6:12: site.timezone: unknown timezone \"Mars/Olympus\""),
+        format!("{cfg}:7:1: site.colour: unknown key `colour`"),
+        format!("{world}:2:11: refresh: cron expression \"* * *\" has 3 fields"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(&expected)),
+            "missing {expected:?} in\n{err}"
+        );
+    }
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
+        .args(["check", "--config", "config/feedsmith.toml"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("config/feedsmith.toml: ok, "), "{text}");
+    assert!(text.contains("feed latest: Latest news"), "{text}");
+}
+
+#[test]
+fn config_path_can_come_from_the_environment() {
+    let site = Site::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
+        .arg("check")
+        .env("FEEDSMITH_CONFIG", site.config())
+        .current_dir(site.dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("does not exist yet"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !site.dir.path().join("data/articles.db").exists(),
+        "check must not create the store"
+    );
+}
