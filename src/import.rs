@@ -9,6 +9,7 @@
 //! anything itself, so the CLI decides what a terminal shows.
 
 use std::fmt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -122,28 +123,29 @@ pub async fn import_paths(
                 continue;
             }
         };
-        let parsed = {
-            let file = file.clone();
-            tokio::task::spawn_blocking(move || read_file(&file, ctx)).await?
-        };
-        observer.found(parsed.len());
-        let mut batch: Vec<Checked> = Vec::with_capacity(BATCH_SIZE);
-        for item in parsed {
-            match item {
-                Ok(checked) => {
-                    batch.push(checked);
-                    if batch.len() == BATCH_SIZE {
-                        store_batch(store, &mut batch, &mut summary, observer).await?;
+        // A blocking reader parses the file into batches while this task
+        // writes the previous batch, so parsing and SQLite use both cores and a
+        // large file is never held in memory whole (for JSON Lines).
+        let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Item>>(2);
+        let reader = tokio::task::spawn_blocking(move || {
+            read_file(&file, ctx, &mut |batch| sender.blocking_send(batch).is_ok())
+        });
+        while let Some(items) = batches.recv().await {
+            observer.found(items.len());
+            let mut batch: Vec<Checked> = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Ok(checked) => batch.push(checked),
+                    Err(rejection) => {
+                        summary.rejected += 1;
+                        observer.rejected(&rejection);
+                        observer.advanced(1);
                     }
                 }
-                Err(rejection) => {
-                    summary.rejected += 1;
-                    observer.rejected(&rejection);
-                    observer.advanced(1);
-                }
             }
+            store_batch(store, &mut batch, &mut summary, observer).await?;
         }
-        store_batch(store, &mut batch, &mut summary, observer).await?;
+        reader.await?;
     }
     Ok(summary)
 }
@@ -242,18 +244,10 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<Rejection>) {
 
 type Item = Result<Checked, Rejection>;
 
-/// Reads one file into validated articles and rejections, in file order.
-fn read_file(path: &Path, ctx: ValidationContext) -> Vec<Item> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            return vec![Err(Rejection {
-                file: path.to_owned(),
-                article: String::new(),
-                reason: format!("cannot read: {e}"),
-            })];
-        }
-    };
+/// Reads one file into validated articles and rejections, in file order,
+/// handing them to `emit` in batches of at most [`BATCH_SIZE`]. Stops early
+/// when `emit` returns false (the importer has given up).
+fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>) -> bool) {
     let whole_file = |reason: String| {
         vec![Err(Rejection {
             file: path.to_owned(),
@@ -262,37 +256,77 @@ fn read_file(path: &Path, ctx: ValidationContext) -> Vec<Item> {
         })]
     };
     if path.extension().is_some_and(|x| x == "jsonl") {
-        return text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                let position = format!("line {}", i + 1);
-                match serde_json::from_str::<Value>(line) {
-                    Ok(value) => check(path, position, value, ctx),
-                    Err(e) => Err(Rejection {
-                        file: path.to_owned(),
-                        article: position,
-                        reason: format!("not valid JSON: {}", strip_location(&e)),
-                    }),
-                }
-            })
-            .collect();
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                emit(whole_file(format!("cannot read: {e}")));
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(BATCH_SIZE);
+        for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+            let position = format!("line {}", i + 1);
+            let item = match line.map(String::from_utf8) {
+                Err(e) => Err(format!("cannot read: {e}")),
+                Ok(Err(_)) => Err("not UTF-8".to_owned()),
+                Ok(Ok(line)) if line.trim().is_empty() => continue,
+                Ok(Ok(line)) => serde_json::from_str::<Value>(&line)
+                    .map_err(|e| format!("not valid JSON: {}", strip_location(&e))),
+            };
+            batch.push(match item {
+                Ok(value) => check(path, position, value, ctx),
+                Err(reason) => Err(Rejection {
+                    file: path.to_owned(),
+                    article: position,
+                    reason,
+                }),
+            });
+            if batch.len() == BATCH_SIZE && !emit(std::mem::take(&mut batch)) {
+                return;
+            }
+        }
+        if !batch.is_empty() {
+            emit(batch);
+        }
+        return;
     }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            emit(whole_file(format!("cannot read: {e}")));
+            return;
+        }
+    };
     match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Array(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, value)| check(path, format!("article {}", i + 1), value, ctx))
-            .collect(),
-        Ok(value @ Value::Object(_)) => vec![check(path, String::new(), value, ctx)],
-        Ok(_) => whole_file("expected an article object or an array of them".to_owned()),
-        Err(e) => whole_file(format!(
-            "not valid JSON at line {} column {}: {}",
-            e.line(),
-            e.column(),
-            strip_location(&e)
-        )),
+        Ok(Value::Array(items)) => {
+            let mut items = items.into_iter().enumerate().peekable();
+            while items.peek().is_some() {
+                let batch: Vec<Item> = items
+                    .by_ref()
+                    .take(BATCH_SIZE)
+                    .map(|(i, value)| check(path, format!("article {}", i + 1), value, ctx))
+                    .collect();
+                if !emit(batch) {
+                    return;
+                }
+            }
+        }
+        Ok(value @ Value::Object(_)) => {
+            emit(vec![check(path, String::new(), value, ctx)]);
+        }
+        Ok(_) => {
+            emit(whole_file(
+                "expected an article object or an array of them".to_owned(),
+            ));
+        }
+        Err(e) => {
+            emit(whole_file(format!(
+                "not valid JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_location(&e)
+            )));
+        }
     }
 }
 

@@ -47,6 +47,9 @@ fn options(loc: &SqliteLocation) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
+        // 64 MiB of page cache per connection (negative means KiB): index
+        // pages of a large store stay in memory during bulk imports.
+        .pragma("cache_size", "-65536")
 }
 
 fn memory_db_number() -> u64 {
