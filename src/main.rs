@@ -204,7 +204,7 @@ async fn import(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> 
     let store = app::open_store(config, app::Seeding::Never).await?;
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} articles ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} articles, {elapsed} elapsed, eta {eta}")
             .context("progress bar template")?,
     );
     let progress = Progress {

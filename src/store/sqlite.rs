@@ -363,15 +363,12 @@ async fn write_changes(
         .filter(|c| c.existed)
         .map(|c| c.article.id.as_str())
         .collect();
-    let filters: [(&str, &str, fn(&Article) -> Vec<String>); 2] = [
-        ("article_tags", "tag_key", |a| {
-            keys(a.tags.iter().map(String::as_str))
-        }),
-        ("article_authors", "author_key", |a| {
-            keys(a.authors.iter().map(|x| x.name.as_str()))
-        }),
-    ];
-    for (table, column, keys_of) in filters {
+    for FilterTable {
+        table,
+        column,
+        keys: keys_of,
+    } in [TAGS, AUTHORS]
+    {
         for ids in replaced.chunks(LOOKUP_CHUNK) {
             let sql = format!(
                 "DELETE FROM {table} WHERE article_id IN ({})",
@@ -410,6 +407,25 @@ async fn write_changes(
     Ok(())
 }
 
+/// A table holding one row per (article, match key) so feeds can filter on it.
+struct FilterTable {
+    table: &'static str,
+    column: &'static str,
+    keys: fn(&Article) -> Vec<String>,
+}
+
+const TAGS: FilterTable = FilterTable {
+    table: "article_tags",
+    column: "tag_key",
+    keys: |a| keys(a.tags.iter().map(String::as_str)),
+};
+
+const AUTHORS: FilterTable = FilterTable {
+    table: "article_authors",
+    column: "author_key",
+    keys: |a| keys(a.authors.iter().map(|x| x.name.as_str())),
+};
+
 /// Distinct match keys, so `["UN", "un"]` is one filter row.
 fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = values.map(match_key).collect();
@@ -436,14 +452,15 @@ fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
     let published = Status::Published.as_str();
 
     // `EXISTS` checks for the lists that do not drive, against an article id expression.
-    let exists = |binds: &mut Vec<Bind>,
-                  id_expr: &str,
-                  table: &str,
-                  column: &str,
-                  values: &[String]| {
+    let exists = |binds: &mut Vec<Bind>, id_expr: &str, t: &FilterTable, values: &[String]| {
+        if values.is_empty() {
+            return String::new();
+        }
         binds.extend(values.iter().cloned().map(Bind::Text));
         format!(
-            " AND EXISTS (SELECT 1 FROM {table} f WHERE f.article_id = {id_expr} AND f.{column} IN ({}))",
+            " AND EXISTS (SELECT 1 FROM {} f WHERE f.article_id = {id_expr} AND f.{} IN ({}))",
+            t.table,
+            t.column,
             placeholders(values.len())
         )
     };
@@ -456,44 +473,28 @@ fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
             let mut sql = String::from(
                 "SELECT a.id FROM articles a WHERE a.status = ? AND a.section_key = ?",
             );
-            if !filter.tags.is_empty() {
-                sql += &exists(&mut binds, "a.id", "article_tags", "tag_key", &filter.tags);
-            }
-            if !filter.authors.is_empty() {
-                sql += &exists(
-                    &mut binds,
-                    "a.id",
-                    "article_authors",
-                    "author_key",
-                    &filter.authors,
-                );
-            }
+            sql += &exists(&mut binds, "a.id", &TAGS, &filter.tags);
+            sql += &exists(&mut binds, "a.id", &AUTHORS, &filter.authors);
             sql += " ORDER BY a.published_at DESC, a.id DESC LIMIT ?";
             binds.push(Bind::Int(limit));
             subqueries.push(sql);
         }
     } else if !filter.tags.is_empty() || !filter.authors.is_empty() {
-        let (table, column, values, other) = if !filter.tags.is_empty() {
-            (
-                "article_tags",
-                "tag_key",
-                &filter.tags,
-                Some(("article_authors", "author_key", &filter.authors)),
-            )
-        } else {
-            ("article_authors", "author_key", &filter.authors, None)
-        };
+        // Tags drive when given (authors, if any, are checked per row); else authors.
+        let (driver, values, others): (&FilterTable, &[String], &[String]) =
+            if !filter.tags.is_empty() {
+                (&TAGS, &filter.tags, &filter.authors)
+            } else {
+                (&AUTHORS, &filter.authors, &[])
+            };
         for value in values {
             binds.push(Bind::Text(value.clone()));
             binds.push(Bind::Text(published.to_owned()));
             let mut sql = format!(
-                "SELECT d.article_id AS id FROM {table} d WHERE d.{column} = ? AND d.status = ?"
+                "SELECT d.article_id AS id FROM {} d WHERE d.{} = ? AND d.status = ?",
+                driver.table, driver.column
             );
-            if let Some((t, c, v)) = other
-                && !v.is_empty()
-            {
-                sql += &exists(&mut binds, "d.article_id", t, c, v);
-            }
+            sql += &exists(&mut binds, "d.article_id", &AUTHORS, others);
             sql += " ORDER BY d.published_at DESC, d.article_id DESC LIMIT ?";
             binds.push(Bind::Int(limit));
             subqueries.push(sql);
