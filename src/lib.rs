@@ -8,11 +8,15 @@
 //! - [`config`]: the TOML configuration, checked into typed values.
 //! - [`article`]: the article model and its validation.
 //! - [`store`]: the article store trait and its SQLite backend.
+//! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
+//! - [`publish`]: writing documents to the output folder atomically.
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod app;
 pub mod article;
+pub mod builder;
 pub mod config;
 pub mod import;
+pub mod publish;
 pub mod store;

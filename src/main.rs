@@ -110,15 +110,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Command::Build { out } => {
-            app::open_store(&config, app::Seeding::OnFirstStart).await?;
+            let store = app::open_store(&config, app::Seeding::OnFirstStart).await?;
             let out = out.unwrap_or_else(|| config.output_dir.clone());
-            eprintln!(
-                "feedsmith build: the store is open; writing {{name}}.rss/.atom/.json for {} feeds to {} \
-                 arrives with the feed builder (issue 3)",
-                config.feeds.len(),
-                out.display()
-            );
-            Ok(ExitCode::from(2))
+            let built = app::build_all(&config, store.as_ref(), &out).await?;
+            for feed in &built {
+                let files: Vec<String> =
+                    feed.files.iter().map(|f| f.display().to_string()).collect();
+                println!(
+                    "{}: {} items -> {}",
+                    feed.name,
+                    feed.items,
+                    files.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

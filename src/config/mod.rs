@@ -215,6 +215,9 @@ struct RawSite {
     description: Option<Text>,
     language: Option<Spanned<String>>,
     url: Option<HttpUrl>,
+    rights: Option<Text>,
+    logo: Option<HttpUrl>,
+    icon: Option<HttpUrl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +276,12 @@ pub struct SiteConfig {
     pub language: Option<String>,
     /// The newsroom's home page; feeds link here. Defaults to `server.base_url`.
     pub url: Url,
+    /// The publication's copyright line for feeds as a whole.
+    pub rights: Option<String>,
+    /// A wide image for readers that show one (RSS `image`, Atom `logo`).
+    pub logo: Option<Url>,
+    /// A small square image (Atom `icon`, JSON Feed `icon`/`favicon`).
+    pub icon: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +453,9 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
                 .url
                 .map(|u| u.0)
                 .unwrap_or_else(|| base_url.clone()),
+            rights: raw.site.rights.map(|r| r.0),
+            logo: raw.site.logo.map(|u| u.0),
+            icon: raw.site.icon.map(|u| u.0),
         },
         server: ServerConfig {
             listen: raw.server.listen,

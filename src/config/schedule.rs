@@ -51,6 +51,19 @@ impl CronSchedule {
     }
 }
 
+impl CronSchedule {
+    /// The shortest gap between consecutive runs, as a hint for how often
+    /// readers should poll (RSS `ttl`, `Cache-Control: max-age`). It is measured
+    /// over the first runs after a fixed instant, never the clock, so the same
+    /// schedule always gives the same hint and the same feed bytes.
+    pub fn typical_interval<Z: TimeZone>(&self, zone: &Z) -> Option<chrono::Duration> {
+        // Monday 2025-01-06 00:00 UTC: a fixed, ordinary week to sample from.
+        let reference = DateTime::<Utc>::from_timestamp(1_736_121_600, 0)?.with_timezone(zone);
+        let runs = self.upcoming(&reference, 64);
+        runs.windows(2).map(|w| w[1] - w[0]).min()
+    }
+}
+
 impl fmt::Debug for CronSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CronSchedule({:?})", self.source)
@@ -295,6 +308,20 @@ mod tests {
         assert_eq!(
             cron("@hourly").next_after(&at("2025-01-06T10:01:00Z")),
             Some(at("2025-01-06T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn typical_interval_is_the_shortest_gap() {
+        let minutes = |e: &str| cron(e).typical_interval(&Dublin).map(|d| d.num_minutes());
+        assert_eq!(minutes("*/5 * * * *"), Some(5));
+        assert_eq!(minutes("0 */2 * * *"), Some(120));
+        assert_eq!(minutes("0 9 * * *"), Some(1440));
+        assert_eq!(minutes("0 6,18 * * 1-5"), Some(720));
+        assert_eq!(
+            minutes("*/30 * * * * *"),
+            Some(0),
+            "sub-minute schedules round down"
         );
     }
 

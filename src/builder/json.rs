@@ -1,0 +1,183 @@
+//! JSON Feed 1.1 through serde.
+//!
+//! Field order is the struct order below, so output is byte-stable. What JSON
+//! Feed has no field for (rights, the agency, related links, the image's credit
+//! and caption) goes in the `_feedsmith` extension object, as the spec asks of
+//! extensions: a key starting with an underscore.
+
+use serde::Serialize;
+
+use super::{Entry, FeedMeta, Prepared, image_type, rfc3339};
+use crate::config::Format;
+
+pub const VERSION: &str = "https://jsonfeed.org/version/1.1";
+
+#[derive(Serialize)]
+struct Feed<'a> {
+    version: &'static str,
+    title: &'a str,
+    home_page_url: &'a str,
+    feed_url: String,
+    description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    favicon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'a str>,
+    authors: Vec<Person<'a>>,
+    #[serde(rename = "_feedsmith")]
+    extension: FeedExtension<'a>,
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct FeedExtension<'a> {
+    updated: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rights: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    categories: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Person<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    id: &'a str,
+    url: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_html: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    date_published: String,
+    date_modified: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authors: Vec<Person<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(rename = "_feedsmith")]
+    extension: ItemExtension<'a>,
+}
+
+#[derive(Serialize)]
+struct ItemExtension<'a> {
+    article_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rights: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageDetails<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related: Vec<Link<'a>>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ImageDetails<'a> {
+    url: &'a str,
+    mime_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    title: &'a str,
+    url: &'a str,
+}
+
+pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
+    let zone = meta.timezone;
+    let feed = Feed {
+        version: VERSION,
+        title: &meta.title,
+        home_page_url: meta.site_url.as_str(),
+        feed_url: meta.self_url(Format::Json),
+        description: &meta.description,
+        icon: meta.icon.as_ref().map(|u| u.as_str()),
+        favicon: meta.icon.as_ref().map(|u| u.as_str()),
+        language: meta.language.as_deref(),
+        authors: vec![Person {
+            name: &meta.site_title,
+            url: Some(meta.site_url.as_str()),
+        }],
+        extension: FeedExtension {
+            updated: rfc3339(prepared.updated, zone),
+            rights: meta.rights.as_deref(),
+            categories: &meta.categories,
+        },
+        items: prepared.entries.iter().map(|e| item(e, meta)).collect(),
+    };
+    let mut out = serde_json::to_vec_pretty(&feed).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {
+    let zone = meta.timezone;
+    Item {
+        id: &e.tag,
+        url: &e.url,
+        title: &e.headline,
+        summary: e.standfirst.as_deref(),
+        content_html: e.content_with_related.as_deref(),
+        image: e.image.as_ref().map(|i| i.url.as_str()),
+        date_published: rfc3339(e.published_at, zone),
+        date_modified: rfc3339(e.updated_at, zone),
+        authors: e
+            .authors
+            .iter()
+            .map(|a| Person {
+                name: &a.name,
+                url: a.url.as_ref().map(|u| u.as_str()),
+            })
+            .collect(),
+        tags: &e.categories,
+        extension: ItemExtension {
+            article_id: &e.id,
+            section: e.section.as_deref(),
+            rights: e.source.as_ref().and_then(|s| s.rights.as_deref()),
+            source: e.source.as_ref().map(|s| Source {
+                name: &s.name,
+                url: s.url.as_ref().map(|u| u.as_str()),
+            }),
+            image: e.image.as_ref().map(|i| ImageDetails {
+                url: i.url.as_str(),
+                mime_type: image_type(i),
+                length: i.length,
+                caption: i.caption.as_deref(),
+                credit: i.credit.as_deref(),
+            }),
+            related: e
+                .related
+                .iter()
+                .map(|r| Link {
+                    title: &r.title,
+                    url: r.url.as_str(),
+                })
+                .collect(),
+        },
+    }
+}

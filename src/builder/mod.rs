@@ -1,0 +1,402 @@
+//! The feed builder: one feed's settings and articles in, finished documents out.
+//!
+//! This module owns the mapping of CONTRACT §5 and the three serialisations
+//! (`rss`, `atom`, `json`). It is a pure function of its inputs: no clock, no
+//! I/O, no store. The same [`FeedMeta`] and the same articles, in any order,
+//! always give byte-identical documents and ETags, which is what lets every
+//! replica and every rebuild agree. Everything that comes from outside passes
+//! through [`Entry::prepare`] once — characters XML 1.0 forbids removed,
+//! relative URLs in bodies resolved — so no renderer has to remember to.
+
+mod atom;
+mod html;
+mod json;
+mod rss;
+
+use std::fmt;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::article::{Article, Author, Image, Related, Source, strip_forbidden};
+use crate::config::{Config, FeedName, FeedSpec, Format};
+
+/// What the generator element names, with the crate version.
+pub const GENERATOR: &str = "feedsmith";
+
+/// The feed-level date of a feed with no items: the Unix epoch. A fixed value
+/// keeps an empty feed's bytes and ETag stable; readers show no date for it.
+pub const EMPTY_FEED_UPDATED: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+/// Everything about one feed that is not its articles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedMeta {
+    pub name: FeedName,
+    pub title: String,
+    pub description: String,
+    pub site_title: String,
+    /// The newsroom's home page: the channel link.
+    pub site_url: Url,
+    /// Where the service is reached; self links are built under it.
+    pub base_url: Url,
+    pub language: Option<String>,
+    pub rights: Option<String>,
+    pub logo: Option<Url>,
+    pub icon: Option<Url>,
+    pub timezone: Tz,
+    /// Minutes between refreshes, for RSS `ttl`.
+    pub ttl_minutes: u32,
+    /// Feed-level categories: the sections and tags the feed selects.
+    pub categories: Vec<String>,
+    /// The authority part of `tag:` URIs (RFC 4151): the host of `base_url`.
+    pub tag_authority: String,
+}
+
+impl FeedMeta {
+    pub fn new(config: &Config, spec: &FeedSpec) -> Self {
+        let site = &config.site;
+        let ttl_minutes = spec
+            .refresh
+            .typical_interval(&site.timezone)
+            .map_or(60, |d| d.num_minutes().clamp(1, i64::from(u32::MAX)) as u32);
+        let mut categories: Vec<String> = Vec::new();
+        for c in spec.sections.iter().chain(&spec.tags) {
+            if !categories.contains(c) {
+                categories.push(c.clone());
+            }
+        }
+        Self {
+            name: spec.name.clone(),
+            title: spec.title.clone(),
+            description: spec
+                .description
+                .clone()
+                .or_else(|| site.description.clone())
+                .unwrap_or_else(|| format!("{}: {}", site.title, spec.title)),
+            site_title: site.title.clone(),
+            site_url: site.url.clone(),
+            base_url: config.server.base_url.clone(),
+            language: site.language.clone(),
+            rights: site.rights.clone(),
+            logo: site.logo.clone(),
+            icon: site.icon.clone(),
+            timezone: site.timezone,
+            ttl_minutes,
+            categories,
+            tag_authority: config
+                .server
+                .base_url
+                .host_str()
+                .unwrap_or("localhost")
+                .to_owned(),
+        }
+    }
+
+    /// The URL this feed is served at in `format`: `{base_url}/feeds/{name}.{ext}`.
+    pub fn self_url(&self, format: Format) -> String {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        format!("{base}/feeds/{}.{}", self.name, format.extension())
+    }
+}
+
+/// A strong HTTP entity tag: `"` + the first 128 bits of the SHA-256 of the
+/// exact bytes served, in lower-case hex, + `"`. Specified rather than
+/// `DefaultHasher` so every replica and every release computes the same tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(String);
+
+impl ETag {
+    pub fn of(bytes: &[u8]) -> Self {
+        let digest = Sha256::digest(bytes);
+        Self(format!("\"{}\"", hex::encode(&digest[..16])))
+    }
+
+    /// The tag with its quotes, as sent in the `ETag` header.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One finished document: the exact bytes to serve and what the server needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub format: Format,
+    pub body: Bytes,
+    pub content_type: &'static str,
+    pub etag: ETag,
+    /// The newest `updated_at` among the items ([`EMPTY_FEED_UPDATED`] if none).
+    pub last_modified: DateTime<Utc>,
+}
+
+impl Document {
+    fn new(format: Format, body: Vec<u8>, last_modified: DateTime<Utc>) -> Self {
+        Self {
+            format,
+            etag: ETag::of(&body),
+            body: Bytes::from(body),
+            content_type: content_type(format),
+            last_modified,
+        }
+    }
+}
+
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Rss => "application/rss+xml; charset=utf-8",
+        Format::Atom => "application/atom+xml; charset=utf-8",
+        Format::Json => "application/feed+json; charset=utf-8",
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("feed {feed}: writing {format:?}: {message}")]
+    Write {
+        feed: FeedName,
+        format: Format,
+        message: String,
+    },
+}
+
+/// An article made safe to render: every string free of characters XML 1.0
+/// forbids, the body's relative URLs resolved against the article URL, and the
+/// identity and dates each format needs computed once.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `tag:{host},{YYYY-MM-DD}:{id}`: RSS `guid`, Atom `id`, JSON `id`.
+    pub tag: String,
+    pub url: String,
+    pub headline: String,
+    pub standfirst: Option<String>,
+    /// The body with URLs resolved and, when the article has related links, a
+    /// "Related" list appended (RSS and JSON carry related links that way).
+    pub content_with_related: Option<String>,
+    /// How many bytes of `content_with_related` are the body itself (Atom uses
+    /// `link rel="related"` instead of the appended list).
+    pub body_len: usize,
+    pub authors: Vec<Author>,
+    pub source: Option<Source>,
+    /// The section then the tags, without repeats.
+    pub categories: Vec<String>,
+    pub section: Option<String>,
+    pub image: Option<Image>,
+    pub related: Vec<Related>,
+    pub published_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub id: String,
+}
+
+fn clean(s: &str) -> String {
+    strip_forbidden(s.to_owned()).0
+}
+
+fn clean_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(clean).filter(|s| !s.trim().is_empty())
+}
+
+fn clean_url(u: &Url) -> Url {
+    // A parsed URL is percent-encoded ASCII, so nothing in it needs removing.
+    u.clone()
+}
+
+impl Entry {
+    pub fn prepare(article: &Article) -> Self {
+        let url = article.url.as_str().to_owned();
+        let body = article
+            .body_html
+            .as_deref()
+            .map(|b| html::resolve_urls(&clean(b), &article.url));
+        let related: Vec<Related> = article
+            .related
+            .iter()
+            .map(|r| Related {
+                title: clean(&r.title),
+                url: clean_url(&r.url),
+            })
+            .collect();
+        let body_len = body.as_ref().map_or(0, String::len);
+        let content_with_related = match (body, related.is_empty()) {
+            (body, true) => body,
+            (body, false) => {
+                let mut content = body.unwrap_or_default();
+                html::append_related(&mut content, &related);
+                Some(content)
+            }
+        };
+        let section = clean_opt(&article.section);
+        let mut categories: Vec<String> = Vec::new();
+        for c in section
+            .iter()
+            .cloned()
+            .chain(article.tags.iter().map(|t| clean(t)))
+        {
+            if !c.trim().is_empty() && !categories.contains(&c) {
+                categories.push(c);
+            }
+        }
+        Self {
+            tag: String::new(),
+            url,
+            headline: clean(&article.headline),
+            standfirst: clean_opt(&article.standfirst),
+            content_with_related,
+            body_len,
+            authors: article
+                .authors
+                .iter()
+                .map(|a| Author {
+                    name: clean(&a.name),
+                    email: clean_opt(&a.email),
+                    url: a.url.clone(),
+                })
+                .collect(),
+            source: article.source.as_ref().map(|s| Source {
+                name: clean(&s.name),
+                rights: clean_opt(&s.rights),
+                url: s.url.clone(),
+            }),
+            categories,
+            section,
+            image: article.image.as_ref().map(|i| Image {
+                url: i.url.clone(),
+                caption: clean_opt(&i.caption),
+                credit: clean_opt(&i.credit),
+                mime_type: clean_opt(&i.mime_type),
+                length: i.length,
+            }),
+            related,
+            published_at: article.published_at,
+            updated_at: article.updated_at,
+            id: article.id.to_string(),
+        }
+    }
+
+    /// The body alone, for Atom.
+    pub fn body(&self) -> Option<&str> {
+        self.content_with_related
+            .as_deref()
+            .map(|c| &c[..self.body_len])
+            .filter(|b| !b.is_empty())
+    }
+}
+
+/// The `tag:` URI (RFC 4151) of an article: the service's host, the UTC date
+/// the article was first published, and its id. It never involves the URL,
+/// headline or body, so editing those never duplicates the item in a reader.
+pub fn tag_uri(authority: &str, article: &Article) -> String {
+    format!(
+        "tag:{authority},{}:{}",
+        article.published_at.format("%Y-%m-%d"),
+        article.id
+    )
+}
+
+/// Feed order: newest first; equal publish times by id, descending — the same
+/// order the store selects in, so input order never matters.
+fn sort_newest_first(articles: &mut [&Article]) {
+    articles.sort_by(|a, b| {
+        b.published_at
+            .cmp(&a.published_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+}
+
+/// The prepared entries of a feed, in feed order, with the feed's last-modified instant.
+pub struct Prepared {
+    pub entries: Vec<Entry>,
+    pub updated: DateTime<Utc>,
+}
+
+/// Sorts, sanitises and resolves the articles once for every format.
+pub fn prepare(meta: &FeedMeta, articles: &[Article]) -> Prepared {
+    let mut ordered: Vec<&Article> = articles.iter().collect();
+    sort_newest_first(&mut ordered);
+    let entries: Vec<Entry> = ordered
+        .into_iter()
+        .map(|a| {
+            let mut e = Entry::prepare(a);
+            e.tag = tag_uri(&meta.tag_authority, a);
+            e
+        })
+        .collect();
+    let updated = entries
+        .iter()
+        .map(|e| e.updated_at)
+        .max()
+        .unwrap_or(EMPTY_FEED_UPDATED);
+    Prepared { entries, updated }
+}
+
+/// Builds one format of a feed.
+pub fn build_format(
+    meta: &FeedMeta,
+    prepared: &Prepared,
+    format: Format,
+) -> Result<Document, BuildError> {
+    let body = match format {
+        Format::Rss => rss::render(meta, prepared),
+        Format::Atom => atom::render(meta, prepared),
+        Format::Json => json::render(meta, prepared),
+    }
+    .map_err(|message| BuildError::Write {
+        feed: meta.name.clone(),
+        format,
+        message,
+    })?;
+    Ok(Document::new(format, body, prepared.updated))
+}
+
+/// Builds every requested format of a feed from its articles.
+pub fn build(
+    meta: &FeedMeta,
+    articles: &[Article],
+    formats: &[Format],
+) -> Result<Vec<Document>, BuildError> {
+    let prepared = prepare(meta, articles);
+    formats
+        .iter()
+        .map(|&f| build_format(meta, &prepared, f))
+        .collect()
+}
+
+/// RFC 3339 in the site's zone, whole seconds unless the time has fractions.
+pub(crate) fn rfc3339(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// RFC 822 (as updated by RFC 1123/2822) with a numeric offset in the site's
+/// zone and a two-digit day: `Tue, 29 Sep 2015 12:50:00 +0100`.
+pub(crate) fn rfc822(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%a, %d %b %Y %H:%M:%S %z")
+        .to_string()
+}
+
+/// The media type of an image: as given, or guessed from the URL's extension.
+pub(crate) fn image_type(image: &Image) -> &str {
+    if let Some(m) = image.mime_type.as_deref() {
+        return m;
+    }
+    let path = image.url.path().to_ascii_lowercase();
+    match path.rsplit('.').next() {
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("avif") => "image/avif",
+        Some("svg") => "image/svg+xml",
+        _ => "image/jpeg",
+    }
+}
+
+#[cfg(test)]
+mod tests;
