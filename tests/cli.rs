@@ -4,11 +4,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{ZONE, repo_root};
-use feedsmith::article::{Article, RawArticle, ValidationContext};
+use common::{repo_root, sample_articles};
 use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
 use tempfile::TempDir;
 
@@ -75,44 +74,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every article in the sample folder, validated as the import path does.
-fn sample_articles() -> Vec<Article> {
-    let mut files = Vec::new();
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in fs::read_dir(dir).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    walk(&repo_root().join("examples/articles"), &mut files);
-    let mut values = Vec::new();
-    for f in files {
-        let text = fs::read_to_string(&f).expect("read");
-        if f.extension().is_some_and(|x| x == "jsonl") {
-            values.extend(
-                text.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| serde_json::from_str(l).expect("json line")),
-            );
-        } else {
-            values.push(serde_json::from_str::<serde_json::Value>(&text).expect("json"));
-        }
-    }
-    values
-        .into_iter()
-        .map(|v| {
-            let raw: RawArticle = serde_json::from_value(v).expect("shape");
-            raw.validate(ValidationContext { timezone: ZONE })
-                .expect("sample is valid")
-                .article
-        })
-        .collect()
 }
 
 #[tokio::test]

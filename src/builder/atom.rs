@@ -21,13 +21,42 @@ struct Xml {
     w: Writer<Vec<u8>>,
 }
 
+/// Escapes an attribute value so a parser reads back exactly this text:
+/// besides `& < > "`, tab and newline become character references, which
+/// attribute-value normalisation (XML 1.0 §3.3.3) would otherwise turn into
+/// spaces.
+fn escape_attribute(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['&', '<', '>', '"', '\t', '\n', '\r']) {
+        return value.into();
+    }
+    let mut out = String::with_capacity(value.len() + 16);
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+fn element<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
+    let mut el = BytesStart::new(name);
+    for (key, value) in attrs {
+        // The byte-pair form writes the value as given: already escaped above.
+        el.push_attribute((key.as_bytes(), escape_attribute(value).as_bytes()));
+    }
+    el
+}
+
 impl Xml {
     fn start(&mut self, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
-        let mut el = BytesStart::new(name);
-        for a in attrs {
-            el.push_attribute(*a);
-        }
-        self.w.write_event(Event::Start(el))
+        self.w.write_event(Event::Start(element(name, attrs)))
     }
 
     fn end(&mut self, name: &str) -> io::Result<()> {
@@ -35,11 +64,7 @@ impl Xml {
     }
 
     fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
-        let mut el = BytesStart::new(name);
-        for a in attrs {
-            el.push_attribute(*a);
-        }
-        self.w.write_event(Event::Empty(el))
+        self.w.write_event(Event::Empty(element(name, attrs)))
     }
 
     fn text(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> io::Result<()> {

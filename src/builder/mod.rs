@@ -195,8 +195,17 @@ pub struct Entry {
     pub id: String,
 }
 
+/// Text as every format carries it: without characters XML 1.0 forbids, and
+/// with CR LF and lone CR as LF. XML parsers turn line ends into LF anyway
+/// (XML 1.0 §2.11), even inside CDATA, so doing it here keeps the three formats
+/// saying exactly the same thing.
 fn clean(s: &str) -> String {
-    strip_forbidden(s.to_owned()).0
+    let text = strip_forbidden(s.to_owned()).0;
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text
+    }
 }
 
 fn clean_opt(s: &Option<String>) -> Option<String> {
@@ -211,10 +220,7 @@ fn clean_url(u: &Url) -> Url {
 impl Entry {
     pub fn prepare(article: &Article) -> Self {
         let url = article.url.as_str().to_owned();
-        let body = article
-            .body_html
-            .as_deref()
-            .map(|b| html::resolve_urls(&clean(b), &article.url));
+        let body = clean_opt(&article.body_html).map(|b| html::resolve_urls(&b, &article.url));
         let related: Vec<Related> = article
             .related
             .iter()

@@ -1,1 +1,273 @@
+use super::*;
+use crate::article::{RawArticle, ValidationContext};
+use chrono_tz::Europe::Dublin;
+use serde_json::json;
 
+fn meta() -> FeedMeta {
+    FeedMeta {
+        name: "latest".parse().expect("name"),
+        title: "Latest".into(),
+        description: "Every story".into(),
+        site_title: "Example News".into(),
+        site_url: Url::parse("https://news.example.com/").expect("url"),
+        base_url: Url::parse("https://feeds.example.com/").expect("url"),
+        language: Some("en-IE".into()),
+        rights: None,
+        logo: None,
+        icon: None,
+        timezone: Dublin,
+        ttl_minutes: 5,
+        categories: vec![],
+        tag_authority: "feeds.example.com".into(),
+    }
+}
+
+fn article(v: serde_json::Value) -> Article {
+    let mut base = json!({"url": "https://news.example.com/a/b", "headline": "H", "published_at": "2025-01-01T00:00:00Z"});
+    if let (Some(b), serde_json::Value::Object(more)) = (base.as_object_mut(), v) {
+        b.extend(more);
+    }
+    let raw: RawArticle = serde_json::from_value(base).expect("shape");
+    raw.validate(ValidationContext { timezone: Dublin })
+        .expect("valid")
+        .article
+}
+
+fn text(doc: &Document) -> String {
+    String::from_utf8(doc.body.to_vec()).expect("utf-8")
+}
+
+fn build_one(articles: &[Article], format: Format) -> Document {
+    build(&meta(), articles, &[format])
+        .expect("build")
+        .remove(0)
+}
+
+#[test]
+fn rss_dates_carry_the_site_offset() {
+    let summer = article(json!({"id": "s", "published_at": "2025-09-29T12:50:00"}));
+    let winter = article(json!({"id": "w", "published_at": "2025-01-29T12:50:00"}));
+    let rss = text(&build_one(&[summer, winter], Format::Rss));
+    assert!(
+        rss.contains("<pubDate>Mon, 29 Sep 2025 12:50:00 +0100</pubDate>"),
+        "{rss}"
+    );
+    assert!(
+        rss.contains("<pubDate>Wed, 29 Jan 2025 12:50:00 +0000</pubDate>"),
+        "{rss}"
+    );
+    assert!(
+        rss.contains("<lastBuildDate>Mon, 29 Sep 2025 12:50:00 +0100</lastBuildDate>"),
+        "{rss}"
+    );
+    let atom = text(&build_one(
+        &[article(
+            json!({"id": "s", "published_at": "2025-09-29T12:50:00"}),
+        )],
+        Format::Atom,
+    ));
+    assert!(
+        atom.contains("<published>2025-09-29T12:50:00+01:00</published>"),
+        "{atom}"
+    );
+}
+
+#[test]
+fn rfc822_uses_two_digit_days() {
+    let t = DateTime::parse_from_rfc3339("2017-01-01T12:00:00Z")
+        .expect("literal")
+        .with_timezone(&Utc);
+    assert_eq!(rfc822(t, Dublin), "Sun, 01 Jan 2017 12:00:00 +0000");
+}
+
+#[test]
+fn tag_uri_depends_only_on_host_publish_date_and_id() {
+    let a = article(json!({"id": "world-1", "published_at": "2015-09-29T23:30:00+01:00"}));
+    assert_eq!(
+        tag_uri("feeds.example.com", &a),
+        "tag:feeds.example.com,2015-09-29:world-1"
+    );
+    let mut edited = a.clone();
+    edited.url = Url::parse("https://news.example.com/moved").expect("url");
+    edited.headline = "New headline".into();
+    edited.body_html = Some("<p>new</p>".into());
+    edited.updated_at = edited.published_at + chrono::Duration::hours(5);
+    assert_eq!(
+        tag_uri("feeds.example.com", &edited),
+        tag_uri("feeds.example.com", &a)
+    );
+}
+
+#[test]
+fn items_are_newest_first_with_ties_by_id_whatever_the_input_order() {
+    let a = article(json!({"id": "a", "published_at": "2025-01-02T00:00:00Z"}));
+    let b = article(json!({"id": "b", "published_at": "2025-01-02T00:00:00Z"}));
+    let c = article(json!({"id": "c", "published_at": "2025-01-03T00:00:00Z"}));
+    let d = article(json!({"id": "d", "published_at": "2025-01-01T00:00:00Z"}));
+    let orders = [
+        vec![a.clone(), b.clone(), c.clone(), d.clone()],
+        vec![d.clone(), c.clone(), b.clone(), a.clone()],
+        vec![b.clone(), d.clone(), a.clone(), c.clone()],
+    ];
+    for format in Format::ALL {
+        let docs: Vec<Document> = orders.iter().map(|o| build_one(o, format)).collect();
+        assert!(
+            docs.windows(2).all(|w| w[0] == w[1]),
+            "{format:?} depends on input order"
+        );
+        let t = text(&docs[0]);
+        let pos = |id: &str| {
+            t.find(&format!(":{id}<"))
+                .or_else(|| t.find(&format!(":{id}\"")))
+                .expect("item present")
+        };
+        assert!(
+            pos("c") < pos("b") && pos("b") < pos("a") && pos("a") < pos("d"),
+            "{format:?} order wrong"
+        );
+    }
+}
+
+#[test]
+fn feed_updated_is_the_newest_item_update_and_empty_feeds_use_the_epoch() {
+    let a = article(
+        json!({"id": "a", "published_at": "2025-01-01T00:00:00Z", "updated_at": "2025-03-01T10:00:00Z"}),
+    );
+    let b = article(json!({"id": "b", "published_at": "2025-02-01T00:00:00Z"}));
+    let docs = build(&meta(), &[a, b], &Format::ALL).expect("build");
+    for d in &docs {
+        assert_eq!(d.last_modified.to_rfc3339(), "2025-03-01T10:00:00+00:00");
+    }
+    assert!(text(&docs[1]).contains("<updated>2025-03-01T10:00:00+00:00</updated>"));
+    let empty = build(&meta(), &[], &Format::ALL).expect("build");
+    for d in &empty {
+        assert_eq!(d.last_modified, EMPTY_FEED_UPDATED);
+    }
+    assert!(
+        text(&empty[0]).contains("<lastBuildDate>Thu, 01 Jan 1970 01:00:00 +0100</lastBuildDate>"),
+        "{}",
+        text(&empty[0])
+    );
+    assert!(text(&empty[1]).contains("<updated>1970-01-01T01:00:00+01:00</updated>"));
+}
+
+#[test]
+fn etag_is_the_specified_hash_of_the_bytes() {
+    let doc = build_one(&[article(json!({"id": "a"}))], Format::Json);
+    let digest = Sha256::digest(&doc.body);
+    assert_eq!(
+        doc.etag.as_str(),
+        format!("\"{}\"", hex::encode(&digest[..16]))
+    );
+    assert_eq!(
+        ETag::of(b"").as_str(),
+        "\"e3b0c44298fc1c149afbf4c8996fb924\""
+    );
+}
+
+#[test]
+fn content_types_are_the_contract_ones() {
+    let docs = build(&meta(), &[], &Format::ALL).expect("build");
+    let types: Vec<&str> = docs.iter().map(|d| d.content_type).collect();
+    assert_eq!(
+        types,
+        [
+            "application/rss+xml; charset=utf-8",
+            "application/atom+xml; charset=utf-8",
+            "application/feed+json; charset=utf-8"
+        ]
+    );
+}
+
+#[test]
+fn forbidden_characters_in_the_store_never_reach_a_document() {
+    // A CMS writing to the store directly may bypass import's sanitising.
+    let mut a = article(
+        json!({"id": "a", "tags": ["t"], "authors": [{"name": "N"}], "source": {"name": "S", "rights": "R"}}),
+    );
+    a.headline = "bell\u{7}".into();
+    a.standfirst = Some("nul\u{0}".into());
+    a.body_html = Some("<p>\u{FFFE}x</p>".into());
+    a.tags = vec!["t\u{1b}".into()];
+    a.authors[0].name = "N\u{FFFF}".into();
+    if let Some(s) = a.source.as_mut() {
+        s.rights = Some("R\u{b}".into());
+    }
+    for doc in build(&meta(), &[a], &Format::ALL).expect("build") {
+        let t = text(&doc);
+        assert!(
+            t.chars().all(crate::article::is_xml_char),
+            "{:?} leaks a forbidden character",
+            doc.format
+        );
+        assert!(
+            !t.contains("&#"),
+            "{:?} must not smuggle them as references",
+            doc.format
+        );
+        assert!(
+            !t.contains("\\u0007") && !t.contains("\\u0000"),
+            "{:?}",
+            doc.format
+        );
+    }
+}
+
+#[test]
+fn related_links_are_a_list_in_rss_and_json_and_links_in_atom() {
+    let a = article(
+        json!({"id": "a", "body_html": "<p>b</p>", "related": [{"title": "Earlier", "url": "https://e.com/x"}]}),
+    );
+    let rss = text(&build_one(std::slice::from_ref(&a), Format::Rss));
+    assert!(rss.contains("<p>b</p><aside class=\"related\"><h2>Related</h2><ul><li><a href=\"https://e.com/x\">Earlier</a></li></ul></aside>"), "{rss}");
+    let atom = text(&build_one(std::slice::from_ref(&a), Format::Atom));
+    assert!(
+        atom.contains(
+            r#"<link rel="related" type="text/html" href="https://e.com/x" title="Earlier"/>"#
+        ),
+        "{atom}"
+    );
+    assert!(
+        !atom.contains("aside"),
+        "Atom carries related links as links only"
+    );
+    let json = text(&build_one(&[a], Format::Json));
+    assert!(json.contains("aside class=\\\"related\\\""));
+}
+
+#[test]
+fn ttl_and_self_links_come_from_the_meta() {
+    let rss = text(&build_one(&[], Format::Rss));
+    assert!(rss.contains("<ttl>5</ttl>"));
+    assert!(rss.contains(r#"<atom:link href="https://feeds.example.com/feeds/latest.rss" rel="self" type="application/rss+xml">"#), "{rss}");
+    let atom = text(&build_one(&[], Format::Atom));
+    assert!(atom.contains("<id>https://feeds.example.com/feeds/latest.atom</id>"));
+    let mut m = meta();
+    m.base_url = Url::parse("https://example.com/news/").expect("url");
+    assert_eq!(
+        m.self_url(Format::Json),
+        "https://example.com/news/feeds/latest.json"
+    );
+}
+
+#[test]
+fn namespaces_are_declared_once_on_the_root() {
+    let rss = text(&build_one(
+        &[article(
+            json!({"id": "a", "image": {"url": "https://e.com/i.jpg", "credit": "C"}}),
+        )],
+        Format::Rss,
+    ));
+    for prefix in ["atom", "content", "dc", "dcterms", "media"] {
+        assert_eq!(
+            rss.matches(&format!("xmlns:{prefix}=")).count(),
+            1,
+            "{prefix}"
+        );
+    }
+    let root = rss.lines().nth(1).expect("root line");
+    assert!(
+        root.starts_with("<rss version=\"2.0\" xmlns:atom="),
+        "{root}"
+    );
+}

@@ -57,3 +57,35 @@ pub fn repo_root() -> PathBuf {
 pub fn boxed<S: ArticleStore + 'static>(store: S) -> Box<dyn ArticleStore> {
     Box::new(store)
 }
+
+/// Every article in `examples/articles`, validated as the import path does,
+/// in sorted file order.
+pub fn sample_articles() -> Vec<Article> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_root().join("examples/articles"), &mut files);
+    files.sort();
+    let mut values = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        if f.extension().is_some_and(|x| x == "jsonl") {
+            values.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).expect("json line")),
+            );
+        } else {
+            values.push(serde_json::from_str::<Value>(&text).expect("json"));
+        }
+    }
+    values.into_iter().map(article_from).collect()
+}
