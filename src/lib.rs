@@ -11,6 +11,7 @@
 //! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
 //! - [`publish`]: writing documents to the output folder atomically.
+//! - [`server`]: the HTTP server answering from the published set.
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod app;
@@ -19,4 +20,5 @@ pub mod builder;
 pub mod config;
 pub mod import;
 pub mod publish;
+pub mod server;
 pub mod store;

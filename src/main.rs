@@ -76,6 +76,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
 /// Loads the config, printing every problem; `None` means it was invalid.
 fn load_config(path: &std::path::Path) -> Option<Config> {
     match Config::load(path) {
@@ -101,13 +125,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check(&config).await,
         Command::Import { paths } => import(&config, &paths).await,
         Command::Serve => {
-            app::open_store(&config, app::Seeding::OnFirstStart).await?;
-            eprintln!(
-                "feedsmith serve: the store is open and seeded; building feeds and serving them on {} \
-                 arrives with the feed builder and HTTP server (issues 3 and 4)",
-                config.server.listen
-            );
-            Ok(ExitCode::from(2))
+            let listen = config.server.listen;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
+            app::run(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Build { out } => {
             let store = app::open_store(&config, app::Seeding::OnFirstStart).await?;

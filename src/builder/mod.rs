@@ -12,6 +12,7 @@ mod atom;
 mod html;
 mod json;
 mod rss;
+pub mod site;
 
 use std::fmt;
 

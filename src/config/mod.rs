@@ -16,6 +16,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
@@ -201,6 +202,43 @@ struct RawServer {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
     base_url: HttpUrl,
+    cache_max_age: Option<Interval>,
+    stale_if_error: Option<Interval>,
+    max_connections: Option<Count>,
+    header_timeout: Option<Interval>,
+    shutdown_grace: Option<Interval>,
+}
+
+/// A duration written with its unit, such as `"30s"`, `"5m"` or `"1d"`.
+#[derive(Debug, Clone, Copy)]
+struct Interval(Duration);
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim())
+            .map(Interval)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration such as \"30s\", \"5m\" or \"1d\": {e}"
+                ))
+            })
+    }
+}
+
+/// A positive count up to a million.
+#[derive(Debug, Clone, Copy)]
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .map(Count)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is out of range 1..=1000000")))
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -265,6 +303,13 @@ struct RawFeed {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub base_url: Url,
+    /// `Cache-Control: max-age` for feeds; unset means each feed's refresh interval.
+    pub cache_max_age: Option<Duration>,
+    /// `Cache-Control: stale-if-error`: how long a cache may serve a feed while we fail.
+    pub stale_if_error: Duration,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -460,6 +505,20 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
         server: ServerConfig {
             listen: raw.server.listen,
             base_url,
+            cache_max_age: raw.server.cache_max_age.map(|i| i.0),
+            stale_if_error: raw
+                .server
+                .stale_if_error
+                .map_or(Duration::from_secs(86_400), |i| i.0),
+            max_connections: raw.server.max_connections.map_or(10_000, |c| c.0),
+            header_timeout: raw
+                .server
+                .header_timeout
+                .map_or(Duration::from_secs(10), |i| i.0),
+            shutdown_grace: raw
+                .server
+                .shutdown_grace
+                .map_or(Duration::from_secs(10), |i| i.0),
         },
         store: StoreConfig {
             url_at: Location::new(source, Some(raw.store.url.span())),

@@ -89,3 +89,97 @@ pub fn sample_articles() -> Vec<Article> {
     }
     values.into_iter().map(article_from).collect()
 }
+
+/// The real service on `127.0.0.1:0`, over a temporary SQLite store seeded
+/// with the sample articles, with the repository's feed files.
+pub struct TestServer {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub config: feedsmith::config::Config,
+    pub store: Box<dyn ArticleStore>,
+    pub publisher: std::sync::Arc<feedsmith::publish::Publisher>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts the server; `extra_server` lines are added to `[server]`.
+    pub async fn start(extra_server: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let root = repo_root();
+        let config_text = format!(
+            "[server]\nlisten = \"{addr}\"\nbase_url = \"http://{addr}\"\n{extra_server}\n\n\
+             [site]\ntitle = \"Example News & Co\"\ntimezone = \"Europe/Dublin\"\nlanguage = \"en-IE\"\n\n\
+             [store]\nurl = \"sqlite://{db}\"\nseed_dir = \"{seed}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
+            db = dir.path().join("articles.db").display(),
+            seed = root.join("examples/articles").display(),
+            out = dir.path().join("published").display(),
+            feeds = root.join("feeds").display(),
+        );
+        let path = dir.path().join("feedsmith.toml");
+        std::fs::write(&path, config_text).expect("write config");
+        let config = feedsmith::config::Config::load(&path).expect("test config is valid");
+        let store = feedsmith::app::open_store(&config, feedsmith::app::Seeding::OnFirstStart)
+            .await
+            .expect("open store");
+        let set = feedsmith::app::publish_all(&config, store.as_ref(), chrono::Utc::now())
+            .await
+            .expect("publish");
+        let publisher = std::sync::Arc::new(feedsmith::publish::Publisher::new(set));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let config = config.clone();
+            let publisher = publisher.clone();
+            tokio::spawn(async move {
+                feedsmith::app::serve(&config, publisher, listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+            })
+        };
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            config,
+            store,
+            publisher,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Rebuilds and publishes every feed, as a scheduled refresh will.
+    pub async fn republish(&self) {
+        let set =
+            feedsmith::app::publish_all(&self.config, self.store.as_ref(), chrono::Utc::now())
+                .await
+                .expect("publish");
+        self.publisher.publish(set);
+    }
+
+    /// Signals shutdown and returns the server task to await.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("server task")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,10 +1,7 @@
-//! Publishing built documents: today, writing them to the output folder.
-//!
-//! This module owns the output folder. Each document is written atomically —
-//! a temporary file in the same folder, flushed to disk, then renamed over the
-//! old one — so a static server or a reader never sees half a feed, and a crash
-//! leaves the previous version. (The in-memory set the HTTP server answers from
-//! joins this module with the server issue.) It never builds or queries.
+//! The output folder. Each document is written atomically — a temporary file
+//! in the same folder, flushed to disk, then renamed over the old one — so a
+//! static server or a reader never sees half a feed, and a crash leaves the
+//! previous version.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

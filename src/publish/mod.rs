@@ -1,0 +1,89 @@
+//! Publishing: the set of documents being served, and the output folder.
+//!
+//! This module owns what readers get. A published document carries its bytes
+//! in every encoding worth sending (identity, gzip, brotli), each with its own
+//! strong ETag, built once when the document is published and never per
+//! request. The whole set lives behind an `ArcSwap`: a request takes a snapshot
+//! without locking, and a new set replaces the old one in a single swap, so a
+//! reader never sees RSS from one build and Atom from another. It never builds
+//! documents or queries the store; it is handed finished ones.
+
+mod output;
+mod variant;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+pub use output::{PublishError, document_path, write_atomically, write_documents};
+pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
+
+use crate::builder::Document;
+use crate::config::{FeedName, Format};
+
+/// One feed as served: its documents by format, and how long readers may cache them.
+#[derive(Debug)]
+pub struct PublishedFeed {
+    pub name: FeedName,
+    pub title: String,
+    pub description: String,
+    pub documents: BTreeMap<Format, Arc<Representation>>,
+}
+
+/// Everything served at one moment. Replaced whole, never edited in place.
+#[derive(Debug, Default)]
+pub struct PublishedSet {
+    pub feeds: BTreeMap<FeedName, PublishedFeed>,
+    /// The HTML index at `/`.
+    pub index: Option<Arc<Representation>>,
+    /// The OPML subscription list at `/feeds.opml`.
+    pub opml: Option<Arc<Representation>>,
+    /// When this set was published (for `/healthz`, never inside a document).
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl PublishedSet {
+    pub fn document(&self, feed: &str, format: Format) -> Option<&Arc<Representation>> {
+        self.feeds
+            .iter()
+            .find(|(name, _)| name.as_str() == feed)
+            .and_then(|(_, f)| f.documents.get(&format))
+    }
+}
+
+/// The current [`PublishedSet`], readable from any number of requests at once.
+#[derive(Debug, Default)]
+pub struct Publisher {
+    current: ArcSwap<PublishedSet>,
+}
+
+impl Publisher {
+    pub fn new(set: PublishedSet) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(set),
+        }
+    }
+
+    /// A consistent snapshot; cheap enough to take per request.
+    pub fn snapshot(&self) -> Arc<PublishedSet> {
+        self.current.load_full()
+    }
+
+    /// Replaces everything served, atomically.
+    pub fn publish(&self, set: PublishedSet) {
+        self.current.store(Arc::new(set));
+    }
+}
+
+/// Prepares a built document for serving: compresses it (on the calling
+/// thread — call from `spawn_blocking`) and attaches its caching policy.
+pub fn represent(doc: &Document, cache_control: String) -> Representation {
+    Representation::new(
+        doc.body.clone(),
+        doc.content_type,
+        doc.last_modified,
+        cache_control,
+    )
+}

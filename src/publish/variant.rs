@@ -1,0 +1,209 @@
+//! A document as served: its bytes in each content coding, each with its own
+//! strong ETag, plus the header values every response for it repeats.
+//!
+//! Compression happens once, here, when a document is published; requests only
+//! pick a variant. Small documents are kept identity-only: below
+//! [`COMPRESS_MIN_BYTES`] the saving does not pay for a client's decompression.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::builder::ETag;
+
+/// Documents smaller than this are served identity-only.
+pub const COMPRESS_MIN_BYTES: usize = 1024;
+
+/// Brotli quality 11 is the smallest output but slow (about 1 MB/s); above this
+/// size a lower quality keeps publishing fast.
+const BROTLI_MAX_QUALITY_BYTES: usize = 256 * 1024;
+
+/// A content coding we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` token; `None` for identity.
+    pub fn token(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+            Encoding::Brotli => Some("br"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.token().unwrap_or("identity")
+    }
+}
+
+/// One encoding of a document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub encoding: Encoding,
+    pub body: Bytes,
+    /// The strong ETag of exactly these bytes.
+    pub etag: ETag,
+}
+
+impl Variant {
+    fn new(encoding: Encoding, body: Bytes) -> Self {
+        Self {
+            etag: ETag::of(&body),
+            encoding,
+            body,
+        }
+    }
+}
+
+/// A published document: its variants and the headers they share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representation {
+    pub content_type: &'static str,
+    pub last_modified: DateTime<Utc>,
+    /// `Last-Modified` as an IMF-fixdate, formatted once.
+    pub last_modified_http: String,
+    pub cache_control: String,
+    pub identity: Variant,
+    pub gzip: Option<Variant>,
+    pub brotli: Option<Variant>,
+}
+
+impl Representation {
+    /// Builds the variants of `body`. CPU-heavy for large bodies: call it off
+    /// the async runtime.
+    pub fn new(
+        body: Bytes,
+        content_type: &'static str,
+        last_modified: DateTime<Utc>,
+        cache_control: String,
+    ) -> Self {
+        let (gzip, brotli) = if body.len() >= COMPRESS_MIN_BYTES {
+            (
+                Some(Variant::new(Encoding::Gzip, gzip(&body))),
+                Some(Variant::new(Encoding::Brotli, brotli(&body))),
+            )
+        } else {
+            (None, None)
+        };
+        Self {
+            content_type,
+            last_modified,
+            last_modified_http: http_date(last_modified),
+            cache_control,
+            identity: Variant::new(Encoding::Identity, body),
+            gzip,
+            brotli,
+        }
+    }
+
+    pub fn variant(&self, encoding: Encoding) -> Option<&Variant> {
+        match encoding {
+            Encoding::Identity => Some(&self.identity),
+            Encoding::Gzip => self.gzip.as_ref(),
+            Encoding::Brotli => self.brotli.as_ref(),
+        }
+    }
+
+    /// Every variant, identity first.
+    pub fn variants(&self) -> impl Iterator<Item = &Variant> {
+        std::iter::once(&self.identity)
+            .chain(self.gzip.as_ref())
+            .chain(self.brotli.as_ref())
+    }
+}
+
+/// `Last-Modified` has second precision; sub-second parts are dropped.
+pub fn http_date(t: DateTime<Utc>) -> String {
+    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    // mtime 0 and a fixed OS byte keep the output identical on every machine.
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(
+            Vec::with_capacity(body.len() / 4),
+            flate2::Compression::best(),
+        );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+fn brotli(body: &[u8]) -> Bytes {
+    let quality = if body.len() <= BROTLI_MAX_QUALITY_BYTES {
+        11
+    } else {
+        7
+    };
+    let mut out = Vec::with_capacity(body.len() / 5);
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, quality, 22);
+        let _ = writer.write_all(body);
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn rep(body: &[u8]) -> Representation {
+        Representation::new(
+            Bytes::copy_from_slice(body),
+            "application/rss+xml; charset=utf-8",
+            DateTime::from_timestamp(1_443_520_200, 500_000_000).expect("time"),
+            "public, max-age=300".into(),
+        )
+    }
+
+    #[test]
+    fn variants_decompress_to_the_identity_bytes_and_have_their_own_tags() {
+        let body = "<item>feed text that repeats</item>".repeat(200);
+        let r = rep(body.as_bytes());
+        let mut gz = String::new();
+        flate2::read::GzDecoder::new(&r.gzip.as_ref().expect("gzip").body[..])
+            .read_to_string(&mut gz)
+            .expect("gunzip");
+        assert_eq!(gz, body);
+        let mut br = String::new();
+        brotli::Decompressor::new(&r.brotli.as_ref().expect("br").body[..], 4096)
+            .read_to_string(&mut br)
+            .expect("unbrotli");
+        assert_eq!(br, body);
+        let tags: std::collections::HashSet<_> = r.variants().map(|v| v.etag.clone()).collect();
+        assert_eq!(tags.len(), 3);
+        assert!(r.gzip.as_ref().expect("gzip").body.len() < body.len() / 5);
+    }
+
+    #[test]
+    fn compression_is_deterministic() {
+        let body = "deterministic ".repeat(500);
+        assert_eq!(rep(body.as_bytes()), rep(body.as_bytes()));
+    }
+
+    #[test]
+    fn small_documents_are_identity_only() {
+        let r = rep(b"<rss/>");
+        assert!(r.gzip.is_none() && r.brotli.is_none());
+        assert_eq!(r.variants().count(), 1);
+    }
+
+    #[test]
+    fn last_modified_is_an_imf_fixdate_to_the_second() {
+        assert_eq!(
+            rep(b"x").last_modified_http,
+            "Tue, 29 Sep 2015 09:50:00 GMT"
+        );
+    }
+}

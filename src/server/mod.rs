@@ -1,0 +1,281 @@
+//! The HTTP server: answers every request from the published set in memory.
+//!
+//! This module owns the accept loop (hyper 1.x through hyper-util's `auto`
+//! builder: HTTP/1.1 keep-alive and HTTP/2 prior knowledge), the routes of
+//! CONTRACT §4, the response headers and the protections a public server needs
+//! (header-read timeout, header size and connection limits, graceful shutdown).
+//! A request never touches the store, the disk or the builder: it loads the
+//! current [`PublishedSet`](crate::publish::PublishedSet) snapshot and writes
+//! prebuilt bytes.
+
+pub mod conditional;
+mod routes;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED,
+    VARY, X_CONTENT_TYPE_OPTIONS,
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::publish::{Publisher, Representation};
+use conditional::{Outcome, evaluate, is_conditional, negotiate};
+use routes::Route;
+
+/// Limits and timeouts of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long in-flight responses get to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The body type of every response: prebuilt bytes, sent as they are.
+pub type Body = Full<Bytes>;
+
+/// Serves `publisher`'s documents on `listener` until `shutdown` completes,
+/// then lets in-flight responses finish for up to `shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    publisher: Arc<Publisher>,
+    health: Arc<dyn Fn() -> Bytes + Send + Sync>,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(settings.max_header_bytes as u32)
+        .max_concurrent_streams(256);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    let mut accept_errors = 0u32;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => {
+                    accept_errors = 0;
+                    conn
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    accept_errors = accept_errors.saturating_add(1);
+                    let pause = Duration::from_millis(10u64 << accept_errors.min(7));
+                    warn!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small responses must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let publisher = publisher.clone();
+        let health = health.clone();
+        let service = service_fn(move |req| {
+            let response = handle(&publisher, &health, req, peer);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    info!(
+        grace_s = settings.shutdown_grace.as_secs(),
+        "shutting down: no new connections"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections closed"),
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            warn!("shutdown grace period over; dropping the remaining connections");
+        }
+    }
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // Errors must never be cached by a CDN in front of us.
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Routes one request and builds its response; never fails, never panics on input.
+fn handle(
+    publisher: &Publisher,
+    health: &Arc<dyn Fn() -> Bytes + Send + Sync>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let conditional = is_conditional(req.headers());
+    let route = routes::route(req.uri().path());
+    let snapshot = publisher.snapshot();
+    let (response, encoding) = match route {
+        _ if method != Method::GET && method != Method::HEAD => {
+            let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            (r, None)
+        }
+        _ if has_body(&req) => (
+            text_response(StatusCode::BAD_REQUEST, "request bodies are not accepted\n"),
+            None,
+        ),
+        Route::Health => {
+            let mut r = Response::new(Full::new(health()));
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            (r, None)
+        }
+        Route::Index => represent(snapshot.index.as_deref(), &req),
+        Route::Opml => represent(snapshot.opml.as_deref(), &req),
+        Route::Feed { name, format } => {
+            represent(snapshot.document(name, format).map(|r| r.as_ref()), &req)
+        }
+        Route::NotFound => (text_response(StatusCode::NOT_FOUND, "not found\n"), None),
+    };
+    let response = if method == Method::HEAD {
+        // HEAD gets GET's headers, Content-Length included, and no body.
+        let (parts, _) = response.into_parts();
+        Response::from_parts(parts, Full::new(Bytes::new()))
+    } else {
+        response
+    };
+    let bytes = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    info!(
+        target: "feedsmith::access",
+        %peer,
+        method = %method,
+        path = %req.uri().path(),
+        status = response.status().as_u16(),
+        bytes,
+        encoding = encoding.unwrap_or("-"),
+        conditional,
+        micros = started.elapsed().as_micros() as u64,
+    );
+    response
+}
+
+/// Feed paths take no request body; a declared or streamed one is refused.
+fn has_body(req: &Request<Incoming>) -> bool {
+    use hyper::body::Body as _;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes().trim_ascii() != b"0");
+    declared
+        || req.headers().contains_key(http::header::TRANSFER_ENCODING)
+        || !req.body().is_end_stream()
+}
+
+/// A 200, 304 or 412 for a published representation, or a 404 if there is none.
+fn represent(
+    rep: Option<&Representation>,
+    req: &Request<Incoming>,
+) -> (Response<Body>, Option<&'static str>) {
+    let Some(rep) = rep else {
+        return (text_response(StatusCode::NOT_FOUND, "not found\n"), None);
+    };
+    let Some(variant) = negotiate(req.headers(), rep) else {
+        return (
+            text_response(
+                StatusCode::NOT_ACCEPTABLE,
+                "no acceptable content coding (identity was refused)\n",
+            ),
+            None,
+        );
+    };
+    let outcome = evaluate(req.headers(), rep, variant, SystemTime::now());
+    let (status, body) = match outcome {
+        Outcome::Full => (StatusCode::OK, variant.body.clone()),
+        Outcome::NotModified => (StatusCode::NOT_MODIFIED, Bytes::new()),
+        Outcome::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, Bytes::new()),
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    // Header values we built ourselves are always valid; fall back to nothing
+    // rather than panic if one ever is not.
+    let mut set = |name, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set(ETAG, variant.etag.as_str());
+    set(LAST_MODIFIED, &rep.last_modified_http);
+    set(CACHE_CONTROL, &rep.cache_control);
+    h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if status == StatusCode::OK {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
+        h.insert(CONTENT_LENGTH, HeaderValue::from(variant.body.len()));
+        h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if let Some(token) = variant.encoding.token() {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static(token));
+        }
+    }
+    (r, Some(variant.encoding.name()))
+}

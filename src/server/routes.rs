@@ -1,0 +1,97 @@
+//! The URL space of CONTRACT §4, matched on the raw request path.
+//!
+//! Paths are compared as sent, without percent-decoding or normalising: only
+//! the exact spellings below name anything, so encoded dots, doubled slashes,
+//! backslashes or NUL bytes simply find nothing. No path ever reaches the
+//! filesystem. A query string is ignored (readers add tracking parameters).
+
+use crate::config::Format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Index,
+    Opml,
+    Health,
+    Feed { name: &'a str, format: Format },
+    NotFound,
+}
+
+pub fn route(path: &str) -> Route<'_> {
+    match path {
+        "/" => Route::Index,
+        "/feeds.opml" => Route::Opml,
+        "/healthz" => Route::Health,
+        _ => path
+            .strip_prefix("/feeds/")
+            .and_then(|file| file.rsplit_once('.'))
+            .and_then(|(name, ext)| {
+                let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                valid.then_some(Route::Feed { name, format })
+            })
+            .unwrap_or(Route::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_paths_route() {
+        assert_eq!(route("/"), Route::Index);
+        assert_eq!(route("/feeds.opml"), Route::Opml);
+        assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(
+            route("/feeds/latest.rss"),
+            Route::Feed {
+                name: "latest",
+                format: Format::Rss
+            }
+        );
+        assert_eq!(
+            route("/feeds/world-2.atom"),
+            Route::Feed {
+                name: "world-2",
+                format: Format::Atom
+            }
+        );
+        assert_eq!(
+            route("/feeds/x.json"),
+            Route::Feed {
+                name: "x",
+                format: Format::Json
+            }
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_found() {
+        for path in [
+            "",
+            "/feeds/",
+            "/feeds/.rss",
+            "/feeds/latest",
+            "/feeds/latest.xml",
+            "/feeds/Latest.rss",
+            "/feeds/../config/feedsmith.toml",
+            "/feeds/%2e%2e/x.rss",
+            "/feeds//latest.rss",
+            "/feeds/latest.rss/",
+            "/feeds\\latest.rss",
+            "/feeds/lat%00est.rss",
+            "/feeds/a.b.rss",
+            "//feeds/latest.rss",
+            "/FEEDS/latest.rss",
+            "/index.html",
+            "/feeds/latest.rss.gz",
+            "/feeds/%C0%AE%C0%AE/latest.rss",
+            "/feeds/ü.rss",
+        ] {
+            assert_eq!(route(path), Route::NotFound, "{path:?}");
+        }
+    }
+}
