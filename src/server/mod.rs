@@ -22,7 +22,7 @@ use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED,
     VARY, X_CONTENT_TYPE_OPTIONS,
 };
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use crate::publish::{Publisher, Representation};
+use crate::publish::{Encoding, PublishedSet, Publisher, Representation};
 use conditional::{Outcome, evaluate, is_conditional, negotiate};
 use routes::Route;
 
@@ -146,20 +146,108 @@ pub async fn serve(
     }
 }
 
-fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
+/// What to send for one request, whichever HTTP implementation sends it.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: ReplyBody,
+    /// The content coding sent, for the access log.
+    pub encoding: Option<&'static str>,
+}
+
+pub(crate) enum ReplyBody {
+    /// No body (HEAD, 304, 412).
+    Empty,
+    Bytes(Bytes),
+    /// A published variant; holding the representation keeps its bytes (and
+    /// their file) alive until the response is written.
+    Document(Arc<Representation>, Encoding),
+}
+
+impl ReplyBody {
+    pub fn bytes(&self) -> Bytes {
+        match self {
+            ReplyBody::Empty => Bytes::new(),
+            ReplyBody::Bytes(b) => b.clone(),
+            ReplyBody::Document(rep, encoding) => rep
+                .variant(*encoding)
+                .map(|v| v.body.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ReplyBody::Empty => 0,
+            ReplyBody::Bytes(b) => b.len(),
+            ReplyBody::Document(rep, encoding) => {
+                rep.variant(*encoding).map_or(0, |v| v.body.len())
+            }
+        }
+    }
+}
+
+fn text_reply(status: StatusCode, text: &'static str) -> Reply {
+    let mut headers = HeaderMap::new();
+    headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     // Errors must never be cached by a CDN in front of us.
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    Reply {
+        status,
+        headers,
+        body: ReplyBody::Bytes(Bytes::from_static(text.as_bytes())),
+        encoding: None,
+    }
 }
 
-/// Routes one request and builds its response; never fails, never panics on input.
+/// One request's answer: routing, method and body checks, negotiation and
+/// preconditions. Pure apart from reading the clock for `If-Modified-Since`.
+pub(crate) fn decide(
+    set: &PublishedSet,
+    health: &(dyn Fn() -> Bytes + Send + Sync),
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    has_body: bool,
+) -> Reply {
+    let mut reply = match routes::route(path) {
+        _ if method != Method::GET && method != Method::HEAD => {
+            let mut r = text_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        _ if has_body => text_reply(StatusCode::BAD_REQUEST, "request bodies are not accepted\n"),
+        Route::Health => {
+            let body = health();
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            Reply {
+                status: StatusCode::OK,
+                headers,
+                body: ReplyBody::Bytes(body),
+                encoding: None,
+            }
+        }
+        Route::Index => represent(set.index.as_ref(), headers),
+        Route::Opml => represent(set.opml.as_ref(), headers),
+        Route::Feed { name, format } => represent(set.document(name, format), headers),
+        Route::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    if method == Method::HEAD {
+        // HEAD gets GET's headers, Content-Length included, and no body.
+        reply.body = ReplyBody::Empty;
+    }
+    reply
+}
+
+/// The hyper service: [`decide`], then an `http::Response`.
 fn handle(
     publisher: &Publisher,
     health: &Arc<dyn Fn() -> Bytes + Send + Sync>,
@@ -167,57 +255,54 @@ fn handle(
     peer: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let conditional = is_conditional(req.headers());
-    let route = routes::route(req.uri().path());
     let snapshot = publisher.snapshot();
-    let (response, encoding) = match route {
-        _ if method != Method::GET && method != Method::HEAD => {
-            let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            (r, None)
-        }
-        _ if has_body(&req) => (
-            text_response(StatusCode::BAD_REQUEST, "request bodies are not accepted\n"),
-            None,
-        ),
-        Route::Health => {
-            let mut r = Response::new(Full::new(health()));
-            let h = r.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            (r, None)
-        }
-        Route::Index => represent(snapshot.index.as_deref(), &req),
-        Route::Opml => represent(snapshot.opml.as_deref(), &req),
-        Route::Feed { name, format } => {
-            represent(snapshot.document(name, format).map(|r| r.as_ref()), &req)
-        }
-        Route::NotFound => (text_response(StatusCode::NOT_FOUND, "not found\n"), None),
-    };
-    let response = if method == Method::HEAD {
-        // HEAD gets GET's headers, Content-Length included, and no body.
-        let (parts, _) = response.into_parts();
-        Response::from_parts(parts, Full::new(Bytes::new()))
-    } else {
-        response
-    };
-    let bytes = hyper::body::Body::size_hint(response.body())
-        .exact()
-        .unwrap_or(0);
+    let reply = decide(
+        &snapshot,
+        health.as_ref(),
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        has_body(&req),
+    );
+    let bytes = reply.body.len();
+    log_access(
+        peer,
+        req.method(),
+        req.uri().path(),
+        reply.status,
+        bytes,
+        reply.encoding,
+        is_conditional(req.headers()),
+        started,
+    );
+    let mut response = Response::new(Full::new(reply.body.bytes()));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_access(
+    peer: SocketAddr,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    bytes: usize,
+    encoding: Option<&'static str>,
+    conditional: bool,
+    started: Instant,
+) {
     info!(
         target: "feedsmith::access",
         %peer,
         method = %method,
-        path = %req.uri().path(),
-        status = response.status().as_u16(),
+        path,
+        status = status.as_u16(),
         bytes,
         encoding = encoding.unwrap_or("-"),
         conditional,
         micros = started.elapsed().as_micros() as u64,
     );
-    response
 }
 
 /// Feed paths take no request body; a declared or streamed one is refused.
@@ -233,33 +318,25 @@ fn has_body(req: &Request<Incoming>) -> bool {
 }
 
 /// A 200, 304 or 412 for a published representation, or a 404 if there is none.
-fn represent(
-    rep: Option<&Representation>,
-    req: &Request<Incoming>,
-) -> (Response<Body>, Option<&'static str>) {
+fn represent(rep: Option<&Arc<Representation>>, headers: &HeaderMap) -> Reply {
     let Some(rep) = rep else {
-        return (text_response(StatusCode::NOT_FOUND, "not found\n"), None);
+        return text_reply(StatusCode::NOT_FOUND, "not found\n");
     };
-    let Some(variant) = negotiate(req.headers(), rep) else {
-        return (
-            text_response(
-                StatusCode::NOT_ACCEPTABLE,
-                "no acceptable content coding (identity was refused)\n",
-            ),
-            None,
+    let Some(variant) = negotiate(headers, rep) else {
+        return text_reply(
+            StatusCode::NOT_ACCEPTABLE,
+            "no acceptable content coding (identity was refused)\n",
         );
     };
-    let outcome = evaluate(req.headers(), rep, variant, SystemTime::now());
-    let (status, body) = match outcome {
-        Outcome::Full => (StatusCode::OK, variant.body.clone()),
-        Outcome::NotModified => (StatusCode::NOT_MODIFIED, Bytes::new()),
-        Outcome::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, Bytes::new()),
+    let outcome = evaluate(headers, rep, variant, SystemTime::now());
+    let status = match outcome {
+        Outcome::Full => StatusCode::OK,
+        Outcome::NotModified => StatusCode::NOT_MODIFIED,
+        Outcome::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
     };
-    let mut r = Response::new(Full::new(body));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    // Header values we built ourselves are always valid; fall back to nothing
-    // rather than panic if one ever is not.
+    let mut h = HeaderMap::new();
+    // Header values we built ourselves are always valid; leave one out rather
+    // than panic if it ever is not.
     let mut set = |name, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
@@ -269,13 +346,21 @@ fn represent(
     set(LAST_MODIFIED, &rep.last_modified_http);
     set(CACHE_CONTROL, &rep.cache_control);
     h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-    if status == StatusCode::OK {
+    let body = if status == StatusCode::OK {
         h.insert(CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
         h.insert(CONTENT_LENGTH, HeaderValue::from(variant.body.len()));
         h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if let Some(token) = variant.encoding.token() {
             h.insert(CONTENT_ENCODING, HeaderValue::from_static(token));
         }
+        ReplyBody::Document(rep.clone(), variant.encoding)
+    } else {
+        ReplyBody::Empty
+    };
+    Reply {
+        status,
+        headers: h,
+        body,
+        encoding: Some(variant.encoding.name()),
     }
-    (r, Some(variant.encoding.name()))
 }
