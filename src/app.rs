@@ -169,13 +169,17 @@ pub async fn publish_all(
         let (items, docs) = build_feed(config, spec, store).await?;
         publish::write_documents(&config.output_dir, &spec.name, &docs).await?;
         let cache_control = feed_cache_control(config, spec);
+        let dir = config.output_dir.clone();
+        let feed = spec.name.clone();
         let documents = tokio::task::spawn_blocking(move || {
             docs.iter()
                 .map(|d| {
-                    (
-                        d.format,
-                        Arc::new(publish::represent(d, cache_control.clone())),
-                    )
+                    let mut rep = publish::represent(d, cache_control.clone());
+                    if let Err(e) = rep.attach_files(&dir) {
+                        // Served by copying instead: slower, still correct.
+                        tracing::warn!(%feed, dir = %dir.display(), error = %e, "no file for zero-copy sending");
+                    }
+                    (d.format, Arc::new(rep))
                 })
                 .collect()
         })

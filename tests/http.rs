@@ -605,3 +605,114 @@ async fn graceful_shutdown_finishes_an_in_flight_response() {
         .expect("server stopped")
         .expect("server task");
 }
+
+/// Reads one HTTP/1.1 response (head and Content-Length body) from `s`.
+async fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>) {
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let has_body = !head.starts_with("HTTP/1.1 304") && !head.contains("HEAD-REQUEST");
+            let total = end + 4 + if has_body { length } else { 0 };
+            while pending.len() < total {
+                let mut chunk = vec![0u8; 64 * 1024];
+                let n = s.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "connection closed mid-response");
+                pending.extend_from_slice(&chunk[..n]);
+            }
+            let body = pending[end + 4..total].to_vec();
+            pending.drain(..total);
+            return (head, body);
+        }
+        let mut chunk = vec![0u8; 64 * 1024];
+        let n = s.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "connection closed before a response");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
+    let server = TestServer::start("").await;
+    let batch: Vec<_> = (0..60)
+        .map(|i| {
+            article(
+                &format!("big-{i:03}"),
+                "2026-10-01T10:00:00Z",
+                serde_json::json!({"body_html": format!("<p>{}</p>", "word ".repeat(2_000))}),
+            )
+        })
+        .collect();
+    server.store.upsert(&batch).await.expect("write");
+    server.republish().await;
+    let snapshot = server.publisher.snapshot();
+    let rep = snapshot
+        .feeds
+        .iter()
+        .find(|(n, _)| n.as_str() == "latest")
+        .map(|(_, f)| f.documents[&feedsmith::config::Format::Rss].clone())
+        .expect("latest rss");
+    assert!(
+        rep.identity.body.len() > 500_000 && rep.identity.file.is_some(),
+        "big enough for sendfile"
+    );
+    let gzip = rep.gzip.clone().expect("gzip");
+
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    // Three pipelined requests in one write, then a request hyper must handle.
+    s.write_all(
+        b"GET /feeds/latest.rss HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /feeds/latest.rss HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n\
+          GET /feeds/latest.rss HTTP/1.1\r\nHost: x\r\nIf-None-Match: W/\"nope\"\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut pending = Vec::new();
+    let (head, body) = read_response(&mut s, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        body,
+        rep.identity.body.to_vec(),
+        "sendfile sent the identity bytes"
+    );
+    let (head, body) = read_response(&mut s, &mut pending).await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(body, gzip.body.to_vec());
+    let (head, body) = read_response(&mut s, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200") && body.len() == rep.identity.body.len());
+
+    // A request the fast path does not take (a body) goes to hyper on the same connection.
+    s.write_all(b"POST /feeds/latest.rss HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut s, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
+
+    // HTTP/1.0 closes after its response.
+    let mut old = TcpStream::connect(server.addr).await.expect("connect");
+    old.write_all(b"GET /feeds/world.json HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), old.read_to_end(&mut all))
+        .await
+        .expect("closed")
+        .expect("read");
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("connection: close"),
+        "{text}"
+    );
+}

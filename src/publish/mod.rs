@@ -18,7 +18,9 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
 pub use output::{PublishError, document_path, write_atomically, write_documents};
-pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
+pub use variant::{
+    BodyFile, COMPRESS_MIN_BYTES, Encoding, Representation, SENDFILE_MIN_BYTES, Variant,
+};
 
 use crate::builder::Document;
 use crate::config::{FeedName, Format};

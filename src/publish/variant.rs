@@ -5,7 +5,10 @@
 //! pick a variant. Small documents are kept identity-only: below
 //! [`COMPRESS_MIN_BYTES`] the saving does not pay for a client's decompression.
 
+use std::fs::File;
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -43,6 +46,24 @@ impl Encoding {
     }
 }
 
+/// Bodies at least this large also get a file, so HTTP/1 responses can send
+/// them with `sendfile(2)` instead of copying them through user space; smaller
+/// ones cost less to write directly.
+pub const SENDFILE_MIN_BYTES: usize = 16 * 1024;
+
+/// An open, unlinked file holding exactly a variant's bytes. It lives as long
+/// as the variant: a response that is still sending it keeps it open even
+/// after a newer version has been published.
+#[derive(Debug)]
+pub struct BodyFile(pub File);
+
+/// Two variants are equal when their bytes are; the file is only a copy.
+impl PartialEq for BodyFile {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// One encoding of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
@@ -50,6 +71,8 @@ pub struct Variant {
     pub body: Bytes,
     /// The strong ETag of exactly these bytes.
     pub etag: ETag,
+    /// The same bytes in a file, for zero-copy sending (large bodies only).
+    pub file: Option<Arc<BodyFile>>,
 }
 
 impl Variant {
@@ -58,7 +81,20 @@ impl Variant {
             etag: ETag::of(&body),
             encoding,
             body,
+            file: None,
         }
+    }
+
+    fn attach_file(&mut self, dir: &Path) -> std::io::Result<()> {
+        if self.body.len() < SENDFILE_MIN_BYTES {
+            return Ok(());
+        }
+        // An unlinked file on the output folder's disk: in the page cache,
+        // which sendfile reads faster than a memfd, and gone when closed.
+        let mut file = tempfile::tempfile_in(dir)?;
+        file.write_all(&self.body)?;
+        self.file = Some(Arc::new(BodyFile(file)));
+        Ok(())
     }
 }
 
@@ -109,6 +145,19 @@ impl Representation {
             Encoding::Gzip => self.gzip.as_ref(),
             Encoding::Brotli => self.brotli.as_ref(),
         }
+    }
+
+    /// Gives every large variant a file in `dir` for zero-copy sending. Without
+    /// one a variant is still served, by copying.
+    pub fn attach_files(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.identity.attach_file(dir)?;
+        for v in [self.gzip.as_mut(), self.brotli.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            v.attach_file(dir)?;
+        }
+        Ok(())
     }
 
     /// Every variant, identity first.
@@ -197,6 +246,30 @@ mod tests {
         let r = rep(b"<rss/>");
         assert!(r.gzip.is_none() && r.brotli.is_none());
         assert_eq!(r.variants().count(), 1);
+    }
+
+    #[test]
+    fn large_variants_get_a_file_with_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let body = "<item>x</item>".repeat(4000);
+        let mut r = rep(body.as_bytes());
+        r.attach_files(dir.path()).expect("files");
+        let file = r.identity.file.as_ref().expect("identity is large");
+        let mut f = &file.0;
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        let mut read = String::new();
+        f.read_to_string(&mut read).expect("read");
+        assert_eq!(read, body);
+        assert!(
+            r.brotli.as_ref().expect("br").file.is_none(),
+            "small compressed variant is written directly"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("list").count(),
+            0,
+            "files are unlinked"
+        );
     }
 
     #[test]
