@@ -43,6 +43,16 @@ fn insert(map: &mut ExtensionMap, prefix: &str, local: &str, e: Extension) {
         .push(e);
 }
 
+fn categories(names: &[String]) -> Vec<Category> {
+    names
+        .iter()
+        .map(|c| Category {
+            name: c.clone(),
+            domain: None,
+        })
+        .collect()
+}
+
 pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
     let zone = meta.timezone;
     let self_url = meta.self_url(Format::Rss);
@@ -68,14 +78,7 @@ pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
         language: meta.language.clone(),
         copyright: meta.rights.clone(),
         last_build_date: Some(rfc822(prepared.updated, zone)),
-        categories: meta
-            .categories
-            .iter()
-            .map(|c| Category {
-                name: c.clone(),
-                domain: None,
-            })
-            .collect(),
+        categories: categories(&meta.categories),
         generator: Some(format!("{GENERATOR} {}", env!("CARGO_PKG_VERSION"))),
         docs: Some("https://www.rssboard.org/rss-specification".to_owned()),
         ttl: Some(meta.ttl_minutes.to_string()),
@@ -166,14 +169,7 @@ fn item(e: &Entry, meta: &FeedMeta) -> Item {
         title: Some(e.headline.clone()),
         link: Some(e.url.clone()),
         description: e.standfirst.clone(),
-        categories: e
-            .categories
-            .iter()
-            .map(|c| Category {
-                name: c.clone(),
-                domain: None,
-            })
-            .collect(),
+        categories: categories(&e.categories),
         enclosure,
         guid: Some(Guid {
             value: e.tag.clone(),
