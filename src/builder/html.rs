@@ -7,19 +7,22 @@
 //! the attributes change and the rest of the markup passes through byte for
 //! byte; bodies with no relative URL (most wire copy) skip it entirely.
 
+use std::borrow::Cow;
+
 use lol_html::{RewriteStrSettings, element, rewrite_str};
 use quick_xml::escape::escape;
 use url::Url;
 
-use crate::article::Related;
+use super::EntryLink;
 
 /// Attributes that carry one URL.
 const URL_ATTRIBUTES: [&str; 4] = ["href", "src", "poster", "cite"];
 
-/// Returns `body` with every relative URL attribute resolved against `base`.
-pub fn resolve_urls(body: &str, base: &Url) -> String {
-    if !has_relative_url(body) {
-        return body.to_owned();
+/// Returns `body` with every relative URL attribute resolved against `base`
+/// (borrowed back unchanged when there is none).
+pub fn resolve_urls<'a>(body: Cow<'a, str>, base: &Url) -> Cow<'a, str> {
+    if !has_relative_url(&body) {
+        return body;
     }
     let mut settings = RewriteStrSettings::new();
     for attr in URL_ATTRIBUTES {
@@ -44,7 +47,10 @@ pub fn resolve_urls(body: &str, base: &Url) -> String {
     }));
     // lol_html only fails on memory limits or bad encodings; the body is then
     // served as written rather than not at all.
-    rewrite_str(body, settings).unwrap_or_else(|_| body.to_owned())
+    match rewrite_str(&body, settings) {
+        Ok(rewritten) => Cow::Owned(rewritten),
+        Err(_) => body,
+    }
 }
 
 /// The absolute form of `value`, or `None` when it already is absolute (or is
@@ -87,50 +93,58 @@ fn has_scheme(value: &str) -> bool {
 }
 
 /// A quick, conservative scan: false only when every URL attribute value is
-/// plainly absolute. Anything unusual (entities, unquoted values) says true and
-/// lets the real parser decide.
+/// plainly absolute. It looks only at `name=` where name is one of the URL
+/// attributes (any case, spaces allowed around `=`); anything unusual
+/// (entities, unquoted values) says true and lets the real parser decide.
 fn has_relative_url(body: &str) -> bool {
-    let lower = body.to_ascii_lowercase();
-    for attr in ["href", "src", "srcset", "poster", "cite"] {
-        let needle = format!("{attr}=");
-        let mut from = 0;
-        while let Some(pos) = lower[from..].find(&needle) {
-            let start = from + pos + needle.len();
-            from = start;
-            let rest = &body[start..];
-            let value = match rest.chars().next() {
-                Some(q @ ('"' | '\'')) => match rest[1..].find(q) {
-                    Some(end) => &rest[1..1 + end],
-                    None => return true,
-                },
-                _ => return true,
-            };
-            if value.contains('&') {
-                return true;
-            }
-            let all_absolute = if attr == "srcset" {
-                value
-                    .split(',')
-                    .all(|c| has_scheme(c.split_whitespace().next().unwrap_or("")))
-            } else {
-                value.trim().is_empty() || has_scheme(value.trim())
-            };
-            if !all_absolute {
-                return true;
-            }
+    let bytes = body.as_bytes();
+    for (eq, _) in body.match_indices('=') {
+        let mut end = eq;
+        while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+            start -= 1;
+        }
+        let name = &body[start..end];
+        let srcset = name.eq_ignore_ascii_case("srcset");
+        if !srcset && !URL_ATTRIBUTES.iter().any(|a| name.eq_ignore_ascii_case(a)) {
+            continue;
+        }
+        let rest = body[eq + 1..].trim_start();
+        let value = match rest.as_bytes().first() {
+            Some(&q @ (b'"' | b'\'')) => match rest[1..].find(q as char) {
+                Some(close) => &rest[1..1 + close],
+                None => return true,
+            },
+            _ => return true,
+        };
+        if value.contains('&') {
+            return true;
+        }
+        let all_absolute = if srcset {
+            value
+                .split(',')
+                .all(|c| has_scheme(c.split_whitespace().next().unwrap_or("")))
+        } else {
+            value.trim().is_empty() || has_scheme(value.trim())
+        };
+        if !all_absolute {
+            return true;
         }
     }
     false
 }
 
 /// Appends the related links as a list, the way RSS and JSON Feed carry them.
-pub fn append_related(content: &mut String, related: &[Related]) {
+pub fn append_related(content: &mut String, related: &[EntryLink<'_>]) {
     content.push_str("<aside class=\"related\"><h2>Related</h2><ul>");
     for r in related {
         content.push_str("<li><a href=\"");
-        content.push_str(&escape(r.url.as_str()));
+        content.push_str(&escape(r.url));
         content.push_str("\">");
-        content.push_str(&escape(r.title.as_str()));
+        content.push_str(&escape(r.title.as_ref()));
         content.push_str("</a></li>");
     }
     content.push_str("</ul></aside>");
@@ -148,7 +162,7 @@ mod tests {
     fn relative_links_and_images_become_absolute() {
         let body = r##"<p><a href="/world/x">x</a> <a href="y.html#z">y</a> <a href="#n1">n</a> <img src="../img/a.jpg" srcset="a.jpg 1x, /b.jpg 2x"></p>"##;
         assert_eq!(
-            resolve_urls(body, &base()),
+            resolve_urls(body.into(), &base()),
             r##"<p><a href="https://news.example.com/world/x">x</a> <a href="https://news.example.com/world/2025/09/29/y.html#z">y</a> <a href="https://news.example.com/world/2025/09/29/talks?ref=a#n1">n</a> <img src="https://news.example.com/world/2025/09/img/a.jpg" srcset="https://news.example.com/world/2025/09/29/a.jpg 1x, https://news.example.com/b.jpg 2x"></p>"##
         );
     }
@@ -161,14 +175,21 @@ mod tests {
             "<p>no links at all &amp; <b>bold</b></p>",
             "<p>broken <b>markup</p>",
         ] {
-            assert_eq!(resolve_urls(body, &base()), body);
+            // Plainly absolute values are not even parsed.
+            if !body.contains("&amp;") {
+                assert!(
+                    matches!(resolve_urls(body.into(), &base()), Cow::Borrowed(_)),
+                    "{body}"
+                );
+            }
+            assert_eq!(resolve_urls(body.into(), &base()), body);
         }
     }
 
     #[test]
     fn protocol_relative_and_unquoted_values_are_resolved() {
         assert_eq!(
-            resolve_urls("<a href=//cdn.example/x>x</a>", &base()),
+            resolve_urls("<a href=//cdn.example/x>x</a>".into(), &base()),
             r#"<a href="https://cdn.example/x">x</a>"#
         );
     }
@@ -178,6 +199,11 @@ mod tests {
         assert!(!has_relative_url(r#"<a href="https://x">"#));
         assert!(has_relative_url(r#"<a href="/x">"#));
         assert!(has_relative_url(r#"<a HREF="x">"#));
+        assert!(has_relative_url(r#"<a href = "x">"#));
+        assert!(!has_relative_url(r#"<p>a=b and c = "d"</p>"#));
+        assert!(has_relative_url(
+            r#"<img srcset="https://a/x.jpg 1x, b.jpg 2x">"#
+        ));
         assert!(has_relative_url("<a href=x>"));
         assert!(has_relative_url(r#"<a href="h&#116;tp://x">"#));
     }
@@ -187,9 +213,9 @@ mod tests {
         let mut s = String::from("<p>b</p>");
         append_related(
             &mut s,
-            &[Related {
+            &[EntryLink {
                 title: "A & \"B\" <c>".into(),
-                url: Url::parse("https://e.com/?a=1&b=2").expect("literal"),
+                url: "https://e.com/?a=1&b=2",
             }],
         );
         assert_eq!(

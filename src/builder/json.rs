@@ -5,9 +5,11 @@
 //! and caption) goes in the `_feedsmith` extension object, as the spec asks of
 //! extensions: a key starting with an underscore.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
-use super::{Entry, FeedMeta, Prepared, image_type, rfc3339};
+use super::{Entry, FeedMeta, Prepared, rfc3339};
 use crate::config::Format;
 
 pub const VERSION: &str = "https://jsonfeed.org/version/1.1";
@@ -62,8 +64,8 @@ struct Item<'a> {
     date_modified: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Person<'a>>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    tags: &'a [String],
+    #[serde(skip_serializing_if = "<[Cow<'a, str>]>::is_empty")]
+    tags: &'a [Cow<'a, str>],
     #[serde(rename = "_feedsmith")]
     extension: ItemExtension<'a>,
 }
@@ -139,11 +141,11 @@ fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {
     let zone = meta.timezone;
     Item {
         id: &e.tag,
-        url: &e.url,
+        url: e.url,
         title: &e.headline,
         summary: e.standfirst.as_deref(),
         content_html: e.content_with_related.as_deref(),
-        image: e.image.as_ref().map(|i| i.url.as_str()),
+        image: e.image.as_ref().map(|i| i.url),
         date_published: rfc3339(e.published_at, zone),
         date_modified: rfc3339(e.updated_at, zone),
         authors: e
@@ -151,21 +153,21 @@ fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {
             .iter()
             .map(|a| Person {
                 name: &a.name,
-                url: a.url.as_ref().map(|u| u.as_str()),
+                url: a.url,
             })
             .collect(),
         tags: &e.categories,
         extension: ItemExtension {
-            article_id: &e.id,
+            article_id: e.id,
             section: e.section.as_deref(),
             rights: e.source.as_ref().and_then(|s| s.rights.as_deref()),
             source: e.source.as_ref().map(|s| Source {
                 name: &s.name,
-                url: s.url.as_ref().map(|u| u.as_str()),
+                url: s.url,
             }),
             image: e.image.as_ref().map(|i| ImageDetails {
-                url: i.url.as_str(),
-                mime_type: image_type(i),
+                url: i.url,
+                mime_type: i.mime_type,
                 length: i.length,
                 caption: i.caption.as_deref(),
                 credit: i.credit.as_deref(),
@@ -175,7 +177,7 @@ fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {
                 .iter()
                 .map(|r| Link {
                     title: &r.title,
-                    url: r.url.as_str(),
+                    url: r.url,
                 })
                 .collect(),
         },

@@ -13,6 +13,7 @@ mod html;
 mod json;
 mod rss;
 pub mod site;
+mod xml;
 
 use std::fmt;
 
@@ -22,7 +23,9 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::article::{Article, Author, Image, Related, Source, strip_forbidden};
+use std::borrow::Cow;
+
+use crate::article::{Article, Image, has_forbidden, strip_forbidden};
 use crate::config::{Config, FeedName, FeedSpec, Format};
 
 /// What the generator element names, with the crate version.
@@ -170,77 +173,105 @@ pub enum BuildError {
 
 /// An article made safe to render: every string free of characters XML 1.0
 /// forbids, the body's relative URLs resolved against the article URL, and the
-/// identity and dates each format needs computed once.
+/// identity and dates each format needs computed once. Text that needs no
+/// change is borrowed from the article, not copied.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// `tag:{host},{YYYY-MM-DD}:{id}`: RSS `guid`, Atom `id`, JSON `id`.
     pub tag: String,
-    pub url: String,
-    pub headline: String,
-    pub standfirst: Option<String>,
+    pub url: &'a str,
+    pub headline: Cow<'a, str>,
+    pub standfirst: Option<Cow<'a, str>>,
     /// The body with URLs resolved and, when the article has related links, a
     /// "Related" list appended (RSS and JSON carry related links that way).
-    pub content_with_related: Option<String>,
+    pub content_with_related: Option<Cow<'a, str>>,
     /// How many bytes of `content_with_related` are the body itself (Atom uses
     /// `link rel="related"` instead of the appended list).
     pub body_len: usize,
-    pub authors: Vec<Author>,
-    pub source: Option<Source>,
+    pub authors: Vec<EntryAuthor<'a>>,
+    pub source: Option<EntrySource<'a>>,
     /// The section then the tags, without repeats.
-    pub categories: Vec<String>,
-    pub section: Option<String>,
-    pub image: Option<Image>,
-    pub related: Vec<Related>,
+    pub categories: Vec<Cow<'a, str>>,
+    pub section: Option<Cow<'a, str>>,
+    pub image: Option<EntryImage<'a>>,
+    pub related: Vec<EntryLink<'a>>,
     pub published_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub id: String,
+    pub id: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryAuthor<'a> {
+    pub name: Cow<'a, str>,
+    pub email: Option<Cow<'a, str>>,
+    pub url: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntrySource<'a> {
+    pub name: Cow<'a, str>,
+    pub rights: Option<Cow<'a, str>>,
+    pub url: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryImage<'a> {
+    pub url: &'a str,
+    pub caption: Option<Cow<'a, str>>,
+    pub credit: Option<Cow<'a, str>>,
+    pub mime_type: &'a str,
+    pub length: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryLink<'a> {
+    pub title: Cow<'a, str>,
+    pub url: &'a str,
 }
 
 /// Text as every format carries it: without characters XML 1.0 forbids, and
 /// with CR LF and lone CR as LF. XML parsers turn line ends into LF anyway
 /// (XML 1.0 §2.11), even inside CDATA, so doing it here keeps the three formats
-/// saying exactly the same thing.
-fn clean(s: &str) -> String {
-    let text = strip_forbidden(s.to_owned()).0;
-    if text.contains('\r') {
-        text.replace("\r\n", "\n").replace('\r', "\n")
-    } else {
-        text
+/// saying exactly the same thing. Clean text is borrowed.
+fn clean(s: &str) -> Cow<'_, str> {
+    let forbidden = has_forbidden(s);
+    if !forbidden && !s.as_bytes().contains(&b'\r') {
+        return Cow::Borrowed(s);
     }
+    let text = if forbidden {
+        strip_forbidden(s.to_owned()).0
+    } else {
+        s.to_owned()
+    };
+    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
-fn clean_opt(s: &Option<String>) -> Option<String> {
+fn clean_opt(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(clean).filter(|s| !s.trim().is_empty())
 }
 
-fn clean_url(u: &Url) -> Url {
-    // A parsed URL is percent-encoded ASCII, so nothing in it needs removing.
-    u.clone()
-}
-
-impl Entry {
-    pub fn prepare(article: &Article) -> Self {
-        let url = article.url.as_str().to_owned();
-        let body = clean_opt(&article.body_html).map(|b| html::resolve_urls(&b, &article.url));
-        let related: Vec<Related> = article
+impl<'a> Entry<'a> {
+    pub fn prepare(article: &'a Article) -> Self {
+        let body = clean_opt(&article.body_html).map(|b| html::resolve_urls(b, &article.url));
+        let related: Vec<EntryLink<'a>> = article
             .related
             .iter()
-            .map(|r| Related {
+            .map(|r| EntryLink {
                 title: clean(&r.title),
-                url: clean_url(&r.url),
+                url: r.url.as_str(),
             })
             .collect();
-        let body_len = body.as_ref().map_or(0, String::len);
-        let content_with_related = match (body, related.is_empty()) {
-            (body, true) => body,
-            (body, false) => {
-                let mut content = body.unwrap_or_default();
-                html::append_related(&mut content, &related);
-                Some(content)
-            }
+        let body_len = body.as_ref().map_or(0, |b| b.len());
+        let content_with_related = if related.is_empty() {
+            body
+        } else {
+            let mut content = String::with_capacity(body_len + 64 + related.len() * 160);
+            content.push_str(body.as_deref().unwrap_or_default());
+            html::append_related(&mut content, &related);
+            Some(Cow::Owned(content))
         };
         let section = clean_opt(&article.section);
-        let mut categories: Vec<String> = Vec::new();
+        let mut categories: Vec<Cow<'a, str>> = Vec::with_capacity(1 + article.tags.len());
         for c in section
             .iter()
             .cloned()
@@ -252,7 +283,7 @@ impl Entry {
         }
         Self {
             tag: String::new(),
-            url,
+            url: article.url.as_str(),
             headline: clean(&article.headline),
             standfirst: clean_opt(&article.standfirst),
             content_with_related,
@@ -260,30 +291,30 @@ impl Entry {
             authors: article
                 .authors
                 .iter()
-                .map(|a| Author {
+                .map(|a| EntryAuthor {
                     name: clean(&a.name),
                     email: clean_opt(&a.email),
-                    url: a.url.clone(),
+                    url: a.url.as_ref().map(Url::as_str),
                 })
                 .collect(),
-            source: article.source.as_ref().map(|s| Source {
+            source: article.source.as_ref().map(|s| EntrySource {
                 name: clean(&s.name),
                 rights: clean_opt(&s.rights),
-                url: s.url.clone(),
+                url: s.url.as_ref().map(Url::as_str),
             }),
             categories,
             section,
-            image: article.image.as_ref().map(|i| Image {
-                url: i.url.clone(),
+            image: article.image.as_ref().map(|i| EntryImage {
+                url: i.url.as_str(),
                 caption: clean_opt(&i.caption),
                 credit: clean_opt(&i.credit),
-                mime_type: clean_opt(&i.mime_type),
+                mime_type: image_type(i),
                 length: i.length,
             }),
             related,
             published_at: article.published_at,
             updated_at: article.updated_at,
-            id: article.id.to_string(),
+            id: article.id.as_str(),
         }
     }
 
@@ -318,16 +349,18 @@ fn sort_newest_first(articles: &mut [&Article]) {
 }
 
 /// The prepared entries of a feed, in feed order, with the feed's last-modified instant.
-pub struct Prepared {
-    pub entries: Vec<Entry>,
+pub struct Prepared<'a> {
+    pub entries: Vec<Entry<'a>>,
     pub updated: DateTime<Utc>,
+    /// The sum of the entries' text sizes, to size output buffers once.
+    pub text_bytes: usize,
 }
 
 /// Sorts, sanitises and resolves the articles once for every format.
-pub fn prepare(meta: &FeedMeta, articles: &[Article]) -> Prepared {
+pub fn prepare<'a>(meta: &FeedMeta, articles: &'a [Article]) -> Prepared<'a> {
     let mut ordered: Vec<&Article> = articles.iter().collect();
     sort_newest_first(&mut ordered);
-    let entries: Vec<Entry> = ordered
+    let entries: Vec<Entry<'a>> = ordered
         .into_iter()
         .map(|a| {
             let mut e = Entry::prepare(a);
@@ -340,13 +373,25 @@ pub fn prepare(meta: &FeedMeta, articles: &[Article]) -> Prepared {
         .map(|e| e.updated_at)
         .max()
         .unwrap_or(EMPTY_FEED_UPDATED);
-    Prepared { entries, updated }
+    let text_bytes = entries
+        .iter()
+        .map(|e| {
+            e.content_with_related.as_ref().map_or(0, |c| c.len())
+                + e.standfirst.as_ref().map_or(0, |s| s.len())
+                + e.headline.len()
+        })
+        .sum();
+    Prepared {
+        entries,
+        updated,
+        text_bytes,
+    }
 }
 
 /// Builds one format of a feed.
 pub fn build_format(
     meta: &FeedMeta,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     format: Format,
 ) -> Result<Document, BuildError> {
     let body = match format {

@@ -1,190 +1,146 @@
-//! RSS 2.0 through the `rss` crate, with the Media RSS, Dublin Core, DC Terms
-//! and Atom elements it has no typed support for written as extensions.
+//! RSS 2.0, written with quick-xml directly, with the Media RSS, Dublin Core,
+//! DC Terms, `content` and Atom elements feeds need.
 //!
-//! The crate stores dates as strings (we format RFC 822 ourselves), has no
-//! `media:` module, and only declares namespaces it knows it used; so all five
-//! namespaces are declared explicitly on `<rss>`, once, in a fixed order, even
-//! for an empty feed.
+//! The `rss` crate was the first writer here. It needs every item as owned
+//! strings in maps (one clone of each body, several `BTreeMap`s per item for
+//! extensions), has no `media:` module, stores dates as strings and only
+//! declares the namespaces it knows it used; at 10 000 items its render alone
+//! took about 190 ms, more than the whole budget against feedgen. Writing the
+//! elements directly keeps the same output shape: all five namespaces declared
+//! once on `<rss>` in a fixed order (even for an empty feed), `description` and
+//! `content:encoded` as CDATA, dates as RFC 822 with a numeric offset.
 
-use std::collections::BTreeMap;
+use std::io;
 
-use ::rss::extension::dublincore::DublinCoreExtension;
-use ::rss::extension::{Extension, ExtensionMap};
-use ::rss::{Category, Channel, Enclosure, Guid, Image, Item, Source};
-
-use super::{Entry, FeedMeta, GENERATOR, Prepared, image_type, rfc822, rfc3339};
+use super::xml::Xml;
+use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc822, rfc3339};
 use crate::config::Format;
 
 pub const NAMESPACES: [(&str, &str); 5] = [
-    ("atom", "http://www.w3.org/2005/Atom"),
-    ("content", "http://purl.org/rss/1.0/modules/content/"),
-    ("dc", "http://purl.org/dc/elements/1.1/"),
-    ("dcterms", "http://purl.org/dc/terms/"),
-    ("media", "http://search.yahoo.com/mrss/"),
+    ("xmlns:atom", "http://www.w3.org/2005/Atom"),
+    ("xmlns:content", "http://purl.org/rss/1.0/modules/content/"),
+    ("xmlns:dc", "http://purl.org/dc/elements/1.1/"),
+    ("xmlns:dcterms", "http://purl.org/dc/terms/"),
+    ("xmlns:media", "http://search.yahoo.com/mrss/"),
 ];
 
-fn ext(name: &str, value: Option<String>, attrs: &[(&str, &str)]) -> Extension {
-    Extension {
-        name: name.to_owned(),
-        value,
-        attrs: attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        children: BTreeMap::new(),
+pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, String> {
+    let mut x = Xml::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 2048);
+    write_channel(&mut x, meta, prepared).map_err(|e| e.to_string())?;
+    Ok(x.finish())
+}
+
+fn write_channel(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Result<()> {
+    let zone = meta.timezone;
+    x.declaration()?;
+    let mut root = vec![("version", "2.0")];
+    root.extend(NAMESPACES);
+    x.start("rss", &root)?;
+    x.start("channel", &[])?;
+    x.text("title", &[], &meta.title)?;
+    x.text("link", &[], meta.site_url.as_str())?;
+    x.text("description", &[], &meta.description)?;
+    if let Some(lang) = &meta.language {
+        x.text("language", &[], lang)?;
     }
+    if let Some(rights) = &meta.rights {
+        x.text("copyright", &[], rights)?;
+    }
+    x.text("lastBuildDate", &[], &rfc822(prepared.updated, zone))?;
+    for c in &meta.categories {
+        x.text("category", &[], c)?;
+    }
+    x.text(
+        "generator",
+        &[],
+        &format!("{GENERATOR} {}", env!("CARGO_PKG_VERSION")),
+    )?;
+    x.text("docs", &[], "https://www.rssboard.org/rss-specification")?;
+    x.text("ttl", &[], &meta.ttl_minutes.to_string())?;
+    if let Some(logo) = &meta.logo {
+        x.start("image", &[])?;
+        x.text("url", &[], logo.as_str())?;
+        x.text("title", &[], &meta.title)?;
+        x.text("link", &[], meta.site_url.as_str())?;
+        x.end("image")?;
+    }
+    x.empty(
+        "atom:link",
+        &[
+            ("href", &meta.self_url(Format::Rss)),
+            ("rel", "self"),
+            ("type", "application/rss+xml"),
+        ],
+    )?;
+    for e in &prepared.entries {
+        write_item(x, meta, e)?;
+    }
+    x.end("channel")?;
+    x.end("rss")
 }
 
-fn insert(map: &mut ExtensionMap, prefix: &str, local: &str, e: Extension) {
-    map.entry(prefix.to_owned())
-        .or_default()
-        .entry(local.to_owned())
-        .or_default()
-        .push(e);
-}
-
-fn categories(names: &[String]) -> Vec<Category> {
-    names
-        .iter()
-        .map(|c| Category {
-            name: c.clone(),
-            domain: None,
-        })
-        .collect()
-}
-
-pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
+fn write_item(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
     let zone = meta.timezone;
-    let self_url = meta.self_url(Format::Rss);
-    let mut extensions = ExtensionMap::new();
-    insert(
-        &mut extensions,
-        "atom",
-        "link",
-        ext(
-            "atom:link",
-            None,
-            &[
-                ("href", &self_url),
-                ("rel", "self"),
-                ("type", "application/rss+xml"),
-            ],
-        ),
-    );
-    let channel = Channel {
-        title: meta.title.clone(),
-        link: meta.site_url.to_string(),
-        description: meta.description.clone(),
-        language: meta.language.clone(),
-        copyright: meta.rights.clone(),
-        last_build_date: Some(rfc822(prepared.updated, zone)),
-        categories: categories(&meta.categories),
-        generator: Some(format!("{GENERATOR} {}", env!("CARGO_PKG_VERSION"))),
-        docs: Some("https://www.rssboard.org/rss-specification".to_owned()),
-        ttl: Some(meta.ttl_minutes.to_string()),
-        image: meta.logo.as_ref().map(|logo| Image {
-            url: logo.to_string(),
-            title: meta.title.clone(),
-            link: meta.site_url.to_string(),
-            ..Default::default()
-        }),
-        items: prepared.entries.iter().map(|e| item(e, meta)).collect(),
-        extensions,
-        namespaces: NAMESPACES
-            .iter()
-            .map(|(p, u)| ((*p).to_owned(), (*u).to_owned()))
-            .collect(),
-        ..Default::default()
-    };
-    channel
-        .pretty_write_to(Vec::new(), b' ', 2)
-        .map_err(|e| e.to_string())
-}
-
-fn item(e: &Entry, meta: &FeedMeta) -> Item {
-    let zone = meta.timezone;
-    let mut extensions = ExtensionMap::new();
-    insert(
-        &mut extensions,
-        "dcterms",
-        "modified",
-        ext("dcterms:modified", Some(rfc3339(e.updated_at, zone)), &[]),
-    );
-    let mut enclosure = None;
+    x.start("item", &[])?;
+    x.text("title", &[], &e.headline)?;
+    x.text("link", &[], e.url)?;
+    if let Some(standfirst) = &e.standfirst {
+        x.cdata("description", &[], standfirst)?;
+    }
+    for c in &e.categories {
+        x.text("category", &[], c)?;
+    }
     if let Some(image) = &e.image {
-        let mime = image_type(image);
-        let mut media = ext(
-            "media:content",
-            None,
+        // RSS requires a length; 0 is the recognised "unknown".
+        let length = image.length.unwrap_or(0).to_string();
+        x.empty(
+            "enclosure",
             &[
-                ("url", image.url.as_str()),
-                ("medium", "image"),
-                ("type", mime),
+                ("url", image.url),
+                ("length", &length),
+                ("type", image.mime_type),
             ],
-        );
-        if let Some(length) = image.length {
-            media
-                .attrs
-                .insert("fileSize".to_owned(), length.to_string());
+        )?;
+    }
+    x.text("guid", &[("isPermaLink", "false")], &e.tag)?;
+    x.text("pubDate", &[], &rfc822(e.published_at, zone))?;
+    if let Some(source) = &e.source
+        && let Some(url) = source.url
+    {
+        x.text("source", &[("url", url)], &source.name)?;
+    }
+    if let Some(content) = &e.content_with_related {
+        x.cdata("content:encoded", &[], content)?;
+    }
+    x.text("dcterms:modified", &[], &rfc3339(e.updated_at, zone))?;
+    if let Some(image) = &e.image {
+        let size = image.length.map(|l| l.to_string());
+        let mut attrs = vec![
+            ("url", image.url),
+            ("medium", "image"),
+            ("type", image.mime_type),
+        ];
+        if let Some(size) = &size {
+            attrs.push(("fileSize", size));
         }
+        x.start("media:content", &attrs)?;
         if let Some(credit) = &image.credit {
-            media.children.insert(
-                "credit".to_owned(),
-                vec![ext(
-                    "media:credit",
-                    Some(credit.clone()),
-                    &[("role", "photographer"), ("scheme", "urn:ebu")],
-                )],
-            );
+            x.text(
+                "media:credit",
+                &[("role", "photographer"), ("scheme", "urn:ebu")],
+                credit,
+            )?;
         }
         if let Some(caption) = &image.caption {
-            media.children.insert(
-                "description".to_owned(),
-                vec![ext(
-                    "media:description",
-                    Some(caption.clone()),
-                    &[("type", "plain")],
-                )],
-            );
+            x.text("media:description", &[("type", "plain")], caption)?;
         }
-        insert(&mut extensions, "media", "content", media);
-        enclosure = Some(Enclosure {
-            url: image.url.to_string(),
-            // RSS requires a length; 0 is the recognised "unknown".
-            length: image.length.unwrap_or(0).to_string(),
-            mime_type: mime.to_owned(),
-        });
+        x.end("media:content")?;
     }
-    let dublin_core = DublinCoreExtension {
-        creators: e.authors.iter().map(|a| a.name.clone()).collect(),
-        rights: e
-            .source
-            .as_ref()
-            .and_then(|s| s.rights.clone())
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    };
-    Item {
-        title: Some(e.headline.clone()),
-        link: Some(e.url.clone()),
-        description: e.standfirst.clone(),
-        categories: categories(&e.categories),
-        enclosure,
-        guid: Some(Guid {
-            value: e.tag.clone(),
-            permalink: false,
-        }),
-        pub_date: Some(rfc822(e.published_at, zone)),
-        source: e.source.as_ref().and_then(|s| {
-            s.url.as_ref().map(|url| Source {
-                url: url.to_string(),
-                title: Some(s.name.clone()),
-            })
-        }),
-        content: e.content_with_related.clone(),
-        extensions,
-        dublin_core_ext: Some(dublin_core),
-        ..Default::default()
+    for a in &e.authors {
+        x.text("dc:creator", &[], &a.name)?;
     }
+    if let Some(rights) = e.source.as_ref().and_then(|s| s.rights.as_deref()) {
+        x.text("dc:rights", &[], rights)?;
+    }
+    x.end("item")
 }

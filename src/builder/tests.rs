@@ -239,7 +239,7 @@ fn related_links_are_a_list_in_rss_and_json_and_links_in_atom() {
 fn ttl_and_self_links_come_from_the_meta() {
     let rss = text(&build_one(&[], Format::Rss));
     assert!(rss.contains("<ttl>5</ttl>"));
-    assert!(rss.contains(r#"<atom:link href="https://feeds.example.com/feeds/latest.rss" rel="self" type="application/rss+xml">"#), "{rss}");
+    assert!(rss.contains(r#"<atom:link href="https://feeds.example.com/feeds/latest.rss" rel="self" type="application/rss+xml"/>"#), "{rss}");
     let atom = text(&build_one(&[], Format::Atom));
     assert!(atom.contains("<id>https://feeds.example.com/feeds/latest.atom</id>"));
     let mut m = meta();

@@ -1,0 +1,91 @@
+//! The XML writer both XML formats share: quick-xml's writer with two-space
+//! indentation, attribute values escaped so parsers read them back exactly,
+//! and CDATA for large HTML text.
+
+use std::borrow::Cow;
+use std::io;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+
+pub struct Xml {
+    w: Writer<Vec<u8>>,
+}
+
+/// Escapes an attribute value so a parser reads back exactly this text:
+/// besides `& < > "`, tab and newline become character references, which
+/// attribute-value normalisation (XML 1.0 §3.3.3) would otherwise turn into
+/// spaces.
+fn escape_attribute(value: &str) -> Cow<'_, str> {
+    if !value.contains(['&', '<', '>', '"', '\t', '\n', '\r']) {
+        return value.into();
+    }
+    let mut out = String::with_capacity(value.len() + 16);
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+fn element<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
+    let mut el = BytesStart::new(name);
+    for (key, value) in attrs {
+        // The byte-pair form writes the value as given: already escaped above.
+        el.push_attribute((key.as_bytes(), escape_attribute(value).as_bytes()));
+    }
+    el
+}
+
+impl Xml {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            w: Writer::new_with_indent(Vec::with_capacity(bytes), b' ', 2),
+        }
+    }
+
+    pub fn declaration(&mut self) -> io::Result<()> {
+        self.w
+            .write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
+    }
+
+    pub fn start(&mut self, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
+        self.w.write_event(Event::Start(element(name, attrs)))
+    }
+
+    pub fn end(&mut self, name: &str) -> io::Result<()> {
+        self.w.write_event(Event::End(BytesEnd::new(name)))
+    }
+
+    pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
+        self.w.write_event(Event::Empty(element(name, attrs)))
+    }
+
+    /// An element holding escaped text.
+    pub fn text(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> io::Result<()> {
+        self.start(name, attrs)?;
+        self.w.write_event(Event::Text(BytesText::new(text)))?;
+        self.end(name)
+    }
+
+    /// An element holding text as CDATA, split wherever the text contains `]]>`.
+    pub fn cdata(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> io::Result<()> {
+        self.start(name, attrs)?;
+        for section in BytesCData::escaped(text) {
+            self.w.write_event(Event::CData(section))?;
+        }
+        self.end(name)
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.w.into_inner()
+    }
+}
