@@ -20,9 +20,12 @@ pub fn is_xml_char(c: char) -> bool {
 /// 0xEF, so clean text (nearly all of it) is one vectorisable pass.
 pub fn has_forbidden(s: &str) -> bool {
     let bytes = s.as_bytes();
-    let control = bytes
-        .iter()
-        .any(|&b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r');
+    // Branch-free per chunk so the compiler vectorises it; `any` would not.
+    let control = bytes.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |found, &b| {
+            found | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+        })
+    });
     control || (bytes.contains(&0xEF) && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')))
 }
 

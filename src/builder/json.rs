@@ -132,7 +132,8 @@ pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
         },
         items: prepared.entries.iter().map(|e| item(e, meta)).collect(),
     };
-    let mut out = serde_json::to_vec_pretty(&feed).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 1024);
+    serde_json::to_writer(&mut out, &feed).map_err(|e| e.to_string())?;
     out.push(b'\n');
     Ok(out)
 }
