@@ -345,9 +345,13 @@ impl<'a> Entry<'a> {
 /// the article was first published, and its id. It never involves the URL,
 /// headline or body, so editing those never duplicates the item in a reader.
 pub fn tag_uri(authority: &str, article: &Article) -> String {
+    use chrono::Datelike;
+    let day = article.published_at.date_naive();
     format!(
-        "tag:{authority},{}:{}",
-        article.published_at.format("%Y-%m-%d"),
+        "tag:{authority},{:04}-{:02}-{:02}:{}",
+        day.year(),
+        day.month(),
+        day.day(),
         article.id
     )
 }
