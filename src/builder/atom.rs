@@ -151,27 +151,7 @@ fn write_entry(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
         x.cdata("content", &[("type", "html")], body)?;
     }
     if let Some(image) = &e.image {
-        let mut attrs = vec![
-            ("url", image.url),
-            ("medium", "image"),
-            ("type", image.mime_type),
-        ];
-        let size = image.length.map(|l| l.to_string());
-        if let Some(size) = &size {
-            attrs.push(("fileSize", size));
-        }
-        x.start("media:content", &attrs)?;
-        if let Some(credit) = &image.credit {
-            x.text(
-                "media:credit",
-                &[("role", "photographer"), ("scheme", "urn:ebu")],
-                credit,
-            )?;
-        }
-        if let Some(caption) = &image.caption {
-            x.text("media:description", &[("type", "plain")], caption)?;
-        }
-        x.end("media:content")?;
+        x.media_content(image)?;
     }
     x.end("entry")
 }

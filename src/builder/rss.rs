@@ -114,27 +114,7 @@ fn write_item(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
     }
     x.text("dcterms:modified", &[], &rfc3339(e.updated_at, zone))?;
     if let Some(image) = &e.image {
-        let size = image.length.map(|l| l.to_string());
-        let mut attrs = vec![
-            ("url", image.url),
-            ("medium", "image"),
-            ("type", image.mime_type),
-        ];
-        if let Some(size) = &size {
-            attrs.push(("fileSize", size));
-        }
-        x.start("media:content", &attrs)?;
-        if let Some(credit) = &image.credit {
-            x.text(
-                "media:credit",
-                &[("role", "photographer"), ("scheme", "urn:ebu")],
-                credit,
-            )?;
-        }
-        if let Some(caption) = &image.caption {
-            x.text("media:description", &[("type", "plain")], caption)?;
-        }
-        x.end("media:content")?;
+        x.media_content(image)?;
     }
     for a in &e.authors {
         x.text("dc:creator", &[], &a.name)?;

@@ -8,6 +8,8 @@ use std::io;
 use quick_xml::Writer;
 use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
+use super::EntryImage;
+
 pub struct Xml {
     w: Writer<Vec<u8>>,
 }
@@ -94,6 +96,32 @@ impl Xml {
             self.w.write_event(Event::CData(section))?;
         }
         self.end(name)
+    }
+
+    /// The Media RSS element for an article's image, with the photographer's
+    /// credit and the caption; RSS and Atom write it the same way.
+    pub fn media_content(&mut self, image: &EntryImage<'_>) -> io::Result<()> {
+        let size = image.length.map(|l| l.to_string());
+        let mut attrs = vec![
+            ("url", image.url),
+            ("medium", "image"),
+            ("type", image.mime_type),
+        ];
+        if let Some(size) = &size {
+            attrs.push(("fileSize", size));
+        }
+        self.start("media:content", &attrs)?;
+        if let Some(credit) = &image.credit {
+            self.text(
+                "media:credit",
+                &[("role", "photographer"), ("scheme", "urn:ebu")],
+                credit,
+            )?;
+        }
+        if let Some(caption) = &image.caption {
+            self.text("media:description", &[("type", "plain")], caption)?;
+        }
+        self.end("media:content")
     }
 
     pub fn finish(self) -> Vec<u8> {
