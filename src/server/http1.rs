@@ -61,6 +61,8 @@ struct Simple {
     path: String,
     headers: HeaderMap,
     keep_alive: bool,
+    /// HTTP/1.0 keeps a connection open only when the response says so.
+    http10: bool,
 }
 
 enum Parsed {
@@ -127,6 +129,7 @@ fn parse(buf: &[u8]) -> Parsed {
             path,
             headers,
             keep_alive,
+            http10: !http11,
         },
         len,
     )
@@ -222,7 +225,12 @@ pub async fn serve(
             is_conditional(&request.headers),
             started,
         );
-        if write_reply(&mut stream, &reply, keep_alive).await.is_err() {
+        let connection = match (keep_alive, request.http10) {
+            (false, _) => Connection::Close,
+            (true, true) => Connection::KeepAlive,
+            (true, false) => Connection::Default,
+        };
+        if write_reply(&mut stream, &reply, connection).await.is_err() {
             return Handoff::Closed;
         }
         if !keep_alive {
@@ -235,7 +243,18 @@ pub async fn serve(
 const REQUEST_TIMEOUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
-fn head_bytes(reply: &Reply, keep_alive: bool) -> Vec<u8> {
+/// What the response says about the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    /// HTTP/1.1's default: it stays open, nothing to say.
+    Default,
+    /// `connection: keep-alive`, which an HTTP/1.0 client needs to hear.
+    KeepAlive,
+    /// `connection: close`.
+    Close,
+}
+
+fn head_bytes(reply: &Reply, connection: Connection) -> Vec<u8> {
     let mut head = Vec::with_capacity(512);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(reply.status.as_str().as_bytes());
@@ -254,15 +273,23 @@ fn head_bytes(reply: &Reply, keep_alive: bool) -> Vec<u8> {
     head.extend_from_slice(b"date: ");
     head.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
     head.extend_from_slice(b"\r\n");
-    if !keep_alive && !reply.headers.contains_key(CONNECTION) {
-        head.extend_from_slice(b"connection: close\r\n");
+    if !reply.headers.contains_key(CONNECTION) {
+        match connection {
+            Connection::Close => head.extend_from_slice(b"connection: close\r\n"),
+            Connection::KeepAlive => head.extend_from_slice(b"connection: keep-alive\r\n"),
+            Connection::Default => {}
+        }
     }
     head.extend_from_slice(b"\r\n");
     head
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: &Reply, keep_alive: bool) -> io::Result<()> {
-    let mut head = head_bytes(reply, keep_alive);
+async fn write_reply(
+    stream: &mut TcpStream,
+    reply: &Reply,
+    connection: Connection,
+) -> io::Result<()> {
+    let mut head = head_bytes(reply, connection);
     if let ReplyBody::Document(rep, encoding) = &reply.body
         && let Some(variant) = rep.variant(*encoding)
         && let Some(file) = &variant.file
