@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub use sanitize::{has_forbidden, is_xml_char, strip_forbidden};
+pub use sanitize::{TextScan, has_forbidden, is_xml_char, scan_text, strip_forbidden};
 pub use time::{TimeError, parse_time};
 
 /// Longest accepted article id, per CONTRACT §3.

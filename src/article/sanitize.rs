@@ -15,18 +15,40 @@ pub fn is_xml_char(c: char) -> bool {
         | '\u{10000}'..='\u{10FFFF}')
 }
 
-/// Whether `s` holds a character XML 1.0 forbids. Checks bytes, not chars:
-/// in UTF-8 a C0 control is its own byte, and U+FFFE / U+FFFF both start with
-/// 0xEF, so clean text (nearly all of it) is one vectorisable pass.
-pub fn has_forbidden(s: &str) -> bool {
+/// What one pass over a text found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextScan {
+    /// A character XML 1.0 forbids.
+    pub forbidden: bool,
+    /// A carriage return (which XML parsers turn into a line feed).
+    pub carriage_return: bool,
+}
+
+/// Scans `s` bytewise, not charwise: in UTF-8 a C0 control is its own byte,
+/// and U+FFFE / U+FFFF both start with 0xEF, so clean text (nearly all of it)
+/// costs one vectorisable pass.
+pub fn scan_text(s: &str) -> TextScan {
     let bytes = s.as_bytes();
     // Branch-free per chunk so the compiler vectorises it; `any` would not.
-    let control = bytes.chunks(64).any(|chunk| {
-        chunk.iter().fold(false, |found, &b| {
-            found | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+    let (control, carriage_return) = bytes.chunks(64).fold((false, false), |(f, c), chunk| {
+        chunk.iter().fold((f, c), |(f, c), &b| {
+            (
+                f | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r'),
+                c | (b == b'\r'),
+            )
         })
     });
-    control || (bytes.contains(&0xEF) && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')))
+    let forbidden =
+        control || (bytes.contains(&0xEF) && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')));
+    TextScan {
+        forbidden,
+        carriage_return,
+    }
+}
+
+/// Whether `s` holds a character XML 1.0 forbids.
+pub fn has_forbidden(s: &str) -> bool {
+    scan_text(s).forbidden
 }
 
 /// Returns `s` without the characters XML 1.0 forbids, and how many were removed.

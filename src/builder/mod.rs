@@ -24,7 +24,7 @@ use url::Url;
 
 use std::borrow::Cow;
 
-use crate::article::{Article, Image, has_forbidden, strip_forbidden};
+use crate::article::{Article, Image, scan_text, strip_forbidden};
 use crate::config::{Config, FeedName, FeedSpec, Format};
 
 /// What the generator element names, with the crate version.
@@ -235,24 +235,11 @@ pub struct EntryLink<'a> {
 /// (XML 1.0 §2.11), even inside CDATA, so doing it here keeps the three formats
 /// saying exactly the same thing. Clean text is borrowed.
 fn clean(s: &str) -> Cow<'_, str> {
-    // One branch-free pass for CR and the forbidden C0 controls (the rare
-    // U+FFFE/U+FFFF are left to `has_forbidden`, behind a 0xEF check).
-    let (control, cr) = s
-        .as_bytes()
-        .chunks(64)
-        .fold((false, false), |(f, c), chunk| {
-            chunk.iter().fold((f, c), |(f, c), &b| {
-                (
-                    f | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r'),
-                    c | (b == b'\r'),
-                )
-            })
-        });
-    let forbidden = control || (s.as_bytes().contains(&0xEF) && has_forbidden(s));
-    if !forbidden && !cr {
+    let scan = scan_text(s);
+    if !scan.forbidden && !scan.carriage_return {
         return Cow::Borrowed(s);
     }
-    let text = if forbidden {
+    let text = if scan.forbidden {
         strip_forbidden(s.to_owned()).0
     } else {
         s.to_owned()
