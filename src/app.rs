@@ -17,7 +17,7 @@ use tracing::info;
 use crate::builder::{self, BuildError, Document, FeedMeta};
 use crate::config::{Config, FeedName, FeedSpec};
 use crate::import::{ImportError, seed_if_empty};
-use crate::publish::{self, PublishedFeed, PublishedSet, Publisher, Representation};
+use crate::publish::{self, PublishedSet, Publisher, Representation};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -185,16 +185,7 @@ pub async fn publish_all(
         })
         .await?;
         info!(feed = %spec.name, items, "published feed");
-        let meta = FeedMeta::new(config, spec);
-        set.feeds.insert(
-            spec.name.clone(),
-            PublishedFeed {
-                name: spec.name.clone(),
-                title: spec.title.clone(),
-                description: meta.description,
-                documents,
-            },
-        );
+        set.feeds.insert(spec.name.clone(), documents);
     }
     // The index and OPML change only with the feed list: a short max-age is plenty.
     let site_cache = format!(

@@ -655,10 +655,8 @@ async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
     server.republish().await;
     let snapshot = server.publisher.snapshot();
     let rep = snapshot
-        .feeds
-        .iter()
-        .find(|(n, _)| n.as_str() == "latest")
-        .map(|(_, f)| f.documents[&feedsmith::config::Format::Rss].clone())
+        .document("latest", feedsmith::config::Format::Rss)
+        .cloned()
         .expect("latest rss");
     assert!(
         rep.identity.body.len() > 500_000 && rep.identity.file.is_some(),

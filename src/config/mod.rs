@@ -86,6 +86,13 @@ impl FromStr for FeedName {
     }
 }
 
+/// Lets maps keyed by feed name be searched with the `{name}` of a URL path.
+impl std::borrow::Borrow<str> for FeedName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for FeedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -25,14 +25,8 @@ pub use variant::{
 use crate::builder::Document;
 use crate::config::{FeedName, Format};
 
-/// One feed as served: its documents by format, and how long readers may cache them.
-#[derive(Debug)]
-pub struct PublishedFeed {
-    pub name: FeedName,
-    pub title: String,
-    pub description: String,
-    pub documents: BTreeMap<Format, Arc<Representation>>,
-}
+/// One feed as served: its documents by format.
+pub type PublishedFeed = BTreeMap<Format, Arc<Representation>>;
 
 /// Everything served at one moment. Replaced whole, never edited in place.
 #[derive(Debug, Default)]
@@ -48,10 +42,7 @@ pub struct PublishedSet {
 
 impl PublishedSet {
     pub fn document(&self, feed: &str, format: Format) -> Option<&Arc<Representation>> {
-        self.feeds
-            .iter()
-            .find(|(name, _)| name.as_str() == feed)
-            .and_then(|(_, f)| f.documents.get(&format))
+        self.feeds.get(feed).and_then(|f| f.get(&format))
     }
 }
 

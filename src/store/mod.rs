@@ -129,8 +129,6 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("store {url} does not exist yet; it is created on first `serve`, `build` or `import`")]
-    Missing { url: String },
     #[error("cannot migrate store {url}: {source}")]
     Migrate {
         url: String,
