@@ -10,6 +10,10 @@
 #   CASES     cases to run, of "plain gzip 304" (default all three)
 #   THREADS   wrk threads (default 2)
 #   WARMUP    seconds of unmeasured load per server before each cell (default 1)
+#   PACE_MS   if set, each connection waits this many ms after every response
+#             before its next request (a wrk Lua delay), so both servers get the
+#             same offered load and their p99 compares like for like; without
+#             it wrk saturates whichever server is faster
 #   ARTICLES  generated articles in the store (default 2000; the feed takes 50)
 #   FEED      document to request (default latest.rss, about 220 KB with the default articles)
 #   FS_PORT / NGX_PORT  ports on 127.0.0.1 (default 18080 / 18081)
@@ -54,6 +58,7 @@ feed=${FEED:-latest.rss}
 fs_port=${FS_PORT:-18080}
 ngx_port=${NGX_PORT:-18081}
 profile=${PROFILE:-0}
+pace_ms=${PACE_MS:-}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 out=${OUT:-"bench/results/serve-$(date +%F)$( ((repeats > 0)) || echo -profile).txt"}
@@ -248,6 +253,7 @@ fi
 echo "feedsmith:   $rev, release build, RUST_LOG=warn, $(grep -c '^processor' /proc/cpuinfo) tokio workers (default)"
 echo "nginx:       $("$nginx_bin" -v 2>&1 | sed 's/.*: //'), worker_processes 2, sendfile, etag, gzip_static$( ((have_brotli)) && echo ', brotli_static'), access_log off"
 echo "wrk:         $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t$threads, ${duration}s per run, $repeats runs per server per cell, ${warmup}s warm-up"
+[[ -n $pace_ms ]] && echo "pacing:      each connection waits ${pace_ms} ms after every response (equal offered load)"
 echo "document:    $url_path: $(stat -c %s "$pub/$feed") bytes identity, $(stat -c %s "$pub/$feed.gz") gzip, $(stat -c %s "$pub/$feed.br") brotli ($articles articles stored, 50 in the feed)"
 if [[ ${enc[feedsmith]} != "${enc[nginx]}" ]]; then
   echo "NOTE:        for 'gzip, br' feedsmith sends ${enc[feedsmith]} and nginx sends ${enc[nginx]} (no brotli module): the bodies differ in size"
@@ -276,6 +282,10 @@ cpu_ticks() {
 }
 
 results=$work/results.tsv
+if [[ -n $pace_ms ]]; then
+  [[ $pace_ms =~ ^[0-9]+$ ]] || { echo "PACE_MS must be a whole number of milliseconds" >&2; exit 2; }
+  printf 'function delay()\n  return %d\nend\n' "$pace_ms" >"$work/pace.lua"
+fi
 printf 'case\tconns\tserver\trun\treqs\trps\tp99_us\tcpu_ticks\terrors\twrk_ticks\tother_pct\n' >"$results"
 
 run_wrk() { # server case conns seconds -> wrk output on stdout
@@ -286,7 +296,9 @@ run_wrk() { # server case conns seconds -> wrk output on stdout
     gzip) hdr=(-H 'Accept-Encoding: gzip, br') ;;
     304) hdr=(-H "If-None-Match: $etag") ;;
   esac
-  wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "$base$url_path"
+  local script=()
+  [[ -n $pace_ms ]] && script=(-s "$work/pace.lua")
+  wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "${script[@]}" "${hdr[@]}" "$base$url_path"
 }
 
 # Busy CPU of the whole machine, in clock ticks: user+nice+system+irq+softirq+steal.
