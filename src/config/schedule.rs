@@ -6,13 +6,22 @@
 //! Monday, and `0 9 1 * 1` means "the 1st of the month *or* any Monday" (Vixie
 //! cron). This module translates the 5-field form into one or two Quartz
 //! schedules with those meanings; the 6/7-field form with seconds and the
-//! `@hourly`-style shorthands go to the crate unchanged. Evaluating a schedule
-//! across DST transitions is the scheduler's concern, not this module's.
+//! `@hourly`-style shorthands go to the crate unchanged.
+//!
+//! It also owns what a schedule means on the two days a year when the site's
+//! clock jumps. The crate evaluates a schedule in a zone by skipping local
+//! times that do not exist, so a `30 1 * * *` refresh in Dublin would not run on
+//! the spring-forward day and could run twice in autumn. Here a schedule is
+//! evaluated on the wall clock and each wall-clock fire time is then mapped to
+//! an instant, as Vixie cron does: a time inside the spring gap runs once, when
+//! the gap ends; a time inside the repeated autumn hour runs once, the first
+//! time round, unless the schedule runs at least hourly, in which case it keeps
+//! its rhythm through both passes.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer};
 
 /// A parsed refresh schedule; it fires when any of its parts fires.
@@ -20,7 +29,17 @@ use serde::{Deserialize, Deserializer};
 pub struct CronSchedule {
     source: String,
     parts: Vec<cron::Schedule>,
+    /// Runs at least hourly, so wall-clock times in the repeated autumn hour
+    /// run in both passes rather than once.
+    hourly_or_faster: bool,
 }
+
+/// More than the largest jump of any zone's clock, so every wall-clock time
+/// that can map near an instant is looked at.
+const MAX_JUMP: chrono::Duration = chrono::Duration::hours(3);
+/// A bound on the fire times examined for one answer; a schedule dense enough
+/// to reach it (every second) finds its answer long before.
+const MAX_STEPS: usize = 100_000;
 
 impl CronSchedule {
     /// The expression as the admin wrote it.
@@ -28,12 +47,51 @@ impl CronSchedule {
         &self.source
     }
 
-    /// The first fire time strictly after `after`, evaluated in `zone`.
+    /// The first fire time strictly after `after`, with the schedule read on
+    /// the wall clock of `after`'s zone (see the module notes on DST).
     pub fn next_after<Z: TimeZone>(&self, after: &DateTime<Z>) -> Option<DateTime<Utc>> {
-        self.parts
-            .iter()
-            .filter_map(|p| p.after(after).next().map(|t| t.with_timezone(&Utc)))
-            .min()
+        let zone = after.timezone();
+        let t = after.with_timezone(&Utc);
+        let offset = |at: DateTime<Utc>| {
+            chrono::Duration::seconds(i64::from(
+                zone.offset_from_utc_datetime(&at.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ))
+        };
+        // The earliest wall-clock time that can map after `t`: the clock reads
+        // least just after an autumn jump back, so take the smaller offset.
+        let start = t.naive_utc() + offset(t).min(offset(t + MAX_JUMP));
+        let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
+        for part in &self.parts {
+            for wall in part
+                .after(&Utc.from_utc_datetime(&start))
+                .take(MAX_STEPS)
+                .map(|f| f.naive_utc())
+            {
+                if best.is_some_and(|(_, best_wall)| wall > best_wall + MAX_JUMP) {
+                    break;
+                }
+                for instant in self.instants(&zone, wall).into_iter().flatten() {
+                    if instant > t && best.is_none_or(|(b, _)| instant < b) {
+                        best = Some((instant, instant.with_timezone(&zone).naive_local()));
+                    }
+                }
+            }
+        }
+        best.map(|(instant, _)| instant)
+    }
+
+    /// The instants at which the wall-clock time `wall` happens in `zone`.
+    fn instants<Z: TimeZone>(&self, zone: &Z, wall: NaiveDateTime) -> [Option<DateTime<Utc>>; 2] {
+        let utc = |t: DateTime<Z>| t.with_timezone(&Utc);
+        match zone.from_local_datetime(&wall) {
+            LocalResult::Single(t) => [Some(utc(t)), None],
+            LocalResult::Ambiguous(first, second) => {
+                [Some(utc(first)), self.hourly_or_faster.then(|| utc(second))]
+            }
+            LocalResult::None => [gap_end(zone, wall), None],
+        }
     }
 
     /// The next `n` fire times after `after`, in order and without repeats.
@@ -102,9 +160,18 @@ impl FromStr for CronSchedule {
                     .map_err(|e| format!("invalid cron expression {source:?}: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Sampled in UTC, where no wall-clock time repeats.
+        let hourly_or_faster = DateTime::<Utc>::from_timestamp(1_736_121_600, 0).is_some_and(|r| {
+            parts.iter().any(|p| {
+                let runs: Vec<_> = p.after(&r).take(64).collect();
+                runs.windows(2)
+                    .any(|w| w[1] - w[0] <= chrono::Duration::hours(1))
+            })
+        });
         Ok(Self {
             source: source.to_owned(),
             parts,
+            hourly_or_faster,
         })
     }
 }
@@ -114,6 +181,19 @@ impl<'de> Deserialize<'de> for CronSchedule {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// The first instant after a spring-forward gap containing `wall`: jumps start
+/// on a whole minute, so step minute by minute until the clock exists again.
+fn gap_end<Z: TimeZone>(zone: &Z, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let mut minute = wall.with_second(0)?.with_nanosecond(0)?;
+    for _ in 0..24 * 60 {
+        minute += chrono::Duration::minutes(1);
+        if let Some(t) = zone.from_local_datetime(&minute).earliest() {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    None
 }
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -323,6 +403,83 @@ mod tests {
             Some(0),
             "sub-minute schedules round down"
         );
+    }
+
+    fn runs_between(expr: &str, from: &str, to: &str) -> Vec<String> {
+        let until = at(to);
+        cron(expr)
+            .upcoming(&at(from).with_timezone(&Dublin), 200)
+            .into_iter()
+            .take_while(|t| *t <= until)
+            .map(|t| t.format("%H:%M").to_string() + "Z")
+            .collect()
+    }
+
+    // Dublin: 2026-03-29 01:00 GMT jumps to 02:00 IST; 2026-10-25 02:00 IST
+    // falls back to 01:00 GMT.
+    #[test]
+    fn a_daily_run_inside_the_spring_gap_runs_once_when_the_gap_ends() {
+        let runs =
+            cron("30 1 * * *").upcoming(&at("2026-03-27T12:00:00Z").with_timezone(&Dublin), 4);
+        assert_eq!(
+            runs,
+            vec![
+                at("2026-03-28T01:30:00Z"), // 01:30 GMT
+                at("2026-03-29T01:00:00Z"), // 01:30 does not exist: 02:00 IST, once
+                at("2026-03-30T00:30:00Z"), // 01:30 IST
+                at("2026-03-31T00:30:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn frequent_runs_neither_double_nor_stall_across_the_spring_gap() {
+        assert_eq!(
+            runs_between(
+                "*/20 * * * *",
+                "2026-03-29T00:10:00Z",
+                "2026-03-29T01:45:00Z"
+            ),
+            ["00:20Z", "00:40Z", "01:00Z", "01:20Z", "01:40Z"]
+        );
+    }
+
+    #[test]
+    fn a_daily_run_inside_the_repeated_autumn_hour_runs_once() {
+        let runs =
+            cron("30 1 * * *").upcoming(&at("2026-10-24T12:00:00Z").with_timezone(&Dublin), 3);
+        assert_eq!(
+            runs,
+            vec![
+                at("2026-10-25T00:30:00Z"), // 01:30 IST, the first pass only
+                at("2026-10-26T01:30:00Z"), // 01:30 GMT
+                at("2026-10-27T01:30:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn frequent_runs_keep_their_rhythm_through_the_repeated_autumn_hour() {
+        assert_eq!(
+            runs_between(
+                "*/30 * * * *",
+                "2026-10-24T23:15:00Z",
+                "2026-10-25T02:00:00Z"
+            ),
+            ["23:30Z", "00:00Z", "00:30Z", "01:00Z", "01:30Z", "02:00Z"]
+        );
+        assert_eq!(
+            runs_between("0 * * * *", "2026-10-24T22:30:00Z", "2026-10-25T02:30:00Z"),
+            ["23:00Z", "00:00Z", "01:00Z", "02:00Z"],
+            "hourly runs at 01:00 IST and again at 01:00 GMT"
+        );
+    }
+
+    #[test]
+    fn every_second_schedules_stay_cheap_and_exact() {
+        let next =
+            cron("* * * * * *").next_after(&at("2026-10-25T00:59:59Z").with_timezone(&Dublin));
+        assert_eq!(next, Some(at("2026-10-25T01:00:00Z")));
     }
 
     #[test]
