@@ -1,23 +1,27 @@
 //! Wiring for the commands: start-up order, not behaviour.
 //!
-//! This module opens the configured store (seeding an empty one), asks the
-//! builder for each feed's documents, hands them to `publish`, and starts the
+//! This module opens the configured store (seeding an empty one), connects
+//! the scheduler, the file watcher and SIGHUP to each other, and starts the
 //! HTTP server with a bound listener and a shutdown signal — so tests run the
-//! real service on port 0 and `main.rs` stays a thin CLI.
+//! real service on port 0 and `main.rs` stays a thin CLI. What a refresh does
+//! is the scheduler's business; what a request gets is the server's.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
-use crate::builder::{self, BuildError, Document, FeedMeta};
-use crate::config::{Config, FeedName, FeedSpec};
+use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
-use crate::publish::{self, PublishedSet, Publisher, Representation};
+use crate::publish::{self, PublishedSet, Publisher};
+use crate::scheduler::{self, Control, Health, OpenError, RefreshError, Scheduler, StoreOpener};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -30,14 +34,12 @@ pub enum AppError {
         #[source]
         source: StoreError,
     },
-    #[error("feed {feed}: reading its articles: {source}")]
-    Query {
+    #[error("feed {feed}: {source}")]
+    Refresh {
         feed: FeedName,
         #[source]
-        source: StoreError,
+        source: RefreshError,
     },
-    #[error(transparent)]
-    Build(#[from] BuildError),
     #[error(transparent)]
     Publish(#[from] publish::PublishError),
     #[error("background task failed: {0}")]
@@ -85,29 +87,6 @@ pub async fn open_store(
     Ok(store)
 }
 
-/// Queries one feed's articles and builds its documents (off the async threads:
-/// a 10 000-item feed is milliseconds of CPU).
-pub async fn build_feed(
-    config: &Config,
-    spec: &FeedSpec,
-    store: &dyn ArticleStore,
-) -> Result<(usize, Vec<Document>), AppError> {
-    let stored = store
-        .newest(&spec.filter, spec.limit)
-        .await
-        .map_err(|source| AppError::Query {
-            feed: spec.name.clone(),
-            source,
-        })?;
-    let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
-    let items = articles.len();
-    let meta = FeedMeta::new(config, spec);
-    let formats = spec.formats.clone();
-    let docs =
-        tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
-    Ok((items, docs))
-}
-
 /// What `build` wrote for one feed.
 #[derive(Debug, Clone)]
 pub struct BuiltFeed {
@@ -123,39 +102,29 @@ pub async fn build_all(
     store: &dyn ArticleStore,
     out: &Path,
 ) -> Result<Vec<BuiltFeed>, AppError> {
-    let mut built = Vec::with_capacity(config.feeds.len());
+    let mut written = Vec::with_capacity(config.feeds.len());
     for spec in config.feeds.values() {
-        let (items, docs) = build_feed(config, spec, store).await?;
-        let files = publish::write_documents(out, &spec.name, &docs).await?;
+        let built = scheduler::build_feed(config, spec, store)
+            .await
+            .map_err(|source| AppError::Refresh {
+                feed: spec.name.clone(),
+                source,
+            })?;
+        let items = built.items.len();
+        let files = publish::write_documents(out, &spec.name, &built.docs).await?;
         info!(feed = %spec.name, items, files = files.len(), "built feed");
-        built.push(BuiltFeed {
+        written.push(BuiltFeed {
             name: spec.name.clone(),
             items,
             files,
         });
     }
-    Ok(built)
-}
-
-/// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
-/// it follows the feed's refresh schedule unless `server.cache_max_age` is set.
-pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
-    let max_age = config.server.cache_max_age.map_or_else(
-        || {
-            spec.refresh
-                .typical_interval(&config.site.timezone)
-                .map_or(300, |d| d.num_seconds().max(1))
-        },
-        |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-    );
-    format!(
-        "public, max-age={max_age}, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    )
+    Ok(written)
 }
 
 /// Builds every feed, the index and the OPML list into a set ready to serve,
-/// writing the feed documents to the output folder on the way.
+/// writing the feed documents to the output folder on the way. The service
+/// refreshes through its scheduler; this one-shot form is for tests and tools.
 pub async fn publish_all(
     config: &Config,
     store: &dyn ArticleStore,
@@ -165,55 +134,25 @@ pub async fn publish_all(
         published_at: Some(now),
         ..PublishedSet::default()
     };
+    let shared = Arc::new(config.clone());
     for spec in config.feeds.values() {
-        let (items, docs) = build_feed(config, spec, store).await?;
-        publish::write_documents(&config.output_dir, &spec.name, &docs).await?;
-        let cache_control = feed_cache_control(config, spec);
-        let dir = config.output_dir.clone();
-        let feed = spec.name.clone();
-        let documents = tokio::task::spawn_blocking(move || {
-            docs.iter()
-                .map(|d| {
-                    let mut rep = publish::represent(d, cache_control.clone());
-                    if let Err(e) = rep.attach_files(&dir) {
-                        // Served by copying instead: slower, still correct.
-                        tracing::warn!(%feed, dir = %dir.display(), error = %e, "no file for zero-copy sending");
-                    }
-                    (d.format, Arc::new(rep))
-                })
-                .collect()
+        let built = scheduler::build_feed(config, spec, store)
+            .await
+            .map_err(|source| AppError::Refresh {
+                feed: spec.name.clone(),
+                source,
+            })?;
+        publish::write_documents(&config.output_dir, &spec.name, &built.docs).await?;
+        let (config, spec) = (shared.clone(), spec.clone());
+        let name = spec.name.clone();
+        let feed = tokio::task::spawn_blocking(move || {
+            scheduler::represent_feed(&config, &spec, &built.docs, None)
         })
         .await?;
-        info!(feed = %spec.name, items, "published feed");
-        set.feeds.insert(spec.name.clone(), documents);
+        set.feeds.insert(name, feed);
     }
-    // The index and OPML change only with the feed list: a short max-age is plenty.
-    let site_cache = format!(
-        "public, max-age=300, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    );
-    let (index, opml) = (
-        builder::site::index_html(config),
-        builder::site::opml(config),
-    );
-    let epoch = builder::EMPTY_FEED_UPDATED;
-    let (index, opml) = tokio::task::spawn_blocking(move || {
-        (
-            Representation::new(
-                Bytes::from(index),
-                "text/html; charset=utf-8",
-                epoch,
-                site_cache.clone(),
-            ),
-            Representation::new(
-                Bytes::from(opml),
-                "text/x-opml; charset=utf-8",
-                epoch,
-                site_cache,
-            ),
-        )
-    })
-    .await?;
+    let (index, opml) =
+        tokio::task::spawn_blocking(move || scheduler::site_documents(&shared)).await?;
     set.index = Some(Arc::new(index));
     set.opml = Some(Arc::new(opml));
     Ok(set)
@@ -229,17 +168,59 @@ pub fn server_settings(config: &Config) -> ServerSettings {
     }
 }
 
-/// Runs the service on an already-bound listener until `shutdown` completes:
-/// opens (and seeds) the store, builds and publishes every feed, then serves.
+/// The store `[store].url` names, seeded from `[store].seed_dir` when empty.
+pub struct ConfiguredStore;
+
+#[async_trait]
+impl StoreOpener for ConfiguredStore {
+    async fn open(&self, config: &Config) -> Result<Arc<dyn ArticleStore>, OpenError> {
+        let store = open_store(config, Seeding::OnFirstStart).await?;
+        Ok(Arc::from(store))
+    }
+}
+
+/// Runs the service on an already-bound listener until `shutdown` completes.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let store = open_store(&config, Seeding::OnFirstStart).await?;
-    let set = publish_all(&config, store.as_ref(), Utc::now()).await?;
-    let publisher = Arc::new(Publisher::new(set));
-    serve(&config, publisher, listener, shutdown).await;
+    run_with(config, Arc::new(ConfiguredStore), listener, shutdown).await
+}
+
+/// [`run`] with the store opened by `opener` (tests use one that can fail).
+///
+/// Start-up order matters: the documents an earlier run left in the output
+/// folder are served at once, before the store is reached; the scheduler then
+/// opens the store (retrying while it is down) and refreshes every feed.
+pub async fn run_with(
+    config: Config,
+    opener: Arc<dyn StoreOpener>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let config = Arc::new(config);
+    let publisher = Arc::new(Publisher::new(scheduler::initial_set(&config).await));
+    let health = Arc::new(Health::new(1));
+    let (control, control_rx) = mpsc::channel(16);
+    let scheduler = Scheduler::new(config.clone(), opener, publisher.clone(), health.clone());
+    let watcher = tokio::spawn(watch_files(scheduler.subscribe(), control.clone()));
+    let hangup = tokio::spawn(reload_on_sighup(control));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let refreshing = tokio::spawn(scheduler.run(control_rx, async {
+        let _ = stopped.await;
+    }));
+    serve_with_health(&config, publisher, health, listener, shutdown).await;
+    let _ = stop.send(());
+    watcher.abort();
+    hangup.abort();
+    // A refresh in progress finishes its step; do not wait forever on a stuck store.
+    if tokio::time::timeout(Duration::from_secs(10), refreshing)
+        .await
+        .is_err()
+    {
+        warn!("the scheduler did not stop within 10s; exiting anyway");
+    }
     Ok(())
 }
 
@@ -251,34 +232,157 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    let health = Arc::new(Health::new(1));
+    serve_with_health(config, publisher, health, listener, shutdown).await;
+}
+
+async fn serve_with_health(
+    config: &Config,
+    publisher: Arc<Publisher>,
+    health: Arc<Health>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, feeds = publisher.snapshot().feeds.len(), "serving");
+        info!(%addr, feeds = config.feeds.len(), "serving");
     }
-    let health = health_reporter(publisher.clone());
+    let report = health_reporter(publisher.clone(), health);
     server::serve(
         listener,
         publisher,
-        health,
+        report,
         server_settings(config),
         shutdown,
     )
     .await;
 }
 
-/// `/healthz`: what a load balancer or an admin needs to know. (The scheduler
-/// issue adds store polls and degraded states.)
-fn health_reporter(publisher: Arc<Publisher>) -> Arc<dyn Fn() -> Bytes + Send + Sync> {
+/// `/healthz`: what a load balancer or an admin needs to know.
+fn health_reporter(
+    publisher: Arc<Publisher>,
+    health: Arc<Health>,
+) -> Arc<dyn Fn() -> Bytes + Send + Sync> {
     Arc::new(move || {
         let set = publisher.snapshot();
-        let published_at = set.published_at.map(|t| t.to_rfc3339());
-        let body = serde_json::json!({
-            "status": "ok",
-            "config_generation": 1,
-            "feeds": set.feeds.len(),
-            "published_at": published_at,
-            "last_store_poll": published_at,
-            "errors": [],
-        });
+        let body = health.report(Utc::now(), set.feeds.len(), set.published_at);
         Bytes::from(body.to_string())
     })
+}
+
+/// Waits this long after a file event for the editor to finish writing.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Asks for a reload when the config file or a feed file changes. Folders are
+/// watched rather than files because editors replace a file by renaming a new
+/// one over it. The watch follows `[feeds].dir` as applied configs move it.
+async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, control: mpsc::Sender<Control>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    loop {
+        let config = applied.borrow_and_update().clone();
+        let targets = WatchTargets::of(&config);
+        let _watcher = match targets.start(tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(error = %e, "cannot watch the configuration files; reload with SIGHUP");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if WatchTargets::of(&applied.borrow()) != targets {
+                        break; // watch the new folders
+                    }
+                }
+                event = rx.recv() => {
+                    if event.is_none() {
+                        return;
+                    }
+                    // Let a burst of events (write, rename, chmod) settle into one reload.
+                    while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
+                    if control.send(Control::Reload).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The folders to watch and the files in them that matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WatchTargets {
+    config_dir: PathBuf,
+    config_file: Option<std::ffi::OsString>,
+    feeds_dir: PathBuf,
+}
+
+impl WatchTargets {
+    fn of(config: &Config) -> Self {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let config_path = absolute(&config.path);
+        Self {
+            config_dir: config_path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_owned),
+            config_file: config_path.file_name().map(ToOwned::to_owned),
+            feeds_dir: absolute(&config.feeds_dir),
+        }
+    }
+
+    fn matters(&self, path: &Path) -> bool {
+        let parent = path.parent();
+        (parent == Some(self.config_dir.as_path())
+            && path.file_name() == self.config_file.as_deref())
+            || (parent == Some(self.feeds_dir.as_path())
+                && path.extension().is_some_and(|x| x == "toml"))
+    }
+
+    fn start(&self, tx: mpsc::UnboundedSender<()>) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let me = self.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                // Reading the files (as every reload does) must not trigger another.
+                let edit = matches!(
+                    event.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                );
+                if edit && event.paths.iter().any(|p| me.matters(p)) {
+                    let _ = tx.send(());
+                }
+            })?;
+        watcher.watch(&self.config_dir, RecursiveMode::NonRecursive)?;
+        if self.feeds_dir != self.config_dir {
+            watcher.watch(&self.feeds_dir, RecursiveMode::NonRecursive)?;
+        }
+        Ok(watcher)
+    }
+}
+
+/// SIGHUP asks for a reload, as admins expect of a daemon.
+async fn reload_on_sighup(control: mpsc::Sender<Control>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; reloads come from file changes only");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP: reloading the configuration");
+            if control.send(Control::Reload).await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = control;
+        std::future::pending::<()>().await;
+    }
 }

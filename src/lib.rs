@@ -10,8 +10,9 @@
 //! - [`store`]: the article store trait and its SQLite backend.
 //! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
-//! - [`publish`]: writing documents to the output folder atomically.
+//! - [`publish`]: the served set, and the output folder written atomically.
 //! - [`server`]: the HTTP server answering from the published set.
+//! - [`scheduler`]: refreshing feeds on their schedules, reloads, faults.
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod app;
@@ -20,5 +21,6 @@ pub mod builder;
 pub mod config;
 pub mod import;
 pub mod publish;
+pub mod scheduler;
 pub mod server;
 pub mod store;

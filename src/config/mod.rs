@@ -38,6 +38,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feedsmith.toml";
 pub const MAX_LIMIT: u32 = 10_000;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const DEFAULT_REFRESH: &str = "*/5 * * * *";
+/// The shortest `[schedule].watch` interval: each poll is one query.
+const MIN_WATCH: Duration = Duration::from_millis(50);
 
 /// Everything wrong with a configuration, one problem per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -281,7 +283,8 @@ struct RawOutput {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSchedule {
-    refresh: CronSchedule,
+    refresh: Option<CronSchedule>,
+    watch: Option<Spanned<Interval>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,6 +374,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub output_dir: PathBuf,
     pub refresh: CronSchedule,
+    /// `[schedule].watch`: poll the store's revision this often and refresh
+    /// as soon as it moves, instead of waiting for each feed's schedule.
+    pub watch: Option<Duration>,
     pub feeds_dir: PathBuf,
     pub feeds: BTreeMap<FeedName, FeedSpec>,
 }
@@ -433,6 +439,7 @@ impl Config {
                 store: main.store,
                 output_dir: main.output_dir,
                 refresh: main.refresh,
+                watch: main.watch,
                 feeds_dir: main.feeds_dir,
                 feeds,
             }),
@@ -448,6 +455,7 @@ struct MainParts {
     store: StoreConfig,
     output_dir: PathBuf,
     refresh: CronSchedule,
+    watch: Option<Duration>,
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
 }
@@ -536,11 +544,26 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
             .output
             .map(|o| o.dir)
             .unwrap_or_else(|| PathBuf::from("data/published")),
-        refresh: match raw.schedule {
-            Some(s) => s.refresh,
+        refresh: match raw.schedule.as_ref().and_then(|s| s.refresh.clone()) {
+            Some(r) => r,
             None => DEFAULT_REFRESH
                 .parse()
                 .unwrap_or_else(|e| unreachable!("default schedule is valid: {e}")),
+        },
+        watch: match raw.schedule.and_then(|s| s.watch) {
+            Some(w) if w.get_ref().0 < MIN_WATCH => {
+                problems.push(Problem::at(
+                    source,
+                    Some(w.span()),
+                    format!(
+                        "schedule.watch: {} is too short; the store is polled at most every {}",
+                        humantime::format_duration(w.get_ref().0),
+                        humantime::format_duration(MIN_WATCH)
+                    ),
+                ));
+                None
+            }
+            w => w.map(|w| w.into_inner().0),
         },
         feeds_dir_at: Location::new(source, feeds_dir.1),
         feeds_dir: feeds_dir.0,

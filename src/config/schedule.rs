@@ -59,9 +59,12 @@ impl CronSchedule {
                     .local_minus_utc(),
             ))
         };
-        // The earliest wall-clock time that can map after `t`: the clock reads
-        // least just after an autumn jump back, so take the smaller offset.
-        let start = t.naive_utc() + offset(t).min(offset(t + MAX_JUMP));
+        // Wall-clock time = instant + offset. The earliest wall-clock time that
+        // can map after `t` uses the smallest offset about then (the clock
+        // reads least just after an autumn jump back); once an answer is found,
+        // no wall-clock time beyond it plus the largest offset can beat it.
+        let (near, later) = (offset(t), offset(t + MAX_JUMP));
+        let start = t.naive_utc() + near.min(later);
         let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
         for part in &self.parts {
             for wall in part
@@ -69,12 +72,13 @@ impl CronSchedule {
                 .take(MAX_STEPS)
                 .map(|f| f.naive_utc())
             {
-                if best.is_some_and(|(_, best_wall)| wall > best_wall + MAX_JUMP) {
+                if best.is_some_and(|(_, bound)| wall > bound) {
                     break;
                 }
                 for instant in self.instants(&zone, wall).into_iter().flatten() {
                     if instant > t && best.is_none_or(|(b, _)| instant < b) {
-                        best = Some((instant, instant.with_timezone(&zone).naive_local()));
+                        let largest = near.max(later).max(offset(instant));
+                        best = Some((instant, instant.naive_utc() + largest));
                     }
                 }
             }

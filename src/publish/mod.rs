@@ -11,13 +11,16 @@
 mod output;
 mod variant;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-pub use output::{PublishError, document_path, write_atomically, write_documents};
+pub use output::{
+    Loaded, MANIFEST, PublishError, Wanted, document_path, load, save, write_atomically,
+    write_documents,
+};
 pub use variant::{
     BodyFile, COMPRESS_MIN_BYTES, Encoding, Representation, SENDFILE_MIN_BYTES, Variant,
 };
@@ -28,8 +31,9 @@ use crate::config::{FeedName, Format};
 /// One feed as served: its documents by format.
 pub type PublishedFeed = BTreeMap<Format, Arc<Representation>>;
 
-/// Everything served at one moment. Replaced whole, never edited in place.
-#[derive(Debug, Default)]
+/// Everything served at one moment. Replaced whole, never edited in place
+/// (a clone shares every document).
+#[derive(Debug, Default, Clone)]
 pub struct PublishedSet {
     pub feeds: BTreeMap<FeedName, PublishedFeed>,
     /// The HTML index at `/`.
@@ -38,6 +42,12 @@ pub struct PublishedSet {
     pub opml: Option<Arc<Representation>>,
     /// When this set was published (for `/healthz`, never inside a document).
     pub published_at: Option<DateTime<Utc>>,
+    /// Feeds removed from the configuration while running: `410 Gone`, so
+    /// readers unsubscribe instead of retrying a sudden 404.
+    pub gone: BTreeSet<FeedName>,
+    /// Configured feeds with nothing to serve yet (the store has not been
+    /// reached since start-up): `503` with `Retry-After`.
+    pub pending: BTreeSet<FeedName>,
 }
 
 impl PublishedSet {
@@ -67,6 +77,11 @@ impl Publisher {
     /// Replaces everything served, atomically.
     pub fn publish(&self, set: PublishedSet) {
         self.current.store(Arc::new(set));
+    }
+
+    /// [`Publisher::publish`] for a set the caller also keeps.
+    pub fn publish_arc(&self, set: Arc<PublishedSet>) {
+        self.current.store(set);
     }
 }
 

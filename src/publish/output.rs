@@ -2,12 +2,27 @@
 //! in the same folder, flushed to disk, then renamed over the old one — so a
 //! static server or a reader never sees half a feed, and a crash leaves the
 //! previous version.
+//!
+//! A running service also keeps its compressed variants beside each document
+//! (`latest.rss.gz`, `latest.rss.br`, which nginx's `gzip_static` and
+//! `brotli_static` serve as they are) and a manifest, `.feedsmith-manifest.json`,
+//! naming the ETag and `Last-Modified` of everything published. At start-up the
+//! service reads the folder back and serves the same bytes under the same ETags
+//! before it has reached the store. A file whose hash does not match the
+//! manifest (a crash between two renames, an admin's edit) is not served.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::builder::Document;
-use crate::config::FeedName;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{PublishedFeed, PublishedSet, Representation};
+use crate::builder::{self, Document, ETag};
+use crate::config::{FeedName, Format};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -58,6 +73,250 @@ pub async fn write_documents(
         Ok(written)
     })
     .await?
+}
+
+/// The manifest's file name; it cannot clash with a feed's files, whose
+/// names start with a letter or digit.
+pub const MANIFEST: &str = ".feedsmith-manifest.json";
+
+/// Bumped when the manifest's meaning changes; other versions are ignored.
+const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    version: u32,
+    /// Feed name → file extension → document.
+    feeds: BTreeMap<String, BTreeMap<String, ManifestEntry>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestEntry {
+    etag: String,
+    last_modified: DateTime<Utc>,
+    gzip: Option<String>,
+    brotli: Option<String>,
+}
+
+fn variant_path(identity: &Path, suffix: &str) -> PathBuf {
+    let mut name = identity.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn feed_file(dir: &Path, feed: &str, format: Format) -> PathBuf {
+    dir.join(format!("{feed}.{}", format.extension()))
+}
+
+/// Writes the documents of the `changed` feeds of `set`, every variant, then
+/// removes the files of the `removed` feeds, then replaces the manifest — in
+/// that order, so the manifest never names bytes that are not on disk.
+pub async fn save(
+    dir: &Path,
+    set: Arc<PublishedSet>,
+    changed: Vec<FeedName>,
+    removed: Vec<FeedName>,
+) -> Result<(), PublishError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || save_blocking(&dir, &set, &changed, &removed)).await?
+}
+
+fn save_blocking(
+    dir: &Path,
+    set: &PublishedSet,
+    changed: &[FeedName],
+    removed: &[FeedName],
+) -> Result<(), PublishError> {
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PublishError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    for name in changed {
+        let Some(feed) = set.feeds.get(name) else {
+            continue;
+        };
+        for (format, rep) in feed {
+            let path = feed_file(dir, name.as_str(), *format);
+            for (suffix, variant) in [(".gz", &rep.gzip), (".br", &rep.brotli)] {
+                let vpath = variant_path(&path, suffix);
+                match variant {
+                    Some(v) => write_atomically(&vpath, &v.body).map_err(err(&vpath))?,
+                    None => remove_if_present(&vpath).map_err(err(&vpath))?,
+                }
+            }
+            write_atomically(&path, &rep.identity.body).map_err(err(&path))?;
+        }
+        // A format the feed no longer offers leaves no stale file behind.
+        for format in Format::ALL.into_iter().filter(|f| !feed.contains_key(f)) {
+            remove_feed_format(dir, name.as_str(), format).map_err(err(dir))?;
+        }
+    }
+    for name in removed {
+        for format in Format::ALL {
+            remove_feed_format(dir, name.as_str(), format).map_err(err(dir))?;
+        }
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        feeds: set
+            .feeds
+            .iter()
+            .map(|(name, feed)| {
+                let docs = feed
+                    .iter()
+                    .map(|(format, rep)| {
+                        (
+                            format.extension().to_owned(),
+                            ManifestEntry {
+                                etag: rep.identity.etag.to_string(),
+                                last_modified: rep.last_modified,
+                                gzip: rep.gzip.as_ref().map(|v| v.etag.to_string()),
+                                brotli: rep.brotli.as_ref().map(|v| v.etag.to_string()),
+                            },
+                        )
+                    })
+                    .collect();
+                (name.to_string(), docs)
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let path = dir.join(MANIFEST);
+    write_atomically(&path, &json).map_err(err(&path))?;
+    sync_dir(dir).map_err(err(dir))
+}
+
+fn remove_feed_format(dir: &Path, feed: &str, format: Format) -> std::io::Result<()> {
+    let path = feed_file(dir, feed, format);
+    remove_if_present(&variant_path(&path, ".gz"))?;
+    remove_if_present(&variant_path(&path, ".br"))?;
+    remove_if_present(&path)
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A feed to read back from the output folder, with the caching policy its
+/// documents are to be served with.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub name: FeedName,
+    pub formats: Vec<Format>,
+    pub cache_control: String,
+}
+
+/// What [`load`] found: the feeds it can serve, and why it skipped others.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub feeds: BTreeMap<FeedName, PublishedFeed>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads back what an earlier run published into `dir` for the `wanted`
+/// feeds. Only documents whose bytes match the manifest come back; a feed with
+/// any format missing is left out whole, so it is never served half old.
+pub async fn load(dir: &Path, wanted: Vec<Wanted>) -> Loaded {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || load_blocking(&dir, &wanted))
+        .await
+        .unwrap_or_else(|e| Loaded {
+            feeds: BTreeMap::new(),
+            skipped: vec![format!("reading the output folder failed: {e}")],
+        })
+}
+
+fn load_blocking(dir: &Path, wanted: &[Wanted]) -> Loaded {
+    let mut loaded = Loaded::default();
+    let path = dir.join(MANIFEST);
+    let manifest: Manifest = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return loaded,
+        Err(e) => {
+            loaded.skipped.push(format!("{}: {e}", path.display()));
+            return loaded;
+        }
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(
+                m @ Manifest {
+                    version: MANIFEST_VERSION,
+                    ..
+                },
+            ) => m,
+            Ok(m) => {
+                loaded.skipped.push(format!(
+                    "{}: manifest version {} is not {MANIFEST_VERSION}",
+                    path.display(),
+                    m.version
+                ));
+                return loaded;
+            }
+            Err(e) => {
+                loaded.skipped.push(format!("{}: {e}", path.display()));
+                return loaded;
+            }
+        },
+    };
+    'feeds: for want in wanted {
+        let Some(entries) = manifest.feeds.get(want.name.as_str()) else {
+            continue;
+        };
+        let mut feed = PublishedFeed::new();
+        for &format in &want.formats {
+            let Some(entry) = entries.get(format.extension()) else {
+                loaded
+                    .skipped
+                    .push(format!("{}: no {} document", want.name, format.extension()));
+                continue 'feeds;
+            };
+            let path = feed_file(dir, want.name.as_str(), format);
+            let body = match read_matching(&path, &entry.etag) {
+                Ok(body) => body,
+                Err(why) => {
+                    loaded.skipped.push(why);
+                    continue 'feeds;
+                }
+            };
+            // A compressed copy that does not match is made again, not refused.
+            let gzip = entry
+                .gzip
+                .as_ref()
+                .and_then(|etag| read_matching(&variant_path(&path, ".gz"), etag).ok());
+            let brotli = entry
+                .brotli
+                .as_ref()
+                .and_then(|etag| read_matching(&variant_path(&path, ".br"), etag).ok());
+            let mut rep = Representation::with_compressed(
+                body,
+                builder::content_type(format),
+                entry.last_modified,
+                want.cache_control.clone(),
+                gzip,
+                brotli,
+            );
+            // Without a file the variant is served by copying: slower, still right.
+            let _ = rep.attach_files(dir);
+            feed.insert(format, Arc::new(rep));
+        }
+        loaded.feeds.insert(want.name.clone(), feed);
+    }
+    loaded
+}
+
+fn read_matching(path: &Path, etag: &str) -> Result<Bytes, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if ETag::of(&bytes).as_str() == etag {
+        Ok(Bytes::from(bytes))
+    } else {
+        Err(format!(
+            "{}: its bytes do not match the manifest's etag {etag}",
+            path.display()
+        ))
+    }
 }
 
 /// Temp file beside the target, fsync, rename over the target.

@@ -120,10 +120,30 @@ impl Representation {
         last_modified: DateTime<Utc>,
         cache_control: String,
     ) -> Self {
+        Self::with_compressed(body, content_type, last_modified, cache_control, None, None)
+    }
+
+    /// Like [`Representation::new`], reusing compressed bytes made earlier for
+    /// this very body (as read back from the output folder) instead of
+    /// compressing again; a missing one is compressed here.
+    pub fn with_compressed(
+        body: Bytes,
+        content_type: &'static str,
+        last_modified: DateTime<Utc>,
+        cache_control: String,
+        gzipped: Option<Bytes>,
+        brotlied: Option<Bytes>,
+    ) -> Self {
         let (gzip, brotli) = if body.len() >= COMPRESS_MIN_BYTES {
             (
-                Some(Variant::new(Encoding::Gzip, gzip(&body))),
-                Some(Variant::new(Encoding::Brotli, brotli(&body))),
+                Some(Variant::new(
+                    Encoding::Gzip,
+                    gzipped.unwrap_or_else(|| gzip(&body)),
+                )),
+                Some(Variant::new(
+                    Encoding::Brotli,
+                    brotlied.unwrap_or_else(|| brotli(&body)),
+                )),
             )
         } else {
             (None, None)

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED,
-    VARY, X_CONTENT_TYPE_OPTIONS,
+    RETRY_AFTER, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -258,7 +258,23 @@ pub(crate) fn decide(
         }
         Route::Index => represent(set.index.as_ref(), headers),
         Route::Opml => represent(set.opml.as_ref(), headers),
-        Route::Feed { name, format } => represent(set.document(name, format), headers),
+        Route::Feed { name, format } => match set.document(name, format) {
+            Some(rep) => represent(Some(rep), headers),
+            None if set.gone.contains(name) => text_reply(
+                StatusCode::GONE,
+                "this feed has been retired; please unsubscribe\n",
+            ),
+            None if set.pending.contains(name) => {
+                let mut r = text_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this feed is being built; try again shortly\n",
+                );
+                r.headers
+                    .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+                r
+            }
+            None => represent(None, headers),
+        },
         Route::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
     };
     if method == Method::HEAD {

@@ -183,3 +183,258 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// A store that can be made to fail on demand, as if the database went away.
+pub struct FlakyStore {
+    inner: std::sync::Arc<dyn ArticleStore>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), feedsmith::store::StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(feedsmith::store::StoreError::Query {
+                doing: "reaching the store (test: made unreachable)",
+                source: sqlx::Error::PoolTimedOut,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ArticleStore for FlakyStore {
+    async fn upsert(
+        &self,
+        articles: &[Article],
+    ) -> Result<Vec<feedsmith::store::Upserted>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.upsert(articles).await
+    }
+    async fn get(
+        &self,
+        id: &feedsmith::article::ArticleId,
+    ) -> Result<Option<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.get(id).await
+    }
+    async fn newest(
+        &self,
+        filter: &feedsmith::article::ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.newest(filter, limit).await
+    }
+    async fn revision(&self) -> Result<feedsmith::store::Revision, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.revision().await
+    }
+    async fn changed_since(
+        &self,
+        since: feedsmith::store::Revision,
+        limit: u32,
+    ) -> Result<Vec<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.changed_since(since, limit).await
+    }
+}
+
+/// Opens the configured store wrapped in a [`FlakyStore`]; while `down` is
+/// set, opening fails too.
+pub struct FlakyOpener {
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl feedsmith::scheduler::StoreOpener for FlakyOpener {
+    async fn open(
+        &self,
+        config: &feedsmith::config::Config,
+    ) -> Result<std::sync::Arc<dyn ArticleStore>, feedsmith::scheduler::OpenError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("test: store made unreachable".into());
+        }
+        let inner = feedsmith::app::ConfiguredStore.open(config).await?;
+        Ok(std::sync::Arc::new(FlakyStore {
+            inner,
+            down: self.down.clone(),
+        }))
+    }
+}
+
+/// The whole service (`app::run_with`: scheduler, reloads, server) on
+/// `127.0.0.1:0`, in a folder of its own: config, a copy of the repository's
+/// feed files, SQLite store and output folder. Restartable on the same folder.
+pub struct Service {
+    pub dir: std::sync::Arc<TempDir>,
+    pub base: String,
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What a test wants different from the defaults.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    /// `[schedule]` lines.
+    pub schedule: String,
+    /// `[store].url`; default a file in the service folder.
+    pub store_url: Option<String>,
+    /// Start with the store unreachable.
+    pub down: bool,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            schedule: "refresh = \"* * * * * *\"".into(),
+            store_url: None,
+            down: false,
+        }
+    }
+}
+
+impl Service {
+    pub async fn start(options: ServiceOptions) -> Self {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        let feeds = dir.path().join("feeds");
+        std::fs::create_dir_all(&feeds).expect("feeds dir");
+        for entry in std::fs::read_dir(repo_root().join("feeds")).expect("repo feeds") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, feeds.join(path.file_name().expect("name"))).expect("copy");
+        }
+        Self::start_in(dir, options).await
+    }
+
+    /// Starts (again) in `dir`, keeping its store, feeds and output folder.
+    pub async fn start_in(dir: std::sync::Arc<TempDir>, options: ServiceOptions) -> Self {
+        // The service's log, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("feedsmith=debug,feedsmith::access=warn")
+            .with_test_writer()
+            .try_init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let store_url = options
+            .store_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("articles.db").display()));
+        let text = format!(
+            "[server]\nlisten = \"{addr}\"\nbase_url = \"http://news.example.com\"\n\n\
+             [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
+             [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n\n\
+             [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
+            seed = repo_root().join("examples/articles").display(),
+            out = dir.path().join("published").display(),
+            schedule = options.schedule,
+            feeds = dir.path().join("feeds").display(),
+        );
+        let path = dir.path().join("feedsmith.toml");
+        std::fs::write(&path, text).expect("write config");
+        let config = feedsmith::config::Config::load(&path).expect("test config is valid");
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(options.down));
+        let opener = std::sync::Arc::new(FlakyOpener { down: down.clone() });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stop = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = feedsmith::app::run_with(config, opener, listener, stop).await {
+                panic!("service failed: {e}");
+            }
+        });
+        Self {
+            dir,
+            base: format!("http://{addr}"),
+            down,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A second connection to the service's store, as a CMS would write.
+    pub async fn writer(&self) -> SqliteStore {
+        SqliteStore::open(&SqliteLocation::File(self.path("articles.db")))
+            .await
+            .expect("open the service's store")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let r = reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let etag = r
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, etag, r.bytes().await.expect("body").to_vec())
+    }
+
+    pub async fn etag(&self, path: &str) -> String {
+        self.get(path).await.1
+    }
+
+    pub async fn health(&self) -> Value {
+        let (_, _, body) = self.get("/healthz").await;
+        serde_json::from_slice(&body).expect("healthz is JSON")
+    }
+
+    /// Polls `check` until it returns `Some`, or fails the test with `what`
+    /// after `secs` seconds.
+    pub async fn wait_for<T, F, Fut>(&self, secs: u64, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `path` is served with an ETag other than `old`.
+    pub async fn wait_for_new_etag(&self, path: &str, old: &str) -> String {
+        self.wait_for(15, &format!("a new ETag on {path}"), || async {
+            let (status, etag, _) = self.get(path).await;
+            (status == 200 && etag != old).then_some(etag)
+        })
+        .await
+    }
+
+    /// Stops the service and waits until it has.
+    pub async fn stop(mut self) -> std::sync::Arc<TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("service task");
+        }
+        self.dir.clone()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! The scheduler: when each feed is rebuilt, and what happens when that fails.
+//!
+//! It owns the running service's state — the configuration in force, the
+//! store handle, which revision each feed was built from — and drives the one
+//! direction data flows: store → builder → publish. Each feed refreshes on its
+//! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll of
+//! the store's revision so a write is served within seconds. A refresh rebuilds
+//! only feeds whose content could have changed, keeps the last good documents
+//! when the store or a build fails (retrying with back-off), and publishes all
+//! formats of every rebuilt feed in one swap before writing them to the output
+//! folder. Configuration reloads arrive as [`Control`] messages; watching files
+//! and signals is the caller's job. It never serves requests.
+
+mod health;
+
+pub use health::Health;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::article::ArticleId;
+use crate::builder::{self, BuildError, Document, FeedMeta};
+use crate::config::{Config, FeedName, FeedSpec};
+use crate::publish::{self, PublishedFeed, PublishedSet, Publisher, Representation};
+use crate::store::{ArticleStore, Revision, StoreError};
+
+/// Opens the article store. Called at start-up and again after a failure, so
+/// a store that is down when the service starts is picked up when it returns.
+#[async_trait]
+pub trait StoreOpener: Send + Sync {
+    async fn open(&self, config: &Config) -> Result<Arc<dyn ArticleStore>, OpenError>;
+}
+
+pub type OpenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Work for the scheduler besides its schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the configuration (a watched file changed, or SIGHUP).
+    Reload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("reading its articles: {0}")]
+    Query(#[source] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("build task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A feed's documents fresh from the builder, with the articles they list.
+#[derive(Debug)]
+pub struct BuiltFeed {
+    pub docs: Vec<Document>,
+    pub items: Vec<ArticleId>,
+}
+
+/// Queries one feed's articles and builds its documents (the CPU part off the
+/// async threads: a 10 000-item feed is milliseconds of work). `feedsmith
+/// build` and the running service both come here, so they write the same bytes.
+pub async fn build_feed(
+    config: &Config,
+    spec: &FeedSpec,
+    store: &dyn ArticleStore,
+) -> Result<BuiltFeed, RefreshError> {
+    let stored = store
+        .newest(&spec.filter, spec.limit)
+        .await
+        .map_err(RefreshError::Query)?;
+    let items = stored.iter().map(|s| s.article.id.clone()).collect();
+    let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
+    let meta = FeedMeta::new(config, spec);
+    let formats = spec.formats.clone();
+    let docs =
+        tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
+    Ok(BuiltFeed { docs, items })
+}
+
+/// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
+/// it follows the feed's refresh schedule unless `server.cache_max_age` is set.
+pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
+    let max_age = config.server.cache_max_age.map_or_else(
+        || {
+            spec.refresh
+                .typical_interval(&config.site.timezone)
+                .map_or(300, |d| d.num_seconds().max(1))
+        },
+        |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+    );
+    format!(
+        "public, max-age={max_age}, stale-if-error={}",
+        config.server.stale_if_error.as_secs()
+    )
+}
+
+/// Turns built documents into served ones. A document whose bytes and caching
+/// policy equal what `previous` serves keeps its existing representation, so an
+/// unchanged rebuild costs no compression and keeps its files. Blocking: call
+/// from `spawn_blocking`.
+pub fn represent_feed(
+    config: &Config,
+    spec: &FeedSpec,
+    docs: &[Document],
+    previous: Option<&PublishedFeed>,
+) -> PublishedFeed {
+    let cache_control = feed_cache_control(config, spec);
+    docs.iter()
+        .map(|d| {
+            let reused = previous.and_then(|p| p.get(&d.format)).filter(|rep| {
+                rep.identity.etag == d.etag
+                    && rep.cache_control == cache_control
+                    && rep.last_modified == d.last_modified
+            });
+            let rep = match reused {
+                Some(rep) => rep.clone(),
+                None => {
+                    let mut rep = publish::represent(d, cache_control.clone());
+                    if let Err(e) = rep.attach_files(&config.output_dir) {
+                        // Served by copying instead: slower, still correct.
+                        warn!(feed = %spec.name, dir = %config.output_dir.display(), error = %e,
+                            "no file for zero-copy sending");
+                    }
+                    Arc::new(rep)
+                }
+            };
+            (d.format, rep)
+        })
+        .collect()
+}
+
+/// The index page and the OPML list for `config`. Blocking (compression).
+pub fn site_documents(config: &Config) -> (Representation, Representation) {
+    // They change only with the feed list: a short max-age is plenty.
+    let cache = format!(
+        "public, max-age=300, stale-if-error={}",
+        config.server.stale_if_error.as_secs()
+    );
+    let epoch = builder::EMPTY_FEED_UPDATED;
+    (
+        Representation::new(
+            Bytes::from(builder::site::index_html(config)),
+            "text/html; charset=utf-8",
+            epoch,
+            cache.clone(),
+        ),
+        Representation::new(
+            Bytes::from(builder::site::opml(config)),
+            "text/x-opml; charset=utf-8",
+            epoch,
+            cache,
+        ),
+    )
+}
+
+/// What the service serves before it has reached the store: the documents an
+/// earlier run left in the output folder (same bytes, same ETags), and `503`
+/// for configured feeds that have none.
+pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
+    let wanted = config
+        .feeds
+        .values()
+        .map(|spec| publish::Wanted {
+            name: spec.name.clone(),
+            formats: spec.formats.clone(),
+            cache_control: feed_cache_control(config, spec),
+        })
+        .collect();
+    let loaded = publish::load(&config.output_dir, wanted).await;
+    for why in &loaded.skipped {
+        warn!(reason = %why, "not serving a document from the output folder");
+    }
+    if !loaded.feeds.is_empty() {
+        info!(
+            feeds = loaded.feeds.len(),
+            dir = %config.output_dir.display(),
+            "serving the previously published feeds until the store is reached"
+        );
+    }
+    let site_config = config.clone();
+    let (index, opml) = tokio::task::spawn_blocking(move || site_documents(&site_config))
+        .await
+        .unwrap_or_else(|_| {
+            let empty = || {
+                Representation::new(
+                    Bytes::new(),
+                    "text/plain; charset=utf-8",
+                    builder::EMPTY_FEED_UPDATED,
+                    "no-store".into(),
+                )
+            };
+            (empty(), empty())
+        });
+    PublishedSet {
+        pending: config
+            .feeds
+            .keys()
+            .filter(|n| !loaded.feeds.contains_key(*n))
+            .cloned()
+            .collect(),
+        feeds: loaded.feeds,
+        index: Some(Arc::new(index)),
+        opml: Some(Arc::new(opml)),
+        published_at: None,
+        gone: BTreeSet::new(),
+    }
+}
+
+/// Retries after a failure start at this delay and double up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The longest the scheduler sleeps without looking at the clock again, so a
+/// change of the wall clock is noticed within this time.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Changes examined to decide which feeds a write touches; more than this and
+/// every feed is rebuilt (cheaper than reading them all).
+const CHANGE_SCAN_LIMIT: u32 = 1000;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let delay = RETRY_MIN.saturating_mul(1 << self.failures.min(6));
+        self.failures = self.failures.saturating_add(1);
+        delay.min(RETRY_MAX)
+    }
+}
+
+#[derive(Debug)]
+struct FeedState {
+    next_run: Option<DateTime<Utc>>,
+    /// The store revision the served documents reflect; `None` until built
+    /// by this process (or after a configuration change).
+    built_at: Option<Revision>,
+    /// The articles the served documents list.
+    items: HashSet<ArticleId>,
+}
+
+impl FeedState {
+    fn new(spec: &FeedSpec, config: &Config, now: DateTime<Utc>) -> Self {
+        Self {
+            next_run: next_run(spec, config, now),
+            built_at: None,
+            items: HashSet::new(),
+        }
+    }
+}
+
+fn next_run(spec: &FeedSpec, config: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    spec.refresh
+        .next_after(&after.with_timezone(&config.site.timezone))
+}
+
+/// The running service's refresh loop. Build one with [`Scheduler::new`] and
+/// drive it with [`Scheduler::run`].
+pub struct Scheduler {
+    config: Arc<Config>,
+    opener: Arc<dyn StoreOpener>,
+    store: Option<Arc<dyn ArticleStore>>,
+    publisher: Arc<Publisher>,
+    health: Arc<Health>,
+    feeds: BTreeMap<FeedName, FeedState>,
+    /// Feeds due for a refresh that has not yet succeeded.
+    pending: BTreeSet<FeedName>,
+    backoff: Backoff,
+    retry_at: Option<DateTime<Utc>>,
+    /// The revision the watch poll last saw.
+    last_seen: Option<Revision>,
+    /// After a reload every feed's files are written again (the output folder
+    /// or the caching policy may have changed).
+    save_all: bool,
+    /// The configuration in force, for whoever watches its files.
+    applied: tokio::sync::watch::Sender<Arc<Config>>,
+}
+
+impl Scheduler {
+    pub fn new(
+        config: Arc<Config>,
+        opener: Arc<dyn StoreOpener>,
+        publisher: Arc<Publisher>,
+        health: Arc<Health>,
+    ) -> Self {
+        let now = Utc::now();
+        let feeds = config
+            .feeds
+            .values()
+            .map(|spec| (spec.name.clone(), FeedState::new(spec, &config, now)))
+            .collect();
+        Self {
+            pending: config.feeds.keys().cloned().collect(),
+            applied: tokio::sync::watch::Sender::new(config.clone()),
+            config,
+            opener,
+            store: None,
+            publisher,
+            health,
+            feeds,
+            backoff: Backoff::default(),
+            retry_at: None,
+            last_seen: None,
+            save_all: false,
+        }
+    }
+
+    /// The configuration in force, updated on every applied reload.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Config>> {
+        self.applied.subscribe()
+    }
+
+    /// Refreshes every feed now, then follows the schedules, the watch poll and
+    /// `control` until `shutdown` completes.
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut control_open = true;
+        self.refresh_pending().await;
+        loop {
+            let now = Utc::now();
+            let wake = self.next_wake(now);
+            tokio::select! {
+                () = &mut shutdown => break,
+                msg = control.recv(), if control_open => match msg {
+                    Some(Control::Reload) => self.reload().await,
+                    None => control_open = false,
+                },
+                () = tokio::time::sleep(wake.sleep) => match wake.reason {
+                    Wake::Schedule => self.on_schedule().await,
+                    Wake::Watch => self.on_watch().await,
+                },
+            }
+        }
+    }
+
+    fn next_wake(&self, now: DateTime<Utc>) -> NextWake {
+        let until = |t: DateTime<Utc>| (t - now).to_std().unwrap_or(Duration::ZERO);
+        let mut wake = NextWake {
+            sleep: MAX_SLEEP,
+            reason: Wake::Schedule,
+        };
+        let scheduled = self.feeds.values().filter_map(|f| f.next_run).min();
+        if let Some(t) = scheduled {
+            wake.sleep = wake.sleep.min(until(t));
+        }
+        if !self.pending.is_empty() {
+            let retry = self.retry_at.map_or(Duration::ZERO, until);
+            wake.sleep = wake.sleep.min(retry);
+        }
+        if let Some(every) = self.config.watch
+            && self.pending.is_empty()
+            && every < wake.sleep
+        {
+            wake = NextWake {
+                sleep: every,
+                reason: Wake::Watch,
+            };
+        }
+        wake
+    }
+
+    async fn on_schedule(&mut self) {
+        let now = Utc::now();
+        for (name, state) in &mut self.feeds {
+            if state.next_run.is_some_and(|t| t <= now) {
+                self.pending.insert(name.clone());
+                // From the later of the due time and now: a late wake-up runs
+                // once, never once per missed slot.
+                if let (Some(spec), Some(due)) = (self.config.feeds.get(name), state.next_run) {
+                    state.next_run = next_run(spec, &self.config, due.max(now));
+                }
+            }
+        }
+        if self.retry_at.is_none_or(|t| t <= now) {
+            self.refresh_pending().await;
+        }
+    }
+
+    /// `[schedule].watch`: one cheap query; a refresh only when it moved.
+    async fn on_watch(&mut self) {
+        let Some(store) = self.store.clone() else {
+            self.pending.extend(self.feeds.keys().cloned());
+            self.refresh_pending().await;
+            return;
+        };
+        match store.revision().await {
+            Ok(rev) if Some(rev) == self.last_seen => self.health.store_ok(Utc::now()),
+            Ok(_) => {
+                self.pending.extend(self.feeds.keys().cloned());
+                self.refresh_pending().await;
+            }
+            Err(e) => self.store_failed(e.to_string()),
+        }
+    }
+
+    fn store_failed(&mut self, reason: String) {
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        self.health.store_failed(Utc::now(), reason, delay);
+    }
+
+    async fn store(&mut self) -> Option<Arc<dyn ArticleStore>> {
+        if let Some(store) = &self.store {
+            return Some(store.clone());
+        }
+        match self.opener.open(&self.config).await {
+            Ok(store) => {
+                info!(store = %self.config.store.url, "store opened");
+                self.store = Some(store.clone());
+                Some(store)
+            }
+            Err(e) => {
+                self.store_failed(format!("cannot open {}: {e}", self.config.store.url));
+                None
+            }
+        }
+    }
+
+    /// Refreshes the pending feeds: rebuilds those whose content could have
+    /// changed since they were built, publishes the ones whose bytes did.
+    async fn refresh_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(store) = self.store().await else {
+            return;
+        };
+        let rev = match store.revision().await {
+            Ok(rev) => rev,
+            Err(e) => return self.store_failed(e.to_string()),
+        };
+        self.health.store_ok(Utc::now());
+        self.last_seen = Some(rev);
+
+        let to_build = match self.affected(store.as_ref(), rev).await {
+            Ok(feeds) => feeds,
+            Err(e) => return self.store_failed(e.to_string()),
+        };
+        let current = self.publisher.snapshot();
+        let mut rebuilt: BTreeMap<FeedName, PublishedFeed> = BTreeMap::new();
+        let mut failed = false;
+        for name in to_build {
+            let Some(spec) = self.config.feeds.get(&name).cloned() else {
+                self.pending.remove(&name);
+                continue;
+            };
+            match self.rebuild(&spec, store.as_ref(), &current).await {
+                Ok((feed, items)) => {
+                    self.health.feed_ok(&name);
+                    if let Some(state) = self.feeds.get_mut(&name) {
+                        state.built_at = Some(rev);
+                        state.items = items;
+                    }
+                    self.pending.remove(&name);
+                    let same = current.feeds.get(&name).is_some_and(|old| {
+                        old.len() == feed.len()
+                            && old
+                                .iter()
+                                .all(|(f, rep)| feed.get(f).is_some_and(|n| Arc::ptr_eq(rep, n)))
+                    });
+                    if !same || self.save_all {
+                        rebuilt.insert(name, feed);
+                    }
+                }
+                Err(RefreshError::Query(e)) => {
+                    // The store went away mid-refresh: everything left waits for it.
+                    self.store_failed(format!("feed {name}: {e}"));
+                    failed = true;
+                    break;
+                }
+                Err(e) => {
+                    self.health.feed_failed(&name, Utc::now(), e.to_string());
+                    failed = true;
+                }
+            }
+        }
+        if !failed {
+            self.backoff = Backoff::default();
+            self.retry_at = None;
+        } else if self.retry_at.is_none_or(|t| t <= Utc::now()) {
+            let delay = self.backoff.next_delay();
+            self.retry_at =
+                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        }
+        self.publish(&current, rebuilt).await;
+    }
+
+    /// Which pending feeds need a rebuild at revision `rev`; marks the others
+    /// current. A feed is touched by a changed article that now belongs in it
+    /// or that it lists.
+    async fn affected(
+        &mut self,
+        store: &dyn ArticleStore,
+        rev: Revision,
+    ) -> Result<Vec<FeedName>, StoreError> {
+        let mut build = Vec::new();
+        let mut by_since: BTreeMap<Revision, Vec<FeedName>> = BTreeMap::new();
+        for name in &self.pending {
+            match self.feeds.get(name).and_then(|s| s.built_at) {
+                None => build.push(name.clone()),
+                Some(at) if at >= rev => {}
+                Some(at) => by_since.entry(at).or_default().push(name.clone()),
+            }
+        }
+        for (since, names) in by_since {
+            let changed = store.changed_since(since, CHANGE_SCAN_LIMIT).await?;
+            let all = changed.len() >= CHANGE_SCAN_LIMIT as usize;
+            for name in names {
+                let (Some(spec), Some(state)) =
+                    (self.config.feeds.get(&name), self.feeds.get(&name))
+                else {
+                    continue;
+                };
+                let touched = all
+                    || changed.iter().any(|c| {
+                        state.items.contains(&c.article.id)
+                            || (c.article.status == crate::article::Status::Published
+                                && spec.filter.matches(&c.article))
+                    });
+                if touched {
+                    build.push(name);
+                }
+            }
+        }
+        // The rest are current as they are.
+        let building: HashSet<&FeedName> = build.iter().collect();
+        let done: Vec<FeedName> = self
+            .pending
+            .iter()
+            .filter(|n| !building.contains(n))
+            .cloned()
+            .collect();
+        for name in done {
+            if let Some(state) = self.feeds.get_mut(&name) {
+                state.built_at = Some(rev);
+            }
+            self.health.feed_ok(&name);
+            self.pending.remove(&name);
+        }
+        Ok(build)
+    }
+
+    async fn rebuild(
+        &self,
+        spec: &FeedSpec,
+        store: &dyn ArticleStore,
+        current: &PublishedSet,
+    ) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
+        let built = build_feed(&self.config, spec, store).await?;
+        let config = self.config.clone();
+        let spec = spec.clone();
+        let previous = current.feeds.get(&spec.name).cloned();
+        let feed = tokio::task::spawn_blocking(move || {
+            represent_feed(&config, &spec, &built.docs, previous.as_ref())
+        })
+        .await?;
+        Ok((feed, built.items.into_iter().collect()))
+    }
+
+    /// Swaps in the rebuilt feeds (every format of a feed at once), then
+    /// writes them to the output folder.
+    async fn publish(
+        &mut self,
+        current: &PublishedSet,
+        rebuilt: BTreeMap<FeedName, PublishedFeed>,
+    ) {
+        if rebuilt.is_empty() {
+            return;
+        }
+        let mut set = current.clone();
+        let changed: Vec<FeedName> = if self.save_all {
+            self.save_all = false;
+            self.config.feeds.keys().cloned().collect()
+        } else {
+            rebuilt.keys().cloned().collect()
+        };
+        for (name, feed) in rebuilt {
+            info!(feed = %name, etag = %feed.values().next().map(|r| r.identity.etag.to_string()).unwrap_or_default(), "published feed");
+            set.pending.remove(&name);
+            set.feeds.insert(name, feed);
+        }
+        set.published_at = Some(Utc::now());
+        self.swap_and_save(set, changed, Vec::new()).await;
+    }
+
+    async fn swap_and_save(
+        &self,
+        set: PublishedSet,
+        changed: Vec<FeedName>,
+        removed: Vec<FeedName>,
+    ) {
+        let set = Arc::new(set);
+        self.publisher.publish_arc(set.clone());
+        match publish::save(&self.config.output_dir, set, changed, removed).await {
+            Ok(()) => self.health.output_ok(),
+            Err(e) => self.health.output_failed(Utc::now(), e.to_string()),
+        }
+    }
+
+    /// Re-reads the configuration; applies it whole if valid, else keeps
+    /// running on the current one and says why, with file:line:col.
+    async fn reload(&mut self) {
+        let path = self.config.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
+        let new = match loaded {
+            Ok(Ok(config)) => config,
+            Ok(Err(e)) => {
+                for problem in &e.problems {
+                    error!(%problem, "configuration error");
+                }
+                let generation = self.health.generation();
+                error!(
+                    errors = e.problems.len(),
+                    generation, "configuration rejected; still running on the previous one"
+                );
+                self.health.config_rejected(Utc::now(), e.to_string());
+                return;
+            }
+            Err(e) => {
+                error!(error = %e, "reading the configuration failed; still running on the previous one");
+                return;
+            }
+        };
+        self.apply(new).await;
+    }
+
+    async fn apply(&mut self, mut new: Config) {
+        let old = self.config.clone();
+        if new.server.listen != old.server.listen {
+            warn!(from = %old.server.listen, to = %new.server.listen,
+                "server.listen changed; restart feedsmith to listen there");
+        }
+        let limits = |c: &Config| {
+            (
+                c.server.max_connections,
+                c.server.header_timeout,
+                c.server.shutdown_grace,
+            )
+        };
+        if limits(&new) != limits(&old) {
+            warn!("server connection limits or timeouts changed; they apply after a restart");
+        }
+        if new.store.url != old.store.url && self.store.is_some() {
+            warn!(from = %old.store.url, to = %new.store.url,
+                "store.url changed; restart feedsmith to use the new store");
+            new.store = old.store.clone();
+        }
+        let removed: Vec<FeedName> = old
+            .feeds
+            .keys()
+            .filter(|n| !new.feeds.contains_key(*n))
+            .cloned()
+            .collect();
+        let added: Vec<FeedName> = new
+            .feeds
+            .keys()
+            .filter(|n| !old.feeds.contains_key(*n))
+            .cloned()
+            .collect();
+        let changed: Vec<FeedName> = new
+            .feeds
+            .iter()
+            .filter(|(n, spec)| old.feeds.get(*n).is_some_and(|o| !same_feed(o, spec)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let config = Arc::new(new);
+        let generation = self.health.config_applied();
+        info!(
+            generation,
+            ?added,
+            ?removed,
+            ?changed,
+            "configuration applied"
+        );
+
+        let now = Utc::now();
+        for name in &removed {
+            self.feeds.remove(name);
+            self.pending.remove(name);
+            self.health.forget_feed(name);
+        }
+        for spec in config.feeds.values() {
+            let state = self
+                .feeds
+                .entry(spec.name.clone())
+                .or_insert_with(|| FeedState::new(spec, &config, now));
+            // Titles, URLs and caching policy may all have changed: rebuild
+            // everything once. Identical bytes keep their representation.
+            state.built_at = None;
+            state.next_run = next_run(spec, &config, now);
+        }
+        self.pending.extend(config.feeds.keys().cloned());
+        self.config = config.clone();
+        self.save_all = true;
+        self.applied.send_replace(config.clone());
+
+        let current = self.publisher.snapshot();
+        let mut set = (*current).clone();
+        for name in &removed {
+            set.feeds.remove(name);
+            set.pending.remove(name);
+            set.gone.insert(name.clone());
+        }
+        for name in &added {
+            set.gone.remove(name);
+            set.pending.insert(name.clone());
+        }
+        let site = tokio::task::spawn_blocking(move || site_documents(&config)).await;
+        if let Ok((index, opml)) = site {
+            set.index = Some(Arc::new(index));
+            set.opml = Some(Arc::new(opml));
+        }
+        self.swap_and_save(set, Vec::new(), removed).await;
+        self.refresh_pending().await;
+    }
+}
+
+/// Whether two versions of a feed's file configure the same feed.
+fn same_feed(a: &FeedSpec, b: &FeedSpec) -> bool {
+    a.title == b.title
+        && a.description == b.description
+        && a.limit == b.limit
+        && a.filter == b.filter
+        && a.formats == b.formats
+        && a.refresh == b.refresh
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    Schedule,
+    Watch,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NextWake {
+    sleep: Duration,
+    reason: Wake,
+}

@@ -1,0 +1,403 @@
+//! End-to-end tests of the running service: schedules and the watch poll
+//! follow the store, configuration edits apply without a restart, faults keep
+//! the last good feeds, and a restart serves the same ETags before the store
+//! is reached. Every wait polls the service with a deadline; none sleeps.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::{Service, ServiceOptions, article};
+use feedsmith::store::ArticleStore;
+use serde_json::json;
+
+const FEEDS: [&str; 12] = [
+    "/feeds/latest.rss",
+    "/feeds/latest.atom",
+    "/feeds/latest.json",
+    "/feeds/world.rss",
+    "/feeds/world.atom",
+    "/feeds/world.json",
+    "/feeds/business.rss",
+    "/feeds/business.atom",
+    "/feeds/business.json",
+    "/feeds/climate.rss",
+    "/feeds/climate.atom",
+    "/feeds/climate.json",
+];
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+async fn served(service: &Service) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    for path in FEEDS {
+        let (status, etag, _) = service.get(path).await;
+        out.push((status, etag));
+    }
+    out
+}
+
+async fn ready(service: &Service) -> String {
+    service
+        .wait_for(20, "the first refresh", || async {
+            let (status, etag, _) = service.get("/feeds/latest.rss").await;
+            (status == 200).then_some(etag)
+        })
+        .await
+}
+
+#[tokio::test]
+async fn an_article_is_published_updated_and_withdrawn_in_every_format() {
+    let service = Service::start(ServiceOptions::default()).await;
+    let before = ready(&service).await;
+    let writer = service.writer().await;
+
+    writer
+        .upsert(&[article(
+            "fresh-story",
+            "2026-03-01T09:00:00Z",
+            json!({"section": "World", "headline": "Fresh story"}),
+        )])
+        .await
+        .expect("write");
+    let first = service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    for path in [
+        "/feeds/latest.rss",
+        "/feeds/latest.atom",
+        "/feeds/latest.json",
+        "/feeds/world.rss",
+    ] {
+        let (_, _, body) = service.get(path).await;
+        assert!(
+            text(&body).contains("Fresh story"),
+            "{path} lists the new article"
+        );
+    }
+    let (_, _, business) = service.get("/feeds/business.rss").await;
+    assert!(
+        !text(&business).contains("Fresh story"),
+        "filters still apply"
+    );
+
+    writer
+        .upsert(&[article(
+            "fresh-story",
+            "2026-03-01T09:00:00Z",
+            json!({"section": "World", "headline": "Fresh story, corrected",
+                   "updated_at": "2026-03-01T11:30:00Z"}),
+        )])
+        .await
+        .expect("update");
+    let second = service.wait_for_new_etag("/feeds/latest.rss", &first).await;
+    assert_ne!(second, before);
+    let (_, _, rss) = service.get("/feeds/latest.rss").await;
+    let rss = text(&rss);
+    assert!(rss.contains("Fresh story, corrected"));
+    assert_eq!(
+        rss.matches("tag:news.example.com,2026-03-01:fresh-story")
+            .count(),
+        1,
+        "same guid, listed once"
+    );
+    assert!(
+        rss.contains("<dcterms:modified>2026-03-01T11:30:00+00:00</dcterms:modified>"),
+        "{rss}"
+    );
+    let (_, _, json_feed) = service.get("/feeds/latest.json").await;
+    assert!(text(&json_feed).contains("\"date_modified\":\"2026-03-01T11:30:00+00:00\""));
+
+    writer
+        .upsert(&[article(
+            "fresh-story",
+            "2026-03-01T09:00:00Z",
+            json!({"section": "World", "headline": "Fresh story, corrected",
+                   "updated_at": "2026-03-01T12:00:00Z", "status": "withdrawn"}),
+        )])
+        .await
+        .expect("withdraw");
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &second)
+        .await;
+    for path in FEEDS {
+        let (_, _, body) = service.get(path).await;
+        assert!(
+            !text(&body).contains("fresh-story"),
+            "{path} no longer lists it"
+        );
+    }
+    let health = service.health().await;
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test]
+async fn the_watch_poll_serves_a_write_without_waiting_for_the_schedule() {
+    let service = Service::start(ServiceOptions {
+        // Once a year: only the watch poll can pick the write up in time.
+        schedule: "refresh = \"0 3 1 1 *\"\nwatch = \"100ms\"".into(),
+        ..ServiceOptions::default()
+    })
+    .await;
+    let before = ready(&service).await;
+    service
+        .writer()
+        .await
+        .upsert(&[article("watched", "2026-03-02T08:00:00Z", json!({}))])
+        .await
+        .expect("write");
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    let (_, _, body) = service.get("/feeds/latest.atom").await;
+    assert!(text(&body).contains("watched"));
+}
+
+#[tokio::test]
+async fn an_unchanged_store_publishes_nothing_new() {
+    let service = Service::start(ServiceOptions::default()).await;
+    ready(&service).await;
+    let first = served(&service).await;
+    let published_at = service.health().await["published_at"].clone();
+    // Several refreshes (one per second) later, nothing was republished.
+    let poll = service.health().await["last_store_poll"].clone();
+    service
+        .wait_for(10, "two more store polls", || async {
+            let h = service.health().await;
+            (h["last_store_poll"] != poll && h["last_store_poll"] != json!(null)).then_some(())
+        })
+        .await;
+    assert_eq!(served(&service).await, first);
+    assert_eq!(service.health().await["published_at"], published_at);
+}
+
+#[tokio::test]
+async fn feed_files_are_reloaded_and_a_broken_edit_keeps_the_running_config() {
+    let service = Service::start(ServiceOptions::default()).await;
+    ready(&service).await;
+    assert_eq!(service.get("/feeds/culture.rss").await.0, 404);
+
+    std::fs::write(
+        service.path("feeds/culture.toml"),
+        "title = \"Culture\"\nlimit = 5\n",
+    )
+    .expect("add feed");
+    service
+        .wait_for(15, "the added feed", || async {
+            (service.get("/feeds/culture.rss").await.0 == 200).then_some(())
+        })
+        .await;
+    assert_eq!(service.health().await["config_generation"], 2);
+    let (_, _, index) = service.get("/").await;
+    assert!(
+        text(&index).contains("/feeds/culture.atom"),
+        "the index lists it"
+    );
+
+    // A typo: the whole edit is refused, every feed keeps being served.
+    std::fs::write(
+        service.path("feeds/culture.toml"),
+        "title = \"Culture\"\nlimt = 5\n",
+    )
+    .expect("break feed");
+    let health = service
+        .wait_for(15, "the rejected edit in /healthz", || async {
+            let h = service.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    let reason = health["errors"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("culture.toml:2:1") && reason.contains("limt"),
+        "the error names file:line:col: {reason}"
+    );
+    assert_eq!(
+        health["config_generation"], 2,
+        "still on the previous config"
+    );
+    for path in [
+        "/feeds/culture.rss",
+        "/feeds/latest.rss",
+        "/feeds/world.json",
+    ] {
+        assert_eq!(service.get(path).await.0, 200, "{path} still served");
+    }
+
+    // Fixed, with the feed renamed: the old name is gone, not a sudden 404.
+    std::fs::remove_file(service.path("feeds/culture.toml")).expect("remove");
+    std::fs::write(service.path("feeds/arts.toml"), "title = \"Arts\"\n").expect("add");
+    service
+        .wait_for(15, "the fixed config", || async {
+            (service.get("/feeds/arts.json").await.0 == 200).then_some(())
+        })
+        .await;
+    let (status, _, body) = service.get("/feeds/culture.rss").await;
+    assert_eq!(status, 410, "{}", text(&body));
+    let health = service.health().await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["config_generation"], 3);
+    assert!(
+        !service.path("published/culture.rss").exists(),
+        "its files are removed"
+    );
+    assert!(service.path("published/arts.rss").exists());
+}
+
+#[tokio::test]
+async fn an_unreachable_store_keeps_the_last_good_feeds_and_recovers() {
+    let service = Service::start(ServiceOptions::default()).await;
+    let before = ready(&service).await;
+    let everything = served(&service).await;
+
+    service.down.store(true, Ordering::SeqCst);
+    let health = service
+        .wait_for(15, "degraded health", || async {
+            let h = service.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    assert_eq!(health["errors"][0]["component"], "store", "{health}");
+    assert!(health["data_age_seconds"].is_number());
+    // A CMS writes meanwhile (the database is fine; our connection is not).
+    service
+        .writer()
+        .await
+        .upsert(&[article("while-down", "2026-03-03T08:00:00Z", json!({}))])
+        .await
+        .expect("write");
+    assert_eq!(
+        served(&service).await,
+        everything,
+        "the last good feeds stay"
+    );
+
+    service.down.store(false, Ordering::SeqCst);
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    let (_, _, body) = service.get("/feeds/latest.rss").await;
+    assert!(
+        text(&body).contains("while-down"),
+        "caught up without a restart"
+    );
+    service
+        .wait_for(15, "ok health", || async {
+            (service.health().await["status"] == "ok").then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_restart_serves_the_same_etags_before_the_store_is_reached() {
+    let service = Service::start(ServiceOptions::default()).await;
+    ready(&service).await;
+    let before = served(&service).await;
+    assert!(before.iter().all(|(s, _)| *s == 200), "{before:?}");
+    let gzip_before = gzip_etag(&service, "/feeds/latest.rss").await;
+    let dir = service.stop().await;
+
+    let again = Service::start_in(
+        dir,
+        ServiceOptions {
+            down: true,
+            ..ServiceOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(served(&again).await, before);
+    assert_eq!(gzip_etag(&again, "/feeds/latest.rss").await, gzip_before);
+    let health = again
+        .wait_for(15, "degraded health", || async {
+            let h = again.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    assert_eq!(health["last_store_poll"], json!(null), "{health}");
+
+    again.down.store(false, Ordering::SeqCst);
+    again
+        .wait_for(15, "the store to be reached", || async {
+            (again.health().await["status"] == "ok").then_some(())
+        })
+        .await;
+    assert_eq!(
+        served(&again).await,
+        before,
+        "a rebuild of the same store changes nothing"
+    );
+}
+
+async fn gzip_etag(service: &Service, path: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", service.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    r.headers()["etag"].to_str().expect("etag").to_owned()
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_open_at_start_up_is_picked_up_when_it_can() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    // A file where the store's folder should be: SQLite cannot create the store.
+    let blocker = parent.path().join("data");
+    std::fs::write(&blocker, b"not a folder").expect("blocker");
+    let service = Service::start(ServiceOptions {
+        store_url: Some(format!(
+            "sqlite://{}",
+            blocker.join("articles.db").display()
+        )),
+        ..ServiceOptions::default()
+    })
+    .await;
+    let health = service
+        .wait_for(15, "degraded health", || async {
+            let h = service.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    assert_eq!(health["errors"][0]["component"], "store", "{health}");
+    let (status, _, body) = service.get("/feeds/latest.rss").await;
+    assert_eq!(status, 503, "nothing built yet: {}", text(&body));
+    assert_eq!(
+        service.get("/").await.0,
+        200,
+        "the index is served meanwhile"
+    );
+
+    std::fs::remove_file(&blocker).expect("unblock");
+    ready(&service).await;
+    assert_eq!(service.health().await["status"], "ok");
+}
+
+#[tokio::test]
+async fn build_and_serve_write_the_same_bytes() {
+    let service = Service::start(ServiceOptions::default()).await;
+    ready(&service).await;
+    let config = feedsmith::config::Config::load(&service.path("feedsmith.toml")).expect("config");
+    let store = service.writer().await;
+    let out = service.path("built");
+    feedsmith::app::build_all(&config, &store, &out)
+        .await
+        .expect("build");
+    for path in FEEDS {
+        let (_, _, served) = service.get(path).await;
+        let file = out.join(path.trim_start_matches("/feeds/"));
+        assert_eq!(std::fs::read(&file).expect("built file"), served, "{path}");
+        let published = service
+            .path("published")
+            .join(path.trim_start_matches("/feeds/"));
+        assert_eq!(
+            std::fs::read(&published).expect("output file"),
+            served,
+            "{path}"
+        );
+    }
+}
