@@ -321,3 +321,132 @@ fn config_path_can_come_from_the_environment() {
         "check must not create the store"
     );
 }
+
+/// `feedsmith serve` as a process: its stderr lines arrive on a channel.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(site: &Site) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
+            .arg("--config")
+            .arg(site.config())
+            .arg("serve")
+            .current_dir(repo_root())
+            .env("RUST_LOG", "info,feedsmith::access=warn")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start feedsmith serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first log line (from now on) containing every one of `needles`.
+    fn wait_for_line(&mut self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    // Strip ANSI colours, in case the subscriber adds them anyway.
+                    let plain = String::from_utf8_lossy(&strip_ansi(line.as_bytes())).into_owned();
+                    self.seen.push(plain.clone());
+                    if needles.iter().all(|n| plain.contains(n)) {
+                        return plain;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needles:?} within 20s; the log so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0x1b {
+            while i < bytes.len() && !bytes[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+        } else {
+            out.push(bytes[i]);
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
+    let site = Site::new();
+    site.write(
+        "feedsmith.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://127.0.0.1:8080\"\n\n\
+             [site]\ntitle = \"T\"\ntimezone = \"Europe/Dublin\"\n\n\
+             [store]\nurl = \"sqlite://{db}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
+            db = site.dir.path().join("data/articles.db").display(),
+            out = site.dir.path().join("published").display(),
+            feeds = site.dir.path().join("feeds").display(),
+        ),
+    );
+    let mut serve = Running::start(&site);
+    serve.wait_for_line(&["serving", "127.0.0.1:"]);
+    serve.wait_for_line(&["published feed", "latest"]);
+
+    site.write("feeds/latest.toml", "title = \"Latest\"\nlimt = 5\n");
+    let logged = serve.wait_for_line(&["configuration error", "latest.toml:2:1", "limt"]);
+    assert!(logged.contains("ERROR"), "{logged}");
+    serve.wait_for_line(&["configuration rejected", "generation=1"]);
+
+    // Fixed on disk; SIGHUP applies it even if the watcher were off.
+    site.write("feeds/latest.toml", "title = \"Latest\"\nlimit = 5\n");
+    serve.wait_for_line(&["configuration applied"]);
+    serve.signal("HUP");
+    serve.wait_for_line(&["SIGHUP: reloading the configuration"]);
+    serve.wait_for_line(&["configuration applied", "generation=3"]);
+
+    serve.signal("TERM");
+    let status = serve.child.wait().expect("wait");
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+}

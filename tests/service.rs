@@ -156,6 +156,43 @@ async fn the_watch_poll_serves_a_write_without_waiting_for_the_schedule() {
 }
 
 #[tokio::test]
+async fn a_write_rebuilds_only_the_feeds_it_touches() {
+    let service = Service::start(ServiceOptions::default()).await;
+    let before = ready(&service).await;
+    let world_before = service.etag("/feeds/world.rss").await;
+    let climate_before = service.etag("/feeds/climate.rss").await;
+    let queries_before = service.queries.lock().expect("queries").len();
+
+    service
+        .writer()
+        .await
+        .upsert(&[article(
+            "world-only",
+            "2026-03-04T08:00:00Z",
+            json!({"section": "World", "tags": ["Diplomacy"]}),
+        )])
+        .await
+        .expect("write");
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    service
+        .wait_for_new_etag("/feeds/world.rss", &world_before)
+        .await;
+    assert_eq!(service.etag("/feeds/climate.rss").await, climate_before);
+
+    // latest (no filter) and world (section World) were queried; climate
+    // (tag filter) and business (section Business) were not touched at all.
+    let queries = service.queries.lock().expect("queries")[queries_before..].to_vec();
+    let sections: Vec<Vec<String>> = queries.iter().map(|f| f.sections.clone()).collect();
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert!(
+        sections.contains(&vec![]) && sections.contains(&vec!["world".to_owned()]),
+        "{queries:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_unchanged_store_publishes_nothing_new() {
     let service = Service::start(ServiceOptions::default()).await;
     ready(&service).await;
@@ -171,6 +208,8 @@ async fn an_unchanged_store_publishes_nothing_new() {
         .await;
     assert_eq!(served(&service).await, first);
     assert_eq!(service.health().await["published_at"], published_at);
+    let queries = service.queries.lock().expect("queries").len();
+    assert_eq!(queries, 4, "one build per feed at start-up, none after");
 }
 
 #[tokio::test]
@@ -384,6 +423,17 @@ async fn build_and_serve_write_the_same_bytes() {
     let config = feedsmith::config::Config::load(&service.path("feedsmith.toml")).expect("config");
     let store = service.writer().await;
     let out = service.path("built");
+    // Documents are swapped in first, then written: wait for the manifest.
+    let manifest = service.path("published").join(feedsmith::publish::MANIFEST);
+    service
+        .wait_for(15, "the output folder's manifest", || async {
+            let text = std::fs::read_to_string(&manifest).ok()?;
+            ["latest", "world", "business", "climate"]
+                .iter()
+                .all(|f| text.contains(&format!("\"{f}\"")))
+                .then_some(())
+        })
+        .await;
     feedsmith::app::build_all(&config, &store, &out)
         .await
         .expect("build");

@@ -188,6 +188,8 @@ impl Drop for TestServer {
 pub struct FlakyStore {
     inner: std::sync::Arc<dyn ArticleStore>,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Feed queries (`newest`) answered, to see which feeds were rebuilt.
+    queries: std::sync::Arc<std::sync::Mutex<Vec<feedsmith::article::ArticleFilter>>>,
 }
 
 impl FlakyStore {
@@ -225,6 +227,9 @@ impl ArticleStore for FlakyStore {
         limit: u32,
     ) -> Result<Vec<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
         self.check()?;
+        if let Ok(mut q) = self.queries.lock() {
+            q.push(filter.clone());
+        }
         self.inner.newest(filter, limit).await
     }
     async fn revision(&self) -> Result<feedsmith::store::Revision, feedsmith::store::StoreError> {
@@ -245,6 +250,7 @@ impl ArticleStore for FlakyStore {
 /// set, opening fails too.
 pub struct FlakyOpener {
     pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub queries: std::sync::Arc<std::sync::Mutex<Vec<feedsmith::article::ArticleFilter>>>,
 }
 
 #[async_trait::async_trait]
@@ -260,6 +266,7 @@ impl feedsmith::scheduler::StoreOpener for FlakyOpener {
         Ok(std::sync::Arc::new(FlakyStore {
             inner,
             down: self.down.clone(),
+            queries: self.queries.clone(),
         }))
     }
 }
@@ -271,6 +278,8 @@ pub struct Service {
     pub dir: std::sync::Arc<TempDir>,
     pub base: String,
     pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The filter of every feed query the service made, in order.
+    pub queries: std::sync::Arc<std::sync::Mutex<Vec<feedsmith::article::ArticleFilter>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -337,7 +346,11 @@ impl Service {
         std::fs::write(&path, text).expect("write config");
         let config = feedsmith::config::Config::load(&path).expect("test config is valid");
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(options.down));
-        let opener = std::sync::Arc::new(FlakyOpener { down: down.clone() });
+        let queries = std::sync::Arc::default();
+        let opener = std::sync::Arc::new(FlakyOpener {
+            down: down.clone(),
+            queries: std::sync::Arc::clone(&queries),
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stop = async {
@@ -351,6 +364,7 @@ impl Service {
             dir,
             base: format!("http://{addr}"),
             down,
+            queries,
             shutdown: Some(tx),
             task: Some(task),
         }
