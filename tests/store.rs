@@ -1,5 +1,6 @@
 //! The article store contract, written once against `ArticleStore` and run for
-//! every backend. (PostgreSQL joins the list with its own issue.)
+//! every backend: SQLite always, PostgreSQL when `FEEDSMITH_TEST_POSTGRES_URL`
+//! names a server (each test in a schema of its own, dropped afterwards).
 
 mod common;
 
@@ -380,7 +381,11 @@ macro_rules! store_suite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let (_guard, store) = $open.await;
+                    // `None` means the backend is not available here; the
+                    // opener has printed why.
+                    let Some((_guard, store)) = $open.await else {
+                        return;
+                    };
                     super::$test(&store).await;
                 }
             )*
@@ -390,7 +395,23 @@ macro_rules! store_suite {
 
 store_suite!(
     sqlite,
-    crate::common::sqlite_store(),
+    crate::common::sqlite_store_opt(),
+    [
+        upsert_bumps_revision_only_on_change,
+        get_returns_exactly_what_was_written,
+        newest_orders_and_limits,
+        newest_shows_only_published,
+        newest_applies_every_filter,
+        filter_rows_follow_updates,
+        changed_since_lists_later_changes_in_order,
+        one_batch_may_touch_an_article_twice,
+        large_batches_keep_every_article_and_filter_row,
+    ]
+);
+
+store_suite!(
+    postgres,
+    crate::common::postgres_store(),
     [
         upsert_bumps_revision_only_on_change,
         get_returns_exactly_what_was_written,

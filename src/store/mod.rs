@@ -7,6 +7,7 @@
 //! "what changed since revision R" from indexes. It never validates, renders or
 //! schedules anything, and it never sees the config beyond its URL.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::article::{Article, ArticleFilter, ArticleId};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A point in the store's history. Every write that changes an article takes
@@ -54,7 +56,7 @@ pub enum Upserted {
 pub enum StoreUrl {
     /// `sqlite://PATH` (relative to the working directory) or `sqlite::memory:`.
     Sqlite(SqliteLocation),
-    /// `postgres://…`; the backend arrives with the PostgreSQL issue.
+    /// `postgres://…` (any URL sqlx's PostgreSQL driver accepts).
     Postgres(String),
 }
 
@@ -92,7 +94,7 @@ impl FromStr for StoreUrl {
 }
 
 /// Hides a password in a URL so it never reaches a log or an error message.
-fn redact(s: &str) -> String {
+pub(crate) fn redact(s: &str) -> String {
     match url::Url::parse(s) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("****"));
@@ -135,8 +137,6 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("store backend {0} is not available in this build yet")]
-    Unsupported(String),
     #[error("store query failed while {doing}: {source}")]
     Query {
         doing: &'static str,
@@ -181,13 +181,22 @@ pub trait ArticleStore: Send + Sync {
         since: Revision,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// A counter that moves when the store learns of a write as it commits
+    /// (PostgreSQL's LISTEN/NOTIFY), so replicas need not wait for a poll. It
+    /// may move without a change and, after a lost connection, stands for
+    /// changes it could not see: the revision says what actually changed.
+    /// `None` for stores that can only be polled.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Opens (creating and migrating if needed) the store `url` names.
 pub async fn open(url: &StoreUrl) -> Result<Box<dyn ArticleStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(loc) => Ok(Box::new(SqliteStore::open(loc).await?)),
-        StoreUrl::Postgres(_) => Err(StoreError::Unsupported(url.to_string())),
+        StoreUrl::Postgres(u) => Ok(Box::new(PostgresStore::open(u).await?)),
     }
 }
 
@@ -196,8 +205,26 @@ pub async fn open(url: &StoreUrl) -> Result<Box<dyn ArticleStore>, StoreError> {
 pub async fn probe(url: &StoreUrl) -> Result<bool, StoreError> {
     match url {
         StoreUrl::Sqlite(loc) => SqliteStore::probe(loc).await,
-        StoreUrl::Postgres(_) => Err(StoreError::Unsupported(url.to_string())),
+        StoreUrl::Postgres(u) => PostgresStore::probe(u).await,
     }
+}
+
+/// Splits `articles` into runs of at most `max` with no id twice in a run, so
+/// a batch that updates the same article twice applies both in order.
+pub(crate) fn distinct_id_chunks(articles: &[Article], max: usize) -> Vec<&[Article]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in articles.iter().enumerate() {
+        if i - start == max || !seen.insert(a.id.as_str()) {
+            chunks.push(&articles[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(a.id.as_str());
+        }
+    }
+    chunks.push(&articles[start..]);
+    chunks
 }
 
 /// A fixed hash of an article's content, so re-importing identical content is

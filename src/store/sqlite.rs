@@ -18,6 +18,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::{
     ArticleStore, Revision, SqliteLocation, StoreError, StoredArticle, Upserted, content_hash,
+    distinct_id_chunks,
 };
 use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
 
@@ -270,24 +271,6 @@ struct Change<'a> {
     hash: Vec<u8>,
     revision: i64,
     existed: bool,
-}
-
-/// Splits `articles` into runs of at most `max` with no id twice in a run, so
-/// a batch that updates the same article twice applies both in order.
-fn distinct_id_chunks(articles: &[Article], max: usize) -> Vec<&[Article]> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut seen = std::collections::HashSet::new();
-    for (i, a) in articles.iter().enumerate() {
-        if i - start == max || !seen.insert(a.id.as_str()) {
-            chunks.push(&articles[start..i]);
-            start = i;
-            seen.clear();
-            seen.insert(a.id.as_str());
-        }
-    }
-    chunks.push(&articles[start..]);
-    chunks
 }
 
 async fn stored_hashes(

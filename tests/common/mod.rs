@@ -452,3 +452,88 @@ impl Drop for Service {
         }
     }
 }
+
+/// The environment variable naming the PostgreSQL server the tests may use.
+pub const POSTGRES_ENV: &str = "FEEDSMITH_TEST_POSTGRES_URL";
+
+/// A schema of its own on the test PostgreSQL server, dropped when this is
+/// dropped; `url` points a store at it.
+pub struct PgScratch {
+    admin: String,
+    pub schema: String,
+    pub url: String,
+}
+
+impl PgScratch {
+    /// `None` (after saying why) when no test server is configured.
+    pub async fn create() -> Option<Self> {
+        let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+            eprintln!(
+                "skipped: {POSTGRES_ENV} is not set, so the PostgreSQL tests do not run \
+                 (example: {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432/test; .ci/run sets it)"
+            );
+            return None;
+        };
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "feedsmith_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_subsec_nanos()
+        );
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await
+            .expect("create a test schema");
+        pool.close().await;
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options[search_path]={schema}");
+        Some(Self { admin, schema, url })
+    }
+}
+
+impl Drop for PgScratch {
+    fn drop(&mut self) {
+        // Drop runs outside async code: a thread with its own runtime does it.
+        let (admin, schema) = (self.admin.clone(), self.schema.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let pool = sqlx::PgPool::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )))
+                .execute(&pool)
+                .await
+                .ok()?;
+                pool.close().await;
+                Some(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop test schema {}", self.schema);
+        }
+    }
+}
+
+/// A PostgreSQL store in a fresh schema, or `None` (skipped, said why).
+pub async fn postgres_store() -> Option<(PgScratch, feedsmith::store::PostgresStore)> {
+    let scratch = PgScratch::create().await?;
+    let store = feedsmith::store::PostgresStore::open(&scratch.url)
+        .await
+        .expect("open the PostgreSQL store");
+    Some((scratch, store))
+}
+
+/// [`sqlite_store`] in the same shape as [`postgres_store`].
+pub async fn sqlite_store_opt() -> Option<(TempDir, SqliteStore)> {
+    Some(sqlite_store().await)
+}

@@ -1,0 +1,533 @@
+//! The PostgreSQL article store, for publishers running several replicas (or
+//! whose CMS writes articles straight into the database).
+//!
+//! Owns the PostgreSQL schema (`migrations/postgres/`, which is also the
+//! documented interface for direct writes), the batched upsert that bumps the
+//! store revision only on real changes, the indexed newest-N queries, and the
+//! LISTEN connection that tells replicas about writes as they commit. Same
+//! contract as the SQLite store: the generic suite in `tests/store.rs` runs on
+//! both. It never renders, schedules or validates articles.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{ArticleStore, Revision, StoreError, StoredArticle, Upserted, content_hash, redact};
+use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel the `articles_notify` trigger notifies at every commit that
+/// wrote articles.
+pub const CHANNEL: &str = "feedsmith_articles";
+
+const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, headline, \
+     standfirst, body_html, authors, source, tags, image, related";
+
+/// Articles per INSERT statement (bound as arrays, so no parameter limit).
+const INSERT_ROWS: usize = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Bumped whenever a notification arrives or the LISTEN connection was
+    /// re-established (changes may have been missed meanwhile).
+    changes: watch::Receiver<u64>,
+}
+
+impl PostgresStore {
+    /// Connects, applies pending migrations (under PostgreSQL's advisory lock,
+    /// so replicas starting together take turns) and starts listening.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = redact(url);
+        let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: shown.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: shown.clone(),
+                source,
+            })?;
+        let listener =
+            PgListener::connect_with(&pool)
+                .await
+                .map_err(|source| StoreError::Open {
+                    url: shown.clone(),
+                    source,
+                })?;
+        let (tx, changes) = watch::channel(0);
+        tokio::spawn(listen(listener, tx, shown));
+        Ok(Self { pool, changes })
+    }
+
+    /// Checks the database can be reached, without changing it. `Ok(false)`
+    /// means feedsmith's tables are not there yet (the first start creates them).
+    pub async fn probe(url: &str) -> Result<bool, StoreError> {
+        let shown = redact(url);
+        let open = |source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(open)?;
+        let found: Result<Option<String>, _> =
+            sqlx::query_scalar("SELECT to_regclass('store_state')::text")
+                .fetch_one(&pool)
+                .await;
+        pool.close().await;
+        found.map(|t| t.is_some()).map_err(open)
+    }
+
+    /// The pool, for tests that inspect query plans.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Forwards notifications until every receiver is gone. A lost connection is
+/// reconnected by the next `try_recv`; since notifications sent meanwhile are
+/// lost, that counts as a change too, and the scheduler catches up by revision.
+async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
+    let mut listening = false;
+    let mut failures = 0u32;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        if !listening {
+            match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        info!(store = %url, "listening for article writes again");
+                        tx.send_modify(|n| *n += 1);
+                    }
+                    listening = true;
+                    failures = 0;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        warn!(store = %url, error = %e, "cannot listen for article writes; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
+                    continue;
+                }
+            }
+        }
+        // Wake now and then to notice that the store was dropped.
+        match tokio::time::timeout(Duration::from_secs(10), listener.try_recv()).await {
+            Err(_) => {}
+            Ok(Ok(Some(_))) => tx.send_modify(|n| *n += 1),
+            Ok(Ok(None)) => {
+                // The connection dropped; the next try_recv reconnects and re-listens.
+                warn!(store = %url, "lost the connection that listens for article writes; reconnecting");
+                tx.send_modify(|n| *n += 1);
+                failures += 1;
+            }
+            Ok(Err(e)) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(store = %url, error = %e, "listening for article writes failed; retrying");
+                }
+                listening = false;
+                tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
+            }
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Our own plain structs always serialise.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Distinct match keys, sorted, so `["UN", "un"]` is one key.
+fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = values.map(match_key).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One article that differs from what is stored, with the revision it takes.
+struct Change<'a> {
+    article: &'a Article,
+    hash: Vec<u8>,
+    revision: i64,
+}
+
+#[async_trait]
+impl ArticleStore for PostgresStore {
+    async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
+        let mut outcomes = Vec::with_capacity(articles.len());
+        if articles.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("starting an import transaction"))?;
+        // The triggers leave revisions and keys to us for this transaction.
+        sqlx::query("SET LOCAL feedsmith.writer = 'on'")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("starting an import transaction"))?;
+        // Locking the counter row makes concurrent writers take turns, so
+        // revisions commit in order.
+        let start: i64 =
+            sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::query("reading the store revision"))?;
+        let mut revision = start;
+        for chunk in super::distinct_id_chunks(articles, INSERT_ROWS) {
+            let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
+            let rows = sqlx::query("SELECT id, content_hash FROM articles WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(StoreError::query("looking up stored articles"))?;
+            let mut stored: HashMap<String, Option<Vec<u8>>> = HashMap::with_capacity(rows.len());
+            for r in rows {
+                let id: String = r
+                    .try_get("id")
+                    .map_err(StoreError::query("looking up stored articles"))?;
+                let hash: Option<Vec<u8>> = r
+                    .try_get("content_hash")
+                    .map_err(StoreError::query("looking up stored articles"))?;
+                stored.insert(id, hash);
+            }
+            let mut changed = Vec::new();
+            for article in chunk {
+                let hash = content_hash(article);
+                let existed = match stored.get(article.id.as_str()) {
+                    Some(Some(old)) if *old == hash => {
+                        outcomes.push(Upserted::Unchanged);
+                        continue;
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                revision += 1;
+                outcomes.push(if existed {
+                    Upserted::Updated(Revision(revision))
+                } else {
+                    Upserted::Inserted(Revision(revision))
+                });
+                changed.push(Change {
+                    article,
+                    hash,
+                    revision,
+                });
+            }
+            write_changes(&mut tx, &changed).await?;
+        }
+        if revision != start {
+            sqlx::query("UPDATE store_state SET revision = $1 WHERE singleton = 1")
+                .bind(revision)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("advancing the store revision"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an import transaction"))?;
+        Ok(outcomes)
+    }
+
+    async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM articles WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading an article"))?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    async fn newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let (sql, binds) = newest_query(filter, limit);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for bind in binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Texts(v) => query.bind(v),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("selecting a feed's articles"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        let r: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query("reading the store revision"))?;
+        Ok(Revision(r))
+    }
+
+    async fn changed_since(
+        &self,
+        since: Revision,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM articles WHERE revision > $1 ORDER BY revision LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(since.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("listing changed articles"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changes.clone())
+    }
+}
+
+async fn write_changes(
+    tx: &mut sqlx::PgConnection,
+    changes: &[Change<'_>],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    // One statement per batch: every column bound as an array and unnested.
+    let mut id = Vec::with_capacity(changes.len());
+    let mut revision = Vec::with_capacity(changes.len());
+    let mut status = Vec::with_capacity(changes.len());
+    let mut published_at = Vec::with_capacity(changes.len());
+    let mut updated_at = Vec::with_capacity(changes.len());
+    let mut section = Vec::with_capacity(changes.len());
+    let mut section_key = Vec::with_capacity(changes.len());
+    let mut url = Vec::with_capacity(changes.len());
+    let mut headline = Vec::with_capacity(changes.len());
+    let mut standfirst = Vec::with_capacity(changes.len());
+    let mut body_html = Vec::with_capacity(changes.len());
+    let mut authors = Vec::with_capacity(changes.len());
+    let mut source = Vec::with_capacity(changes.len());
+    let mut tags = Vec::with_capacity(changes.len());
+    let mut image = Vec::with_capacity(changes.len());
+    let mut related = Vec::with_capacity(changes.len());
+    let mut tag_keys = Vec::with_capacity(changes.len());
+    let mut author_keys = Vec::with_capacity(changes.len());
+    let mut hash = Vec::with_capacity(changes.len());
+    for c in changes {
+        let a = c.article;
+        id.push(a.id.as_str());
+        revision.push(c.revision);
+        status.push(a.status.as_str());
+        published_at.push(a.published_at);
+        updated_at.push(a.updated_at);
+        section.push(a.section.as_deref());
+        section_key.push(a.section.as_deref().map(match_key));
+        url.push(a.url.as_str());
+        headline.push(a.headline.as_str());
+        standfirst.push(a.standfirst.as_deref());
+        body_html.push(a.body_html.as_deref());
+        authors.push(json(&a.authors));
+        source.push(a.source.as_ref().map(json));
+        tags.push(json(&a.tags));
+        image.push(a.image.as_ref().map(json));
+        related.push(json(&a.related));
+        // Arrays of arrays must be rectangular in PostgreSQL: pass JSON.
+        tag_keys.push(json(&keys(a.tags.iter().map(String::as_str))));
+        author_keys.push(json(&keys(a.authors.iter().map(|x| x.name.as_str()))));
+        hash.push(c.hash.as_slice());
+    }
+    sqlx::query(
+        "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
+         url, headline, standfirst, body_html, authors, source, tags, image, related, tag_keys, \
+         author_keys, content_hash) \
+         SELECT id, revision, status, published_at, updated_at, section, section_key, url, headline, \
+                standfirst, body_html, authors::jsonb, source::jsonb, tags::jsonb, image::jsonb, \
+                related::jsonb, \
+                ARRAY(SELECT jsonb_array_elements_text(tag_keys::jsonb)), \
+                ARRAY(SELECT jsonb_array_elements_text(author_keys::jsonb)), content_hash \
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+                     $18::text[], $19::bytea[]) \
+              AS t(id, revision, status, published_at, updated_at, section, section_key, url, \
+                   headline, standfirst, body_html, authors, source, tags, image, related, \
+                   tag_keys, author_keys, content_hash) \
+         ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
+             published_at = excluded.published_at, updated_at = excluded.updated_at, \
+             section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+             headline = excluded.headline, standfirst = excluded.standfirst, \
+             body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+             tags = excluded.tags, image = excluded.image, related = excluded.related, \
+             tag_keys = excluded.tag_keys, author_keys = excluded.author_keys, \
+             content_hash = excluded.content_hash",
+    )
+    .bind(id)
+    .bind(revision)
+    .bind(status)
+    .bind(published_at)
+    .bind(updated_at)
+    .bind(section)
+    .bind(section_key)
+    .bind(url)
+    .bind(headline)
+    .bind(standfirst)
+    .bind(body_html)
+    .bind(authors)
+    .bind(source)
+    .bind(tags)
+    .bind(image)
+    .bind(related)
+    .bind(tag_keys)
+    .bind(author_keys)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("writing articles"))?;
+    Ok(())
+}
+
+enum Bind {
+    Text(String),
+    Texts(Vec<String>),
+    Int(i64),
+}
+
+/// Builds the newest-N query for `filter`.
+///
+/// Sections drive: one subquery per section walks `articles_section_newest`
+/// newest-first and stops after `limit` rows (tags and authors checked on
+/// each row); their union, at most sections × limit rows, is sorted. Without
+/// sections the planner chooses between walking `articles_newest` and checking
+/// each row's keys (common tags) and the GIN index on the keys followed by a
+/// top-N sort (rare ones) — both indexed, neither reads the whole table.
+fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+    let limit = i64::from(limit);
+    let mut binds = vec![Bind::Text(Status::Published.as_str().to_owned())];
+    let mut conditions = String::new();
+    if !filter.tags.is_empty() {
+        binds.push(Bind::Texts(filter.tags.clone()));
+        conditions += &format!(" AND tag_keys && ${}::text[]", binds.len());
+    }
+    if !filter.authors.is_empty() {
+        binds.push(Bind::Texts(filter.authors.clone()));
+        conditions += &format!(" AND author_keys && ${}::text[]", binds.len());
+    }
+    binds.push(Bind::Int(limit));
+    let limit_at = binds.len();
+    if filter.sections.is_empty() {
+        return (
+            format!(
+                "SELECT {COLUMNS} FROM articles WHERE status = $1{conditions} \
+                 ORDER BY published_at DESC, id DESC LIMIT ${limit_at}"
+            ),
+            binds,
+        );
+    }
+    let mut parts = Vec::with_capacity(filter.sections.len());
+    for section in &filter.sections {
+        binds.push(Bind::Text(section.clone()));
+        parts.push(format!(
+            "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${}{conditions} \
+             ORDER BY published_at DESC, id DESC LIMIT ${limit_at})",
+            binds.len()
+        ));
+    }
+    (
+        format!(
+            "SELECT * FROM ({}) AS candidates ORDER BY published_at DESC, id DESC LIMIT ${limit_at}",
+            parts.join(" UNION ALL ")
+        ),
+        binds,
+    )
+}
+
+fn decode(row: &PgRow) -> Result<StoredArticle, StoreError> {
+    let id: String = row
+        .try_get("id")
+        .map_err(StoreError::query("decoding an article"))?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    let text = |name: &str| -> Result<Option<String>, StoreError> {
+        row.try_get::<Option<String>, _>(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let json = |name: &str| -> Result<serde_json::Value, StoreError> {
+        row.try_get::<Option<serde_json::Value>, _>(name)
+            .map(|v| v.unwrap_or(serde_json::Value::Null))
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let time = |name: &str| -> Result<DateTime<Utc>, StoreError> {
+        row.try_get(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let required = |name: &str| -> Result<String, StoreError> {
+        text(name)?.ok_or_else(|| corrupt(format!("{name} is null")))
+    };
+    let mut doc = serde_json::Map::new();
+    doc.insert("id".into(), id.clone().into());
+    doc.insert("url".into(), required("url")?.into());
+    doc.insert("headline".into(), required("headline")?.into());
+    doc.insert("standfirst".into(), text("standfirst")?.into());
+    doc.insert("body_html".into(), text("body_html")?.into());
+    for name in ["authors", "source", "tags", "image", "related"] {
+        doc.insert(name.into(), json(name)?);
+    }
+    doc.insert("section".into(), text("section")?.into());
+    doc.insert(
+        "published_at".into(),
+        serde_json::to_value(time("published_at")?).unwrap_or_default(),
+    );
+    doc.insert(
+        "updated_at".into(),
+        serde_json::to_value(time("updated_at")?).unwrap_or_default(),
+    );
+    let status: Status = required("status")?.parse().map_err(corrupt)?;
+    doc.insert("status".into(), status.as_str().into());
+    let article: Article = serde_json::from_value(serde_json::Value::Object(doc))
+        .map_err(|e| corrupt(e.to_string()))?;
+    let revision: i64 = row
+        .try_get("revision")
+        .map_err(|e| corrupt(format!("revision: {e}")))?;
+    Ok(StoredArticle {
+        article,
+        revision: Revision(revision),
+    })
+}
