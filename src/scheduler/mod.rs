@@ -283,6 +283,8 @@ pub struct Scheduler {
     save_all: bool,
     /// The configuration in force, for whoever watches its files.
     applied: tokio::sync::watch::Sender<Arc<Config>>,
+    /// Write notifications from the store, where it has them (PostgreSQL).
+    notified: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Scheduler {
@@ -301,6 +303,7 @@ impl Scheduler {
         Self {
             pending: config.feeds.keys().cloned().collect(),
             applied: tokio::sync::watch::Sender::new(config.clone()),
+            notified: None,
             config,
             opener,
             store: None,
@@ -342,7 +345,23 @@ impl Scheduler {
                     Wake::Schedule => self.on_schedule().await,
                     Wake::Watch => self.on_watch().await,
                 },
+                alive = notification(&mut self.notified) => {
+                    if alive {
+                        self.on_notified().await;
+                    } else {
+                        self.notified = None;
+                    }
+                }
             }
+        }
+    }
+
+    /// The store says a write committed (or that it may have missed some):
+    /// check every feed now, by revision, as the watch poll would.
+    async fn on_notified(&mut self) {
+        self.pending.extend(self.feeds.keys().cloned());
+        if self.retry_at.is_none_or(|t| t <= Utc::now()) {
+            self.refresh_pending().await;
         }
     }
 
@@ -419,6 +438,11 @@ impl Scheduler {
         match self.opener.open(&self.config).await {
             Ok(store) => {
                 info!(store = %self.config.store.url, "store opened");
+                self.notified = store.changes();
+                if let Some(rx) = &mut self.notified {
+                    // Everything up to now is covered by the refresh under way.
+                    rx.mark_unchanged();
+                }
                 self.store = Some(store.clone());
                 Some(store)
             }
@@ -725,6 +749,15 @@ impl Scheduler {
         }
         self.swap_and_save(set, Vec::new(), removed).await;
         self.refresh_pending().await;
+    }
+}
+
+/// Waits for the next store notification; `false` once the store stopped
+/// sending them. Without a notifying store it never completes.
+async fn notification(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -107,6 +107,29 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// PostgreSQL's plan for the newest-N query of `filter`, one line per
+    /// node, to show which indexes a feed's query uses.
+    pub async fn explain_newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<String, StoreError> {
+        let (sql, binds) = newest_query(filter, limit);
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(format!("EXPLAIN {sql}")));
+        for bind in binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Texts(v) => query.bind(v),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let lines = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("explaining a feed's query"))?;
+        Ok(lines.join("\n"))
+    }
 }
 
 /// Forwards notifications until every receiver is gone. A lost connection is
@@ -144,9 +167,11 @@ async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
             Err(_) => {}
             Ok(Ok(Some(_))) => tx.send_modify(|n| *n += 1),
             Ok(Ok(None)) => {
-                // The connection dropped; the next try_recv reconnects and re-listens.
+                // Notifications sent until we listen again are lost: once
+                // listening resumes, a change is signalled so the scheduler
+                // catches up by revision.
                 warn!(store = %url, "lost the connection that listens for article writes; reconnecting");
-                tx.send_modify(|n| *n += 1);
+                listening = false;
                 failures += 1;
             }
             Ok(Err(e)) => {

@@ -244,6 +244,9 @@ impl ArticleStore for FlakyStore {
         self.check()?;
         self.inner.changed_since(since, limit).await
     }
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.changes()
+    }
 }
 
 /// Opens the configured store wrapped in a [`FlakyStore`]; while `down` is
