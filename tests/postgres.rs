@@ -66,7 +66,10 @@ async fn direct_sql_writes_follow_the_revision_contract() {
         "2026-03-05T10:00:00Z",
         json!({"headline": "Imported"}),
     );
-    store.upsert(&[imported.clone()]).await.expect("upsert");
+    store
+        .upsert(std::slice::from_ref(&imported))
+        .await
+        .expect("upsert");
     assert_eq!(
         store.revision().await.expect("revision"),
         Revision(edited.0 + 1)
