@@ -4,7 +4,8 @@
 //! store handle, which revision each feed was built from — and drives the one
 //! direction data flows: store → builder → publish. Each feed refreshes on its
 //! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll of
-//! the store's revision so a write is served within seconds. A refresh rebuilds
+//! the store's revision, and a store that notifies (PostgreSQL) triggers a
+//! check as each write commits, so a write is served within seconds. A refresh rebuilds
 //! only feeds whose content could have changed, keeps the last good documents
 //! when the store or a build fails (retrying with back-off), and publishes all
 //! formats of every rebuilt feed in one swap before writing them to the output
