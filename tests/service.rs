@@ -284,7 +284,12 @@ async fn feed_files_are_reloaded_and_a_broken_edit_keeps_the_running_config() {
         !service.path("published/culture.rss").exists(),
         "its files are removed"
     );
-    assert!(service.path("published/arts.rss").exists());
+    // Swapped in first, then written to the output folder.
+    service
+        .wait_for(15, "arts.rss in the output folder", || async {
+            service.path("published/arts.rss").exists().then_some(())
+        })
+        .await;
 }
 
 #[tokio::test]
