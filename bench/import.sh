@@ -11,7 +11,7 @@ work=$(mktemp -d)
 schema=""
 cleanup() {
   rm -rf "$work"
-  if [[ -n $schema ]]; then psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null; fi
+  if [[ -n $schema ]]; then psql "$PG_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null; fi
 }
 trap cleanup EXIT
 if [[ -n ${PG_URL:-} ]]; then
