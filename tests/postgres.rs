@@ -174,7 +174,7 @@ async fn a_replica_whose_listen_connection_drops_reconnects_and_catches_up() {
     let service = Service::start(ServiceOptions {
         schedule: "refresh = \"0 3 1 1 *\"".into(),
         store_url: Some(scratch.url.clone()),
-        down: false,
+        ..ServiceOptions::default()
     })
     .await;
     let before = service
@@ -251,7 +251,7 @@ async fn two_replicas_serve_identical_bytes_and_converge_after_writes() {
     let options = ServiceOptions {
         schedule: "refresh = \"0 3 1 1 *\"".into(),
         store_url: Some(scratch.url.clone()),
-        down: false,
+        ..ServiceOptions::default()
     };
     let (a, b) = tokio::join!(Service::start(options.clone()), Service::start(options));
     for replica in [&a, &b] {

@@ -156,6 +156,31 @@ async fn the_watch_poll_serves_a_write_without_waiting_for_the_schedule() {
 }
 
 #[tokio::test]
+async fn the_watch_poll_is_not_fooled_by_another_feeds_scheduled_refresh() {
+    // A feed the write does not touch refreshes every second and so sees the
+    // new revision first; the watch poll must still bring the others up to it.
+    let service = Service::start(ServiceOptions {
+        schedule: "refresh = \"0 3 1 1 *\"\nwatch = \"3s\"".into(),
+        extra_feeds: vec![(
+            "busy.toml".into(),
+            "title = \"Busy\"\nsections = [\"Sport\"]\nrefresh = \"* * * * * *\"\n".into(),
+        )],
+        ..ServiceOptions::default()
+    })
+    .await;
+    let before = ready(&service).await;
+    service
+        .writer()
+        .await
+        .upsert(&[article("not-sport", "2026-03-09T08:00:00Z", json!({}))])
+        .await
+        .expect("write");
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+}
+
+#[tokio::test]
 async fn a_write_rebuilds_only_the_feeds_it_touches() {
     let service = Service::start(ServiceOptions::default()).await;
     let before = ready(&service).await;

@@ -277,8 +277,6 @@ pub struct Scheduler {
     pending: BTreeSet<FeedName>,
     backoff: Backoff,
     retry_at: Option<DateTime<Utc>>,
-    /// The revision the watch poll last saw.
-    last_seen: Option<Revision>,
     /// After a reload every feed's files are written again (the output folder
     /// or the caching policy may have changed).
     save_all: bool,
@@ -286,6 +284,8 @@ pub struct Scheduler {
     applied: tokio::sync::watch::Sender<Arc<Config>>,
     /// Write notifications from the store, where it has them (PostgreSQL).
     notified: Option<tokio::sync::watch::Receiver<u64>>,
+    /// When `[schedule].watch` next polls the store's revision.
+    next_watch: Option<DateTime<Utc>>,
 }
 
 impl Scheduler {
@@ -305,6 +305,9 @@ impl Scheduler {
             pending: config.feeds.keys().cloned().collect(),
             applied: tokio::sync::watch::Sender::new(config.clone()),
             notified: None,
+            next_watch: config
+                .watch
+                .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default()),
             config,
             opener,
             store: None,
@@ -313,7 +316,6 @@ impl Scheduler {
             feeds,
             backoff: Backoff::default(),
             retry_at: None,
-            last_seen: None,
             save_all: false,
         }
     }
@@ -334,18 +336,14 @@ impl Scheduler {
         let mut control_open = true;
         self.refresh_pending().await;
         loop {
-            let now = Utc::now();
-            let wake = self.next_wake(now);
+            let wake = self.next_wake(Utc::now());
             tokio::select! {
                 () = &mut shutdown => break,
                 msg = control.recv(), if control_open => match msg {
                     Some(Control::Reload) => self.reload().await,
                     None => control_open = false,
                 },
-                () = tokio::time::sleep(wake.sleep) => match wake.reason {
-                    Wake::Schedule => self.on_schedule().await,
-                    Wake::Watch => self.on_watch().await,
-                },
+                () = tokio::time::sleep(wake) => self.on_wake().await,
                 alive = notification(&mut self.notified) => {
                     if alive {
                         self.on_notified().await;
@@ -366,30 +364,35 @@ impl Scheduler {
         }
     }
 
-    fn next_wake(&self, now: DateTime<Utc>) -> NextWake {
+    /// How long to sleep before something may be due: a feed's schedule, a
+    /// retry, or the watch poll (which keeps its own rhythm however often the
+    /// schedules fire).
+    fn next_wake(&self, now: DateTime<Utc>) -> Duration {
         let until = |t: DateTime<Utc>| (t - now).to_std().unwrap_or(Duration::ZERO);
-        let mut wake = NextWake {
-            sleep: MAX_SLEEP,
-            reason: Wake::Schedule,
-        };
-        let scheduled = self.feeds.values().filter_map(|f| f.next_run).min();
-        if let Some(t) = scheduled {
-            wake.sleep = wake.sleep.min(until(t));
+        let mut sleep = MAX_SLEEP;
+        if let Some(t) = self.feeds.values().filter_map(|f| f.next_run).min() {
+            sleep = sleep.min(until(t));
         }
         if !self.pending.is_empty() {
-            let retry = self.retry_at.map_or(Duration::ZERO, until);
-            wake.sleep = wake.sleep.min(retry);
+            sleep = sleep.min(self.retry_at.map_or(Duration::ZERO, until));
         }
-        if let Some(every) = self.config.watch
-            && self.pending.is_empty()
-            && every < wake.sleep
+        if let Some(t) = self.next_watch {
+            sleep = sleep.min(until(t));
+        }
+        sleep
+    }
+
+    async fn on_wake(&mut self) {
+        self.on_schedule().await;
+        let now = Utc::now();
+        if let (Some(due), Some(every)) = (self.next_watch, self.config.watch)
+            && due <= now
         {
-            wake = NextWake {
-                sleep: every,
-                reason: Wake::Watch,
-            };
+            self.next_watch = Some(now + chrono::Duration::from_std(every).unwrap_or_default());
+            if self.pending.is_empty() {
+                self.on_watch().await;
+            }
         }
-        wake
     }
 
     async fn on_schedule(&mut self) {
@@ -409,7 +412,10 @@ impl Scheduler {
         }
     }
 
-    /// `[schedule].watch`: one cheap query; a refresh only when it moved.
+    /// `[schedule].watch`: one cheap query; a refresh only of the feeds built
+    /// before the store's current revision. (Comparing with the revision the
+    /// last refresh saw would miss a write that another feed's scheduled
+    /// refresh had already seen.)
     async fn on_watch(&mut self) {
         let Some(store) = self.store.clone() else {
             self.pending.extend(self.feeds.keys().cloned());
@@ -417,10 +423,18 @@ impl Scheduler {
             return;
         };
         match store.revision().await {
-            Ok(rev) if Some(rev) == self.last_seen => self.health.store_ok(Utc::now()),
-            Ok(_) => {
-                self.pending.extend(self.feeds.keys().cloned());
-                self.refresh_pending().await;
+            Ok(rev) => {
+                self.health.store_ok(Utc::now());
+                let behind: Vec<FeedName> = self
+                    .feeds
+                    .iter()
+                    .filter(|(_, state)| state.built_at.is_none_or(|at| at < rev))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                if !behind.is_empty() {
+                    self.pending.extend(behind);
+                    self.refresh_pending().await;
+                }
             }
             Err(e) => self.store_failed(e.to_string()),
         }
@@ -468,7 +482,6 @@ impl Scheduler {
             Err(e) => return self.store_failed(e.to_string()),
         };
         self.health.store_ok(Utc::now());
-        self.last_seen = Some(rev);
 
         let to_build = match self.affected(store.as_ref(), rev).await {
             Ok(feeds) => feeds,
@@ -731,6 +744,9 @@ impl Scheduler {
         self.config = config.clone();
         self.save_all = true;
         self.applied.send_replace(config.clone());
+        self.next_watch = config
+            .watch
+            .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default());
 
         let current = self.publisher.snapshot();
         let mut set = (*current).clone();
@@ -770,16 +786,4 @@ fn same_feed(a: &FeedSpec, b: &FeedSpec) -> bool {
         && a.filter == b.filter
         && a.formats == b.formats
         && a.refresh == b.refresh
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Wake {
-    Schedule,
-    Watch,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct NextWake {
-    sleep: Duration,
-    reason: Wake,
 }

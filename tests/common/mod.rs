@@ -296,6 +296,8 @@ pub struct ServiceOptions {
     pub store_url: Option<String>,
     /// Start with the store unreachable.
     pub down: bool,
+    /// More feed files, as (file name, contents).
+    pub extra_feeds: Vec<(String, String)>,
 }
 
 impl Default for ServiceOptions {
@@ -304,6 +306,7 @@ impl Default for ServiceOptions {
             schedule: "refresh = \"* * * * * *\"".into(),
             store_url: None,
             down: false,
+            extra_feeds: Vec::new(),
         }
     }
 }
@@ -316,6 +319,9 @@ impl Service {
         for entry in std::fs::read_dir(repo_root().join("feeds")).expect("repo feeds") {
             let path = entry.expect("entry").path();
             std::fs::copy(&path, feeds.join(path.file_name().expect("name"))).expect("copy");
+        }
+        for (name, text) in &options.extra_feeds {
+            std::fs::write(feeds.join(name), text).expect("extra feed");
         }
         Self::start_in(dir, options).await
     }
