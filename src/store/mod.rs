@@ -227,6 +227,20 @@ pub(crate) fn distinct_id_chunks(articles: &[Article], max: usize) -> Vec<&[Arti
     chunks
 }
 
+/// A value as JSON text for a JSON column; our own plain structs always
+/// serialise.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Distinct match keys, sorted, so `["UN", "un"]` is one filter key.
+pub(crate) fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = values.map(crate::article::match_key).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A fixed hash of an article's content, so re-importing identical content is
 /// recognised without comparing every column. serde_json writes struct fields
 /// in declaration order and lists in their order, so the encoding is stable.

@@ -19,7 +19,9 @@ use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{ArticleStore, Revision, StoreError, StoredArticle, Upserted, content_hash, redact};
+use super::{
+    ArticleStore, Revision, StoreError, StoredArticle, Upserted, content_hash, json, keys, redact,
+};
 use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -184,19 +186,6 @@ async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
             }
         }
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    // Our own plain structs always serialise.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-/// Distinct match keys, sorted, so `["UN", "un"]` is one key.
-fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = values.map(match_key).collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// One article that differs from what is stored, with the revision it takes.

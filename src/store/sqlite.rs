@@ -18,7 +18,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::{
     ArticleStore, Revision, SqliteLocation, StoreError, StoredArticle, Upserted, content_hash,
-    distinct_id_chunks,
+    distinct_id_chunks, json, keys,
 };
 use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
 
@@ -136,11 +136,6 @@ impl SqliteStore {
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    // Our own plain structs always serialise.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
 #[async_trait]
@@ -408,14 +403,6 @@ const AUTHORS: FilterTable = FilterTable {
     column: "author_key",
     keys: |a| keys(a.authors.iter().map(|x| x.name.as_str())),
 };
-
-/// Distinct match keys, so `["UN", "un"]` is one filter row.
-fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = values.map(match_key).collect();
-    out.sort();
-    out.dedup();
-    out
-}
 
 enum Bind {
     Text(String),
