@@ -7,7 +7,16 @@
 //! ```sh
 //! CARGO_TARGET_DIR=... cargo run --release --example store-scale -- \
 //!     --articles 1000000 --db /tmp/scale.db [--reuse]
+//! CARGO_TARGET_DIR=... cargo run --release --example store-scale -- \
+//!     --articles 1000000 --postgres postgres://postgres@127.0.0.1:5432/test [--keep]
 //! ```
+//!
+//! With `--postgres URL` the same phases run against `PostgresStore` in a
+//! fresh schema `feedsmith_scale_<pid>` of that database (created here, and
+//! dropped at the end unless `--keep`); `--db` and `--reuse` are then unused.
+//! The plans section shows PostgreSQL's `EXPLAIN` (after `ANALYZE articles`)
+//! of `PostgresStore::explain_newest` per filter and of the no-change checks'
+//! SQL, and flags any `Seq Scan on articles`.
 //!
 //! What it does:
 //!
@@ -45,10 +54,11 @@ use feedsmith::article::{
 };
 use feedsmith::builder::{self, FeedMeta};
 use feedsmith::config::Config;
-use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore, Upserted};
+use feedsmith::store::{ArticleStore, PostgresStore, SqliteLocation, SqliteStore, Upserted};
 use feedsmith::{publish, scheduler};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, PgPool, Row, SqliteConnection};
 use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
@@ -79,6 +89,20 @@ struct Args {
     /// Repetitions of compressing a built feed for serving (slow: brotli 11).
     #[arg(long, default_value_t = 10)]
     reps_publish: usize,
+    /// Run against PostgreSQL at this URL instead of SQLite, in a fresh schema
+    /// `feedsmith_scale_<pid>` (e.g. postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// With --postgres: keep the schema at the end instead of dropping it.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The PostgreSQL schema the run uses, and the URL the store opens.
+struct PgTarget {
+    url: String,
+    schema: String,
+    store_url: String,
 }
 
 // --- deterministic generation ------------------------------------------------
@@ -677,7 +701,7 @@ fn file_size(db: &Path) -> u64 {
 }
 
 /// Imports `n` articles in batches; returns (upsert-only seconds, wall seconds).
-async fn import(store: &SqliteStore, n: u64, batch: usize) -> anyhow::Result<(f64, f64)> {
+async fn import(store: &dyn ArticleStore, n: u64, batch: usize) -> anyhow::Result<(f64, f64)> {
     let wall = Instant::now();
     let mut upsert_time = Duration::ZERO;
     let mut done = 0u64;
@@ -765,7 +789,7 @@ where
 
 fn bench_config(
     dir: &Path,
-    db: &Path,
+    store_url: &str,
     section: &str,
     tag: &str,
     author: &str,
@@ -778,9 +802,9 @@ fn bench_config(
             "[server]\nbase_url = \"https://feeds.example.com/\"\n\n\
              [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\nlanguage = \"en-IE\"\n\
              description = \"News from the Example newsroom\"\n\n\
-             [store]\nurl = \"sqlite://{}\"\n\n[output]\ndir = \"{}\"\n\n\
+             [store]\nurl = \"{}\"\n\n[output]\ndir = \"{}\"\n\n\
              [feeds]\ndir = \"{}\"\n",
-            db.display(),
+            store_url,
             dir.join("out").display(),
             feeds.display()
         ),
@@ -824,7 +848,70 @@ where
     }
 }
 
+/// `url` with `options[search_path]=schema` added.
+fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options[search_path]={schema}")
+}
+
+/// Bytes of the tables and indexes in `schema`.
+async fn schema_size(pool: &PgPool, schema: &str) -> u64 {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'r'",
+    )
+    .bind(schema)
+    .fetch_one(pool)
+    .await
+    .ok()
+    .flatten()
+    .map_or(0, |b| b.max(0) as u64)
+}
+
+/// Creates the PostgreSQL schema when `--postgres` is given, runs the phases,
+/// and drops the schema again (unless `--keep`), also after a failure.
 async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
+    let Some(url) = args.postgres.clone() else {
+        return run_phases(args, capture, None).await;
+    };
+    let schema = format!("feedsmith_scale_{}", std::process::id());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .with_context(|| format!("creating schema {schema}"))?;
+    let keep = args.keep;
+    let target = PgTarget {
+        store_url: with_search_path(&url, &schema),
+        url,
+        schema: schema.clone(),
+    };
+    let out = run_phases(args, capture, Some(target)).await;
+    if keep {
+        println!("\n--keep: schema {schema} left in place");
+    } else {
+        match sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+        {
+            Ok(_) => println!("\ndropped schema {schema}"),
+            Err(e) => eprintln!("store-scale: dropping schema {schema}: {e}"),
+        }
+    }
+    admin.close().await;
+    out
+}
+
+async fn run_phases(
+    args: Args,
+    capture: SqlCapture,
+    pg_target: Option<PgTarget>,
+) -> anyhow::Result<()> {
     let n = args.articles;
     ensure!(n >= 1_000, "--articles must be at least 1000");
     ensure!(
@@ -832,11 +919,19 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
         "repetitions must be at least 1"
     );
     let db = args.db.clone();
-    println!(
-        "store-scale: {} articles, db {}",
-        thousands(n),
-        db.display()
-    );
+    match &pg_target {
+        Some(t) => println!(
+            "store-scale: {} articles, PostgreSQL {} schema {}",
+            thousands(n),
+            t.url,
+            t.schema
+        ),
+        None => println!(
+            "store-scale: {} articles, db {}",
+            thousands(n),
+            db.display()
+        ),
+    }
     println!(
         "started {}, {} cores, pid {}, load average {}",
         Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -849,56 +944,26 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
     let mut phase = cpu_snap();
 
     // 1. The store.
-    let existing = existing_articles(&db).await?;
     let mut summary: Vec<Row_> = Vec::new();
     let import_line;
-    let reuse = args.reuse && existing == Some(n);
-    if args.reuse && !reuse {
-        println!(
-            "--reuse: {} ({}); importing afresh",
-            db.display(),
-            existing.map_or("missing".to_owned(), |c| format!(
-                "{} articles, not {}",
-                thousands(c),
-                thousands(n)
-            ))
-        );
-    }
-    let store;
-    if reuse {
-        println!(
-            "\n== 1. import: reusing {} ({} articles, {:.2} GB)",
-            db.display(),
-            thousands(n),
-            file_size(&db) as f64 / 1e9
-        );
-        store = SqliteStore::open(&SqliteLocation::File(db.clone())).await?;
-        import_line = "reused an existing store (no import this run)".to_owned();
-    } else {
-        if existing.is_some() {
-            remove_db(&db)?;
+    let store_box: Box<dyn ArticleStore>;
+    let mut pg: Option<PostgresStore> = None;
+    if let Some(t) = &pg_target {
+        if args.reuse {
+            println!("--reuse is ignored with --postgres (the schema is always fresh)");
         }
         println!(
-            "\n== 1. import: {} generated articles, upsert batches of {}",
+            "\n== 1. import: {} generated articles, upsert batches of {}, PostgreSQL schema {}",
             thousands(n),
-            args.batch
+            args.batch,
+            t.schema
         );
-        store = SqliteStore::open(&SqliteLocation::File(db.clone())).await?;
-        let sample = article(n / 2, n, None)?;
-        println!(
-            "  sample article: {} body {} B, {} author(s), {} tags, section {:?}, published {}",
-            sample.id,
-            sample.body_html.as_deref().map_or(0, str::len),
-            sample.authors.len(),
-            sample.tags.len(),
-            sample.section.as_deref().unwrap_or(""),
-            sample.published_at
-        );
-        let (upsert_s, wall_s) = import(&store, n, args.batch).await?;
-        let size = file_size(&db);
+        let opened = PostgresStore::open(&t.store_url).await?;
+        let (upsert_s, wall_s) = import(&opened, n, args.batch).await?;
+        let size = schema_size(opened.pool(), &t.schema).await;
         println!(
             "  import: {:.1} s wall ({:.0} articles/s incl. generation + validation), \
-             {:.1} s in upsert ({:.0} articles/s upsert only); db {:.2} GB",
+             {:.1} s in upsert ({:.0} articles/s upsert only); schema {:.2} GB",
             wall_s,
             n as f64 / wall_s,
             upsert_s,
@@ -906,14 +971,80 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
             size as f64 / 1e9
         );
         import_line = format!(
-            "{:.0} articles/s upsert only ({:.1} s), {:.0} articles/s incl. generation ({:.1} s); db {:.2} GB",
+            "{:.0} articles/s upsert only ({:.1} s), {:.0} articles/s incl. generation ({:.1} s); schema {:.2} GB",
             n as f64 / upsert_s,
             upsert_s,
             n as f64 / wall_s,
             wall_s,
             size as f64 / 1e9
         );
+        store_box = Box::new(opened.clone());
+        pg = Some(opened);
+    } else {
+        let existing = existing_articles(&db).await?;
+        let reuse = args.reuse && existing == Some(n);
+        if args.reuse && !reuse {
+            println!(
+                "--reuse: {} ({}); importing afresh",
+                db.display(),
+                existing.map_or("missing".to_owned(), |c| format!(
+                    "{} articles, not {}",
+                    thousands(c),
+                    thousands(n)
+                ))
+            );
+        }
+        if reuse {
+            println!(
+                "\n== 1. import: reusing {} ({} articles, {:.2} GB)",
+                db.display(),
+                thousands(n),
+                file_size(&db) as f64 / 1e9
+            );
+            store_box = Box::new(SqliteStore::open(&SqliteLocation::File(db.clone())).await?);
+            import_line = "reused an existing store (no import this run)".to_owned();
+        } else {
+            if existing.is_some() {
+                remove_db(&db)?;
+            }
+            println!(
+                "\n== 1. import: {} generated articles, upsert batches of {}",
+                thousands(n),
+                args.batch
+            );
+            store_box = Box::new(SqliteStore::open(&SqliteLocation::File(db.clone())).await?);
+            let sample = article(n / 2, n, None)?;
+            println!(
+                "  sample article: {} body {} B, {} author(s), {} tags, section {:?}, published {}",
+                sample.id,
+                sample.body_html.as_deref().map_or(0, str::len),
+                sample.authors.len(),
+                sample.tags.len(),
+                sample.section.as_deref().unwrap_or(""),
+                sample.published_at
+            );
+            let (upsert_s, wall_s) = import(&*store_box, n, args.batch).await?;
+            let size = file_size(&db);
+            println!(
+                "  import: {:.1} s wall ({:.0} articles/s incl. generation + validation), \
+                 {:.1} s in upsert ({:.0} articles/s upsert only); db {:.2} GB",
+                wall_s,
+                n as f64 / wall_s,
+                upsert_s,
+                n as f64 / upsert_s,
+                size as f64 / 1e9
+            );
+            import_line = format!(
+                "{:.0} articles/s upsert only ({:.1} s), {:.0} articles/s incl. generation ({:.1} s); db {:.2} GB",
+                n as f64 / upsert_s,
+                upsert_s,
+                n as f64 / wall_s,
+                wall_s,
+                size as f64 / 1e9
+            );
+        }
     }
+    let store: &dyn ArticleStore = &*store_box;
     let start_rev = store.revision().await?;
     println!("  store revision {start_rev}");
     let l = load_since(phase);
@@ -1003,7 +1134,12 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
     let tag = tag_name(27); // "Transport policy"
     let author = author_name(42);
     let dir = tempfile::tempdir()?;
-    let config = bench_config(dir.path(), &db, section, &tag, &author)?;
+    let store_url = match &pg_target {
+        Some(t) => t.url.clone(),
+        None => format!("sqlite://{}", db.display()),
+    };
+    let config = bench_config(dir.path(), &store_url, section, &tag, &author)?;
+    let mut filters = Vec::new();
     let mut plans_newest = Vec::new();
     for (kind, feed, value) in [
         ("section", "section", format!("sections = [{section:?}]")),
@@ -1031,7 +1167,7 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
         })
         .await?;
         let (e2e, _) = time_async(args.reps, 20, |_| async {
-            Ok(scheduler::build_feed(&config, spec, &store).await?)
+            Ok(scheduler::build_feed(&config, spec, store).await?)
         })
         .await?;
         // What a refresh does next with changed documents: the gzip and brotli
@@ -1094,79 +1230,95 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
         })
         .await?;
         plans_newest.push((format!("newest(50), filter {kind}"), sql));
+        filters.push((kind, feed));
     }
 
     let l = load_since(phase);
     println!("  {l}");
     loads.push(("2c newest + build", l));
 
-    // 3. Query plans of exactly what the store sends.
-    println!(
-        "\n== 3. EXPLAIN QUERY PLAN (statements captured from sqlx while the store method ran)"
-    );
-    let rev_now = store.revision().await?;
-    let (_, rev_sql) = captured(&capture, || async { Ok(store.revision().await?) }).await?;
-    let (_, cs_sql) = captured(&capture, || async {
-        Ok(store.changed_since(rev_now, 1000).await?)
-    })
-    .await?;
-    let mut conn = readonly(&db).await?;
-    let mut scanning = Vec::new();
-    let mut cases = vec![
-        ("revision()".to_owned(), rev_sql),
-        ("changed_since(rev, 1000)".to_owned(), cs_sql),
-    ];
-    cases.extend(plans_newest);
-    for (label, statements) in cases {
-        if statements.is_empty() {
-            println!("  {label}: no statement captured (is sqlx statement logging off?)");
-            continue;
+    // 3. Query plans.
+    if let Some(pg) = &pg {
+        pg_plans(pg, &config, &filters).await?;
+    } else {
+        // 3. Query plans of exactly what the store sends.
+        println!(
+            "\n== 3. EXPLAIN QUERY PLAN (statements captured from sqlx while the store method ran)"
+        );
+        let rev_now = store.revision().await?;
+        let (_, rev_sql) = captured(&capture, || async { Ok(store.revision().await?) }).await?;
+        let (_, cs_sql) = captured(&capture, || async {
+            Ok(store.changed_since(rev_now, 1000).await?)
+        })
+        .await?;
+        let mut conn = readonly(&db).await?;
+        let mut scanning = Vec::new();
+        let mut cases = vec![
+            ("revision()".to_owned(), rev_sql),
+            ("changed_since(rev, 1000)".to_owned(), cs_sql),
+        ];
+        cases.extend(plans_newest);
+        for (label, statements) in cases {
+            if statements.is_empty() {
+                println!("  {label}: no statement captured (is sqlx statement logging off?)");
+                continue;
+            }
+            for sql in statements {
+                let binds: Vec<i64> = if label.starts_with("changed_since") {
+                    vec![rev_now.0, 1000]
+                } else {
+                    Vec::new()
+                };
+                let plan = explain(&mut conn, &sql, &binds).await?;
+                let scan = scans_articles(&plan);
+                println!("  {label}");
+                println!(
+                    "    sql:  {}",
+                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+                for line in &plan {
+                    println!("    plan: {line}");
+                }
+                if scan {
+                    println!("    !!! this plan SCANS the articles table");
+                    scanning.push(label.clone());
+                }
+            }
         }
-        for sql in statements {
-            let binds: Vec<i64> = if label.starts_with("changed_since") {
-                vec![rev_now.0, 1000]
+        let no_change_scans = scanning
+            .iter()
+            .any(|l| l.starts_with("revision") || l.starts_with("changed_since"));
+        println!(
+            "  verdict: no-change checks {}",
+            if no_change_scans {
+                "SCAN the articles table (see above)"
             } else {
-                Vec::new()
-            };
-            let plan = explain(&mut conn, &sql, &binds).await?;
-            let scan = scans_articles(&plan);
-            println!("  {label}");
-            println!(
-                "    sql:  {}",
-                sql.split_whitespace().collect::<Vec<_>>().join(" ")
-            );
-            for line in &plan {
-                println!("    plan: {line}");
+                "use the store_state primary key / the articles_revision index; no SCAN of articles"
             }
-            if scan {
-                println!("    !!! this plan SCANS the articles table");
-                scanning.push(label.clone());
-            }
+        );
+        if !scanning.is_empty() {
+            println!("  plans with a SCAN of articles: {}", scanning.join(", "));
         }
-    }
-    let no_change_scans = scanning
-        .iter()
-        .any(|l| l.starts_with("revision") || l.starts_with("changed_since"));
-    println!(
-        "  verdict: no-change checks {}",
-        if no_change_scans {
-            "SCAN the articles table (see above)"
-        } else {
-            "use the store_state primary key / the articles_revision index; no SCAN of articles"
-        }
-    );
-    if !scanning.is_empty() {
-        println!("  plans with a SCAN of articles: {}", scanning.join(", "));
+        drop(conn);
     }
 
     // 4. Summary.
     let end_rev = store.revision().await?;
-    println!(
-        "\n== summary: {} articles, db {:.2} GB, store revision {} at the end",
-        thousands(n),
-        file_size(&db) as f64 / 1e9,
-        end_rev
-    );
+    match (&pg, &pg_target) {
+        (Some(pg), Some(t)) => println!(
+            "\n== summary: {} articles, PostgreSQL schema {} {:.2} GB, store revision {} at the end",
+            thousands(n),
+            t.schema,
+            schema_size(pg.pool(), &t.schema).await as f64 / 1e9,
+            end_rev
+        ),
+        _ => println!(
+            "\n== summary: {} articles, db {:.2} GB, store revision {} at the end",
+            thousands(n),
+            file_size(&db) as f64 / 1e9,
+            end_rev
+        ),
+    }
     println!("  import: {import_line}");
     println!(
         "  {:<50} {:>10} {:>10} {:>10} {:>10} {:>7}",
@@ -1187,7 +1339,94 @@ async fn run(args: Args, capture: SqlCapture) -> anyhow::Result<()> {
     for (phase, l) in &loads {
         println!("  {phase:<20} {l}");
     }
-    drop(conn);
+    // Dropping (not closing) the pool: `PgPool::close` would wait for the
+    // connection the store's LISTEN task holds, which it keeps until every
+    // clone of the store is gone and its next 10 s wake-up.
+    drop(store_box);
+    drop(pg);
+    Ok(())
+}
+
+/// Whether a PostgreSQL plan reads the whole `articles` table.
+fn pg_scans_articles(plan: &[String]) -> bool {
+    plan.iter().any(|l| {
+        l.split("Seq Scan on ")
+            .skip(1)
+            .any(|rest| rest.split_whitespace().next() == Some("articles"))
+    })
+}
+
+/// `EXPLAIN` on PostgreSQL (after `ANALYZE articles`): the no-change checks'
+/// SQL and `explain_newest` for each filter kind.
+async fn pg_plans(
+    pg: &PostgresStore,
+    config: &Config,
+    filters: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    println!("\n== 3. EXPLAIN (PostgreSQL, after ANALYZE articles)");
+    let t = Instant::now();
+    sqlx::query("ANALYZE articles").execute(pg.pool()).await?;
+    println!("  ANALYZE articles: {}", fmt_d(t.elapsed()));
+    let rev_now = pg.revision().await?;
+    let mut cases: Vec<(String, String, Vec<String>)> = Vec::new();
+    let rev_sql = "SELECT revision FROM store_state WHERE singleton = 1";
+    let plan: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {rev_sql}")))
+        .fetch_all(pg.pool())
+        .await?;
+    cases.push(("revision()".to_owned(), rev_sql.to_owned(), plan));
+    let cs_sql = "SELECT id FROM articles WHERE revision > $1 ORDER BY revision LIMIT 1000";
+    let plan: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {cs_sql}")))
+        .bind(rev_now.0 - 1)
+        .fetch_all(pg.pool())
+        .await?;
+    cases.push((
+        format!("changed_since(rev, 1000), $1 = {}", rev_now.0 - 1),
+        cs_sql.to_owned(),
+        plan,
+    ));
+    for (kind, feed) in filters {
+        let spec = config
+            .feeds
+            .get(*feed)
+            .with_context(|| format!("feed {feed} missing from the bench config"))?;
+        let plan = pg.explain_newest(&spec.filter, 50).await?;
+        cases.push((
+            format!("newest(50), filter {kind}"),
+            "PostgresStore::explain_newest(filter, 50)".to_owned(),
+            plan.lines().map(str::to_owned).collect(),
+        ));
+    }
+    let mut scanning = Vec::new();
+    for (label, sql, plan) in &cases {
+        println!("  {label}");
+        println!("    sql:  {sql}");
+        for line in plan {
+            println!("    plan: {line}");
+        }
+        if pg_scans_articles(plan) {
+            println!("    !!! this plan has a Seq Scan on articles");
+            scanning.push(label.clone());
+        }
+    }
+    let no_change_scans = scanning
+        .iter()
+        .any(|l| l.starts_with("revision") || l.starts_with("changed_since"));
+    println!(
+        "  verdict: no-change checks {}",
+        if no_change_scans {
+            "have a Seq Scan on articles (see above)"
+        } else {
+            "do not Seq Scan articles"
+        }
+    );
+    if scanning.is_empty() {
+        println!("  no plan has a Seq Scan on articles");
+    } else {
+        println!(
+            "  plans with a Seq Scan on articles: {}",
+            scanning.join(", ")
+        );
+    }
     Ok(())
 }
 
