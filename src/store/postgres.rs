@@ -191,6 +191,8 @@ async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
 /// One article that differs from what is stored, with the revision it takes.
 struct Change<'a> {
     article: &'a Article,
+    /// Whether a row was stored before, whose filter rows must be replaced.
+    existed: bool,
     hash: Vec<u8>,
     revision: i64,
 }
@@ -256,6 +258,7 @@ impl ArticleStore for PostgresStore {
                 });
                 changed.push(Change {
                     article,
+                    existed,
                     hash,
                     revision,
                 });
@@ -433,6 +436,44 @@ async fn write_changes(
     .execute(&mut *tx)
     .await
     .map_err(StoreError::query("writing articles"))?;
+    write_filter_rows(tx, changes).await
+}
+
+/// Rewrites the tag and author rows of the changed articles from the keys
+/// just stored (the `articles_filter_rows` trigger leaves this to us).
+async fn write_filter_rows(
+    tx: &mut sqlx::PgConnection,
+    changes: &[Change<'_>],
+) -> Result<(), StoreError> {
+    let existed: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.existed)
+        .map(|c| c.article.id.as_str())
+        .collect();
+    let all: Vec<&str> = changes.iter().map(|c| c.article.id.as_str()).collect();
+    for (table, column, keys) in [
+        ("article_tags", "tag_key", "tag_keys"),
+        ("article_authors", "author_key", "author_keys"),
+    ] {
+        if !existed.is_empty() {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE article_id = ANY($1)"
+            )))
+            .bind(&existed)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("writing filter rows"))?;
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} (article_id, {column}, status, published_at) \
+             SELECT a.id, k.key, a.status, a.published_at \
+             FROM articles a, unnest(a.{keys}) AS k(key) WHERE a.id = ANY($1)"
+        )))
+        .bind(&all)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("writing filter rows"))?;
+    }
     Ok(())
 }
 
@@ -444,48 +485,90 @@ enum Bind {
 
 /// Builds the newest-N query for `filter`.
 ///
-/// Sections drive: one subquery per section walks `articles_section_newest`
-/// newest-first and stops after `limit` rows (tags and authors checked on
-/// each row); their union, at most sections × limit rows, is sorted. Without
-/// sections the planner chooses between walking `articles_newest` and checking
-/// each row's keys (common tags) and the GIN index on the keys followed by a
-/// top-N sort (rare ones) — both indexed, neither reads the whole table.
+/// One filter list drives, as in the SQLite store. Sections: one subquery per
+/// section walks `articles_section_newest` newest-first and stops after
+/// `limit` rows, checking tags and authors on each row's key arrays. Tags (or
+/// else authors): for each value, a lateral subquery walks that value's
+/// `article_tags_newest` (`article_authors_newest`) rows newest-first and
+/// stops after `limit` matches, checking authors against `article_authors`.
+/// The candidates, at most values × limit, are then sorted. So a feed costs
+/// about `limit` index steps per value however large the store is.
 fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
     let limit = i64::from(limit);
-    let mut binds = vec![Bind::Text(Status::Published.as_str().to_owned())];
-    let mut conditions = String::new();
-    if !filter.tags.is_empty() {
-        binds.push(Bind::Texts(filter.tags.clone()));
-        conditions += &format!(" AND tag_keys && ${}::text[]", binds.len());
-    }
-    if !filter.authors.is_empty() {
-        binds.push(Bind::Texts(filter.authors.clone()));
-        conditions += &format!(" AND author_keys && ${}::text[]", binds.len());
-    }
-    binds.push(Bind::Int(limit));
-    let limit_at = binds.len();
-    if filter.sections.is_empty() {
+    let mut binds = vec![
+        Bind::Text(Status::Published.as_str().to_owned()),
+        Bind::Int(limit),
+    ];
+    let mut bind = |b: Bind| {
+        binds.push(b);
+        binds.len()
+    };
+    if !filter.sections.is_empty() {
+        let mut conditions = String::new();
+        if !filter.tags.is_empty() {
+            let n = bind(Bind::Texts(filter.tags.clone()));
+            conditions += &format!(" AND tag_keys && ${n}::text[]");
+        }
+        if !filter.authors.is_empty() {
+            let n = bind(Bind::Texts(filter.authors.clone()));
+            conditions += &format!(" AND author_keys && ${n}::text[]");
+        }
+        let mut parts = Vec::with_capacity(filter.sections.len());
+        for section in &filter.sections {
+            let n = bind(Bind::Text(section.clone()));
+            parts.push(format!(
+                "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${n}{conditions} \
+                 ORDER BY published_at DESC, id DESC LIMIT $2)"
+            ));
+        }
         return (
             format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = $1{conditions} \
-                 ORDER BY published_at DESC, id DESC LIMIT ${limit_at}"
+                "SELECT * FROM ({}) AS candidates ORDER BY published_at DESC, id DESC LIMIT $2",
+                parts.join(" UNION ALL ")
             ),
             binds,
         );
     }
-    let mut parts = Vec::with_capacity(filter.sections.len());
-    for section in &filter.sections {
-        binds.push(Bind::Text(section.clone()));
-        parts.push(format!(
-            "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${}{conditions} \
-             ORDER BY published_at DESC, id DESC LIMIT ${limit_at})",
-            binds.len()
-        ));
+    let (table, column, values, others) = if !filter.tags.is_empty() {
+        (
+            "article_tags",
+            "tag_key",
+            &filter.tags[..],
+            &filter.authors[..],
+        )
+    } else if !filter.authors.is_empty() {
+        (
+            "article_authors",
+            "author_key",
+            &filter.authors[..],
+            &[][..],
+        )
+    } else {
+        return (
+            format!(
+                "SELECT {COLUMNS} FROM articles WHERE status = $1 \
+                 ORDER BY published_at DESC, id DESC LIMIT $2"
+            ),
+            binds,
+        );
+    };
+    let driving = bind(Bind::Texts(values.to_vec()));
+    let mut check = String::new();
+    if !others.is_empty() {
+        let n = bind(Bind::Texts(others.to_vec()));
+        check = format!(
+            " AND EXISTS (SELECT 1 FROM article_authors f \
+             WHERE f.article_id = d.article_id AND f.author_key = ANY(${n}::text[]))"
+        );
     }
     (
         format!(
-            "SELECT * FROM ({}) AS candidates ORDER BY published_at DESC, id DESC LIMIT ${limit_at}",
-            parts.join(" UNION ALL ")
+            "SELECT {COLUMNS} FROM articles WHERE status = $1 AND id IN ( \
+                 SELECT d.article_id FROM unnest(${driving}::text[]) AS v(key) \
+                 CROSS JOIN LATERAL (SELECT d.article_id FROM {table} d \
+                     WHERE d.{column} = v.key AND d.status = $1{check} \
+                     ORDER BY d.published_at DESC, d.article_id DESC LIMIT $2) AS d) \
+             ORDER BY published_at DESC, id DESC LIMIT $2"
         ),
         binds,
     )
