@@ -8,8 +8,10 @@
 -- needs. They are derived from `tag_keys`/`author_keys`: a CMS never writes
 -- them; the trigger below (or feedsmith's importer, per batch) does.
 
+-- No foreign key to `articles`: articles are never deleted, and checking one
+-- per row would make every import pay a lookup per tag.
 CREATE TABLE article_tags (
-    article_id   TEXT NOT NULL REFERENCES articles (id),
+    article_id   TEXT NOT NULL,
     tag_key      TEXT NOT NULL,
     status       TEXT NOT NULL,
     published_at TIMESTAMPTZ NOT NULL,
@@ -18,7 +20,7 @@ CREATE TABLE article_tags (
 CREATE INDEX article_tags_newest ON article_tags (tag_key, status, published_at DESC, article_id DESC);
 
 CREATE TABLE article_authors (
-    article_id   TEXT NOT NULL REFERENCES articles (id),
+    article_id   TEXT NOT NULL,
     author_key   TEXT NOT NULL,
     status       TEXT NOT NULL,
     published_at TIMESTAMPTZ NOT NULL,
@@ -27,39 +29,57 @@ CREATE TABLE article_authors (
 CREATE INDEX article_authors_newest ON article_authors (author_key, status, published_at DESC, article_id DESC);
 
 INSERT INTO article_tags (article_id, tag_key, status, published_at)
-    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.tag_keys) AS k(key);
+    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.tag_keys) AS k(key)
+    ON CONFLICT DO NOTHING;
 INSERT INTO article_authors (article_id, author_key, status, published_at)
-    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.author_keys) AS k(key);
+    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.author_keys) AS k(key)
+    ON CONFLICT DO NOTHING;
 
 -- Filters now drive from the rows above; the GIN indexes only slowed writes.
 DROP INDEX articles_tag_keys;
 DROP INDEX articles_author_keys;
 
+-- Rewrites the filter rows of the given articles from their stored keys. The
+-- importer calls it once per batch (one round trip); the trigger below calls
+-- it for a CMS write. Each statement of a volatile SQL function sees the
+-- previous one's changes, so the inserts follow the deletes.
+CREATE FUNCTION feedsmith_refresh_filter_rows(ids TEXT[]) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM article_tags WHERE article_id = ANY(ids);
+    DELETE FROM article_authors WHERE article_id = ANY(ids);
+    INSERT INTO article_tags (article_id, tag_key, status, published_at)
+        SELECT a.id, k.key, a.status, a.published_at
+        FROM articles a, unnest(a.tag_keys) AS k(key) WHERE a.id = ANY(ids)
+        ON CONFLICT DO NOTHING;
+    INSERT INTO article_authors (article_id, author_key, status, published_at)
+        SELECT a.id, k.key, a.status, a.published_at
+        FROM articles a, unnest(a.author_keys) AS k(key) WHERE a.id = ANY(ids)
+        ON CONFLICT DO NOTHING;
+$$;
+
 -- Direct writes: rewrite the article's filter rows when its keys, status or
--- publication time changed. feedsmith's importer writes them per batch itself.
+-- publication time changed.
 CREATE FUNCTION feedsmith_article_filter_rows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('feedsmith.writer', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP = 'UPDATE'
        AND (NEW.tag_keys, NEW.author_keys, NEW.status, NEW.published_at)
            IS NOT DISTINCT FROM (OLD.tag_keys, OLD.author_keys, OLD.status, OLD.published_at)
     THEN
         RETURN NULL;
     END IF;
-    DELETE FROM article_tags WHERE article_id = NEW.id;
-    DELETE FROM article_authors WHERE article_id = NEW.id;
-    INSERT INTO article_tags (article_id, tag_key, status, published_at)
-        SELECT NEW.id, k.key, NEW.status, NEW.published_at FROM unnest(NEW.tag_keys) AS k(key)
-        ON CONFLICT DO NOTHING;
-    INSERT INTO article_authors (article_id, author_key, status, published_at)
-        SELECT NEW.id, k.key, NEW.status, NEW.published_at FROM unnest(NEW.author_keys) AS k(key)
-        ON CONFLICT DO NOTHING;
+    PERFORM feedsmith_refresh_filter_rows(ARRAY[NEW.id]);
     RETURN NULL;
 END
 $$;
 
+-- The WHEN clause skips the importer's rows before a trigger call is queued
+-- for each; the write trigger from 0001 gets the same clause.
 CREATE TRIGGER articles_filter_rows AFTER INSERT OR UPDATE ON articles
-    FOR EACH ROW EXECUTE FUNCTION feedsmith_article_filter_rows();
+    FOR EACH ROW WHEN (current_setting('feedsmith.writer', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION feedsmith_article_filter_rows();
+
+DROP TRIGGER articles_write ON articles;
+CREATE TRIGGER articles_write BEFORE INSERT OR UPDATE ON articles
+    FOR EACH ROW WHEN (current_setting('feedsmith.writer', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION feedsmith_article_write();

@@ -191,8 +191,6 @@ async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
 /// One article that differs from what is stored, with the revision it takes.
 struct Change<'a> {
     article: &'a Article,
-    /// Whether a row was stored before, whose filter rows must be replaced.
-    existed: bool,
     hash: Vec<u8>,
     revision: i64,
 }
@@ -258,7 +256,6 @@ impl ArticleStore for PostgresStore {
                 });
                 changed.push(Change {
                     article,
-                    existed,
                     hash,
                     revision,
                 });
@@ -440,40 +437,18 @@ async fn write_changes(
 }
 
 /// Rewrites the tag and author rows of the changed articles from the keys
-/// just stored (the `articles_filter_rows` trigger leaves this to us).
+/// just stored, in one round trip (the `articles_filter_rows` trigger leaves
+/// this to us).
 async fn write_filter_rows(
     tx: &mut sqlx::PgConnection,
     changes: &[Change<'_>],
 ) -> Result<(), StoreError> {
-    let existed: Vec<&str> = changes
-        .iter()
-        .filter(|c| c.existed)
-        .map(|c| c.article.id.as_str())
-        .collect();
-    let all: Vec<&str> = changes.iter().map(|c| c.article.id.as_str()).collect();
-    for (table, column, keys) in [
-        ("article_tags", "tag_key", "tag_keys"),
-        ("article_authors", "author_key", "author_keys"),
-    ] {
-        if !existed.is_empty() {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE article_id = ANY($1)"
-            )))
-            .bind(&existed)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("writing filter rows"))?;
-        }
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} (article_id, {column}, status, published_at) \
-             SELECT a.id, k.key, a.status, a.published_at \
-             FROM articles a, unnest(a.{keys}) AS k(key) WHERE a.id = ANY($1)"
-        )))
-        .bind(&all)
+    let ids: Vec<&str> = changes.iter().map(|c| c.article.id.as_str()).collect();
+    sqlx::query("SELECT feedsmith_refresh_filter_rows($1)")
+        .bind(&ids)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("writing filter rows"))?;
-    }
     Ok(())
 }
 
