@@ -333,13 +333,11 @@ async fn two_replicas_serve_identical_bytes_and_converge_after_writes() {
             })
             .await;
     }
-    let first = snapshot(&a).await;
+    // Seeding the empty store takes one transaction per seed file, so the
+    // replica that did not seed may first build from part of them; the
+    // notifications of the rest bring it level.
+    let first = converged(&a, &b).await;
     assert!(first.iter().all(|d| d.2 == 200), "every document served");
-    assert_eq!(
-        first,
-        snapshot(&b).await,
-        "replicas serve the same bytes and ETags"
-    );
     let before = a.etag("/feeds/latest.rss").await;
 
     // A CMS writes straight into the database.
