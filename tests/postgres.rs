@@ -138,6 +138,57 @@ async fn direct_sql_writes_follow_the_revision_contract() {
 }
 
 #[tokio::test]
+async fn a_store_from_the_first_schema_is_upgraded_with_its_filter_rows() {
+    let Some(scratch) = PgScratch::create().await else {
+        return;
+    };
+    // The store as the first release left it: only migration 0001 applied.
+    let mut first = sqlx::migrate::Migrator::new(common::repo_root().join("migrations/postgres"))
+        .await
+        .expect("read the migrations");
+    first.migrations = first
+        .migrations
+        .iter()
+        .filter(|m| m.version == 1)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = sqlx::PgPool::connect(&scratch.url).await.expect("connect");
+    first.run(&pool).await.expect("apply 0001");
+    for (id, at) in [
+        ("old-1", "2026-02-01T10:00:00Z"),
+        ("old-2", "2026-02-02T10:00:00Z"),
+    ] {
+        sqlx::query(CMS_INSERT)
+            .bind(id)
+            .bind("Before the upgrade")
+            .bind(at)
+            .execute(&pool)
+            .await
+            .expect("a CMS insert under 0001");
+    }
+    pool.close().await;
+
+    let store = PostgresStore::open(&scratch.url)
+        .await
+        .expect("open upgrades the store");
+    for (tags, authors) in [
+        (vec!["un".to_owned()], vec![]),
+        (vec![], vec!["jane doe".to_owned()]),
+    ] {
+        let found = store
+            .newest(&ArticleFilter::new(&[], &tags, &authors), 10)
+            .await
+            .expect("newest");
+        assert_eq!(
+            common::ids(&found),
+            ["old-2", "old-1"],
+            "{tags:?} {authors:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn feed_queries_use_indexes_on_a_large_table() {
     let Some((_scratch, store)) = postgres_store().await else {
         return;
