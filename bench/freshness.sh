@@ -11,8 +11,11 @@
 #   WATCH     [schedule].watch of the "watch" configuration (default 2s)
 #   CRON_SECS the "cron" configuration refreshes every CRON_SECS seconds with
 #             the seconds-form cron "*/CRON_SECS * * * * *" (default 10)
-#   CONFIGS   which configurations to run, of "watch cron watch-busy" (default
-#             "watch cron"); see below
+#   CONFIGS   which configurations to run, of "watch cron watch-busy notify"
+#             (default "watch cron"); see below
+#   PG_URL    PostgreSQL database for the "notify" configuration (a fresh
+#             schema in it, dropped afterwards), e.g.
+#             postgres://postgres@127.0.0.1:5432/test
 #   FEED      the document polled (default latest.rss)
 #   ARTICLES  also import this many generated articles (bench/gen_articles.py,
 #             ~3.7 KB each) before the server starts, so the feeds are full
@@ -33,13 +36,17 @@
 #          section only, so never touched by the probe articles) refreshing on
 #          its own schedule every 3 s: shows whether another feed's scheduled
 #          refresh hides a write from the watch poll.
+#   notify (optional, needs PG_URL) the store is PostgreSQL, no watch, refresh
+#          = "0 3 * * *": only the store's notification at commit (LISTEN/
+#          NOTIFY) can pick up a write. Expected latency: one refresh, no poll.
 # The feeds are a copy of feeds/ (business.toml keeps its own "*/10 * * * *").
 #
 # What it does, per configuration: writes a config into a temporary folder
-# (store: SQLite there, seeded from examples/articles; output dir and a copy of
-# feeds/ there too), starts `feedsmith serve`, waits until /feeds/FEED answers
-# 200, then RUNS times: waits a random delay in [0, period) so writes land at a
-# random phase of the poll/schedule (back-to-back writes would be phase-locked
+# (store: SQLite there, or for notify a PostgreSQL schema; seeded from
+# examples/articles; output dir and a copy of feeds/ there too), starts
+# `feedsmith serve`, waits until /feeds/FEED answers 200, then RUNS times:
+# waits a random delay in [0, period) so writes land at a random phase of the
+# poll/schedule (back-to-back writes would be phase-locked
 # to it), reads the current ETag, writes one new article (published now, so it
 # is first in the latest feed) with `feedsmith import FILE --config ...`, takes
 # the instant `import` returns as the write time, then polls the ETag of
@@ -73,8 +80,12 @@ die() { printf 'freshness: %s\n' "$*" >&2; exit 1; }
 [[ $watch =~ ^([0-9]+)(ms|s)$ ]] || die "WATCH must be like 2s or 500ms, not '$watch'"
 if [[ ${BASH_REMATCH[2]} == s ]]; then watch_ms=$((BASH_REMATCH[1] * 1000)); else watch_ms=${BASH_REMATCH[1]}; fi
 for c in $configs; do
-  [[ $c == watch || $c == cron || $c == watch-busy ]] ||
-    die "CONFIGS: unknown configuration '$c' (use watch, cron, watch-busy)"
+  [[ $c == watch || $c == cron || $c == watch-busy || $c == notify ]] ||
+    die "CONFIGS: unknown configuration '$c' (use watch, cron, watch-busy, notify)"
+  if [[ $c == notify ]]; then
+    [[ -n ${PG_URL:-} ]] || die "the notify configuration needs PG_URL (a PostgreSQL database URL)"
+    command -v psql >/dev/null || die "psql is required for the notify configuration"
+  fi
 done
 for tool in curl python3; do
   command -v "$tool" >/dev/null || die "$tool is required"
@@ -89,8 +100,12 @@ exec > >(tee "$out") 2>&1
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/feedsmith-freshness.XXXXXX")
 server_pid=
+pg_schema=
 cleanup() {
   local rc=$?
+  if [[ -n $pg_schema ]]; then
+    psql "$PG_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null || true
+  fi
   if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -149,7 +164,17 @@ for config in $configs; do
   if [[ $config == watch-busy ]]; then
     printf '%s\n' 'title = "Busy"' 'sections = ["Business"]' 'refresh = "*/3 * * * * *"' >"$dir/feeds/busy.toml"
   fi
-  if [[ $config == watch || $config == watch-busy ]]; then
+  store_url="sqlite://$dir/store/articles.db"
+  if [[ $config == notify ]]; then
+    pg_schema="feedsmith_fresh_$$"
+    psql "$PG_URL" -qc "CREATE SCHEMA $pg_schema" >/dev/null || die "cannot create schema $pg_schema in $PG_URL"
+    sep='?'; [[ $PG_URL == *\?* ]] && sep='&'
+    store_url="$PG_URL${sep}options[search_path]=$pg_schema"
+    schedule='refresh = "0 3 * * *"'
+    # No poll or schedule to be in phase with: any delay does.
+    period_ms=1000
+    expect="no poll: the commit's notification starts one refresh, plus up to one ETag poll period"
+  elif [[ $config == watch || $config == watch-busy ]]; then
     schedule="refresh = \"0 3 * * *\"
 watch = \"$watch\""
     period_ms=$watch_ms
@@ -171,7 +196,7 @@ timezone = "Europe/Dublin"
 language = "en-IE"
 
 [store]
-url = "sqlite://$dir/store/articles.db"
+url = "$store_url"
 seed_dir = "$repo/examples/articles"
 
 [output]
