@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures `feedsmith import` of N generated articles (default 100 000) into a
 # fresh store, then a re-import of the same file (all unchanged).
-# Usage: bench/import.sh [N]
+# Usage: bench/import.sh [N]   (CARGO_TARGET_DIR is honoured)
 # With PG_URL=postgres://user@host/db set, the store is PostgreSQL: a fresh
 # schema in that database, dropped afterwards. Otherwise a fresh SQLite file.
 set -euo pipefail
@@ -46,7 +46,7 @@ echo "store: $backend"
 echo "articles: $n ($size of JSON Lines)"
 for run in first re-import; do
   start=$(date +%s.%N)
-  ./target/release/feedsmith --config "$work/feedsmith.toml" import "$work/articles.jsonl" </dev/null
+  "${CARGO_TARGET_DIR:-target}/release/feedsmith" --config "$work/feedsmith.toml" import "$work/articles.jsonl" </dev/null
   end=$(date +%s.%N)
   python3 -c "s=$end-$start; print(f'$run: {s:.2f} s, {$n/s:,.0f} articles/s')"
 done
