@@ -186,6 +186,36 @@ async fn a_store_from_the_first_schema_is_upgraded_with_its_filter_rows() {
             "{tags:?} {authors:?}"
         );
     }
+
+    // During a rolling upgrade the previous version's importer still writes:
+    // it sets revision and keys itself under `feedsmith.writer = 'on'` and
+    // knows nothing of the filter rows, which the trigger must then write.
+    let mut tx = store.pool().begin().await.expect("begin");
+    sqlx::query("SET LOCAL feedsmith.writer = 'on'")
+        .execute(&mut *tx)
+        .await
+        .expect("set writer");
+    sqlx::query(
+        "WITH next AS (UPDATE store_state SET revision = revision + 1 RETURNING revision) \
+         INSERT INTO articles (id, revision, url, headline, section, section_key, tags, tag_keys, \
+                               authors, author_keys, published_at, updated_at) \
+         SELECT 'old-importer', next.revision, 'https://news.example.com/old-importer', \
+                'From the previous importer', 'World', 'world', '[\"UN\"]', '{un}', \
+                '[{\"name\": \"Jane Doe\"}]', '{jane doe}', \
+                '2026-02-03T10:00:00Z', '2026-02-03T10:00:00Z' FROM next",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("an insert as the previous importer made it");
+    tx.commit().await.expect("commit");
+    let found = store
+        .newest(
+            &ArticleFilter::new(&[], &["un".into()], &["jane doe".into()]),
+            10,
+        )
+        .await
+        .expect("newest");
+    assert_eq!(common::ids(&found), ["old-importer", "old-2", "old-1"]);
 }
 
 #[tokio::test]

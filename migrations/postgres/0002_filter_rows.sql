@@ -7,33 +7,43 @@
 -- status and publication time, so the index holds everything the newest-N walk
 -- needs. They are derived from `tag_keys`/`author_keys`: a CMS never writes
 -- them; the trigger below (or feedsmith's importer, per batch) does.
+--
+-- Replicas of the previous version still running during an upgrade keep
+-- working, but their tag and author feeds lose the GIN indexes dropped here
+-- and are slow until those replicas are replaced.
+
+-- Writes wait while the rows are backfilled (reads go on), so no article
+-- written meanwhile can be missed by both the backfill and the trigger.
+LOCK TABLE articles IN SHARE ROW EXCLUSIVE MODE;
 
 -- No foreign key to `articles`: articles are never deleted, and checking one
--- per row would make every import pay a lookup per tag.
+-- per row would make every import pay a lookup per tag. The indexes are built
+-- after the backfill, which is several times faster than growing them row by row.
 CREATE TABLE article_tags (
     article_id   TEXT NOT NULL,
     tag_key      TEXT NOT NULL,
     status       TEXT NOT NULL,
-    published_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (article_id, tag_key)
+    published_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX article_tags_newest ON article_tags (tag_key, status, published_at DESC, article_id DESC);
-
 CREATE TABLE article_authors (
     article_id   TEXT NOT NULL,
     author_key   TEXT NOT NULL,
     status       TEXT NOT NULL,
-    published_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (article_id, author_key)
+    published_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX article_authors_newest ON article_authors (author_key, status, published_at DESC, article_id DESC);
 
+-- The importer and the write trigger store each key once per article; DISTINCT
+-- keeps the primary keys below from failing the upgrade on a row written
+-- some other way.
 INSERT INTO article_tags (article_id, tag_key, status, published_at)
-    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.tag_keys) AS k(key)
-    ON CONFLICT DO NOTHING;
+    SELECT DISTINCT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.tag_keys) AS k(key);
 INSERT INTO article_authors (article_id, author_key, status, published_at)
-    SELECT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.author_keys) AS k(key)
-    ON CONFLICT DO NOTHING;
+    SELECT DISTINCT a.id, k.key, a.status, a.published_at FROM articles a, unnest(a.author_keys) AS k(key);
+
+ALTER TABLE article_tags ADD PRIMARY KEY (article_id, tag_key);
+CREATE INDEX article_tags_newest ON article_tags (tag_key, status, published_at DESC, article_id DESC);
+ALTER TABLE article_authors ADD PRIMARY KEY (article_id, author_key);
+CREATE INDEX article_authors_newest ON article_authors (author_key, status, published_at DESC, article_id DESC);
 
 -- Filters now drive from the rows above; the GIN indexes only slowed writes.
 DROP INDEX articles_tag_keys;
@@ -73,13 +83,17 @@ BEGIN
 END
 $$;
 
--- The WHEN clause skips the importer's rows before a trigger call is queued
--- for each; the write trigger from 0001 gets the same clause.
+-- Who writes the filter rows: feedsmith's importer from this version on says
+-- `feedsmith.writer = 'with-filter-rows'` and writes revisions, keys and rows
+-- itself, so neither trigger runs for its rows (the WHEN clause skips them
+-- before a trigger call is even queued). The importer of the first version
+-- says 'on': it writes revisions and keys but knows nothing of these rows, so
+-- during a rolling upgrade the trigger below writes them for it.
 CREATE TRIGGER articles_filter_rows AFTER INSERT OR UPDATE ON articles
-    FOR EACH ROW WHEN (current_setting('feedsmith.writer', true) IS DISTINCT FROM 'on')
+    FOR EACH ROW WHEN (current_setting('feedsmith.writer', true) IS DISTINCT FROM 'with-filter-rows')
     EXECUTE FUNCTION feedsmith_article_filter_rows();
 
 DROP TRIGGER articles_write ON articles;
 CREATE TRIGGER articles_write BEFORE INSERT OR UPDATE ON articles
-    FOR EACH ROW WHEN (current_setting('feedsmith.writer', true) IS DISTINCT FROM 'on')
+    FOR EACH ROW WHEN (coalesce(current_setting('feedsmith.writer', true), '') NOT IN ('on', 'with-filter-rows'))
     EXECUTE FUNCTION feedsmith_article_write();

@@ -207,8 +207,9 @@ impl ArticleStore for PostgresStore {
             .begin()
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        // The triggers leave revisions and keys to us for this transaction.
-        sqlx::query("SET LOCAL feedsmith.writer = 'on'")
+        // The triggers leave revisions, keys and filter rows to us for this
+        // transaction (migration 0002 says why the value is not 'on').
+        sqlx::query("SET LOCAL feedsmith.writer = 'with-filter-rows'")
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
