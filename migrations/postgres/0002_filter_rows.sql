@@ -67,8 +67,8 @@ LANGUAGE sql AS $$
         ON CONFLICT DO NOTHING;
 $$;
 
--- Direct writes: rewrite the article's filter rows when its keys, status or
--- publication time changed.
+-- Direct writes (and the first version's importer): rewrite the article's
+-- filter rows when its keys, status or publication time changed.
 CREATE FUNCTION feedsmith_article_filter_rows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
