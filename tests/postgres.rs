@@ -361,6 +361,118 @@ async fn a_replica_whose_listen_connection_drops_reconnects_and_catches_up() {
     assert!(String::from_utf8_lossy(&body).contains("after-the-cut"));
 }
 
+#[tokio::test]
+async fn a_replica_reports_lost_write_notifications_until_it_listens_again() {
+    let Some(scratch) = PgScratch::create().await else {
+        return;
+    };
+    // The replica connects as a role of its own, so its logins can be refused
+    // without disturbing other tests.
+    let role = format!("{}_replica", scratch.schema);
+    let admin = sqlx::PgPool::connect(&scratch.url).await.expect("connect");
+    let sql = |s: String| sqlx::query(sqlx::AssertSqlSafe(s));
+    sql(format!("CREATE ROLE {role} LOGIN"))
+        .execute(&admin)
+        .await
+        .expect("create a role");
+    sql(format!("GRANT ALL ON SCHEMA {} TO {role}", scratch.schema))
+        .execute(&admin)
+        .await
+        .expect("grant");
+    let mut replica_url = url::Url::parse(&scratch.url).expect("a URL");
+    replica_url.set_username(&role).expect("a user");
+    replica_url.set_password(None).expect("no password");
+    let service = Service::start(ServiceOptions {
+        schedule: "refresh = \"0 3 1 1 *\"".into(),
+        store_url: Some(replica_url.to_string()),
+        ..ServiceOptions::default()
+    })
+    .await;
+    let before = service
+        .wait_for(30, "the first refresh", || async {
+            let (status, etag, _) = service.get("/feeds/latest.rss").await;
+            (status == 200).then_some(etag)
+        })
+        .await;
+    assert_eq!(service.health().await["status"], "ok");
+
+    // Cut the replica's connections, LISTEN included, and refuse new ones
+    // (the listener reconnects through the pool, so all must go).
+    sql(format!("ALTER ROLE {role} NOLOGIN"))
+        .execute(&admin)
+        .await
+        .expect("refuse logins");
+    let cut: Vec<(i32, String)> =
+        sqlx::query_as("SELECT pid, query FROM pg_stat_activity WHERE usename = $1")
+            .bind(&role)
+            .fetch_all(&admin)
+            .await
+            .expect("list the replica's connections");
+    assert!(
+        cut.iter().any(|(_, q)| q.starts_with("LISTEN")),
+        "found the replica's LISTEN connection among {cut:?}"
+    );
+    for (pid, _) in &cut {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&admin)
+            .await
+            .expect("terminate a connection of the replica");
+    }
+    let reason = service
+        .wait_for(30, "/healthz to report lost notifications", || async {
+            let health = service.health().await;
+            let errors = health["errors"].as_array().cloned().unwrap_or_default();
+            errors
+                .iter()
+                .find(|e| e["component"] == "store notifications")
+                .map(|e| (health["status"].clone(), e["reason"].clone()))
+        })
+        .await;
+    assert_eq!(reason.0, "degraded");
+    assert!(
+        reason
+            .1
+            .as_str()
+            .is_some_and(|r| r.contains("article writes")),
+        "{reason:?}"
+    );
+
+    // A write while it cannot hear; then it may log in again.
+    sqlx::query(CMS_INSERT)
+        .bind("while-deaf")
+        .bind("Written while the replica could not listen")
+        .bind("2026-03-08T10:00:00Z")
+        .execute(&admin)
+        .await
+        .expect("a CMS insert");
+    sql(format!("ALTER ROLE {role} LOGIN"))
+        .execute(&admin)
+        .await
+        .expect("allow logins");
+    service
+        .wait_for(40, "/healthz ok again", || async {
+            (service.health().await["status"] == "ok").then_some(())
+        })
+        .await;
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    let (_, _, body) = service.get("/feeds/latest.json").await;
+    assert!(String::from_utf8_lossy(&body).contains("while-deaf"));
+    service.stop().await;
+
+    // The role owns the tables its migrations made: drop them with it.
+    sql(format!("DROP OWNED BY {role}"))
+        .execute(&admin)
+        .await
+        .expect("drop what the role owns");
+    sql(format!("DROP ROLE {role}"))
+        .execute(&admin)
+        .await
+        .expect("drop the role");
+}
+
 /// Every feed document in every encoding, as (path, encoding, status, etag, body).
 async fn snapshot(service: &Service) -> Vec<(String, String, u16, String, Vec<u8>)> {
     let client = reqwest::Client::new();

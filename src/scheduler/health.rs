@@ -1,8 +1,9 @@
 //! What `/healthz` reports: the service's faults and how fresh its data is.
 //!
-//! The scheduler records each state change here (store lost or back, a feed's
-//! build failing or recovering, a configuration rejected or applied) and logs
-//! it once, at the change — never once per poll. The server only reads.
+//! The scheduler records each state change here (store lost or back, its
+//! write notifications lost or back, a feed's build failing or recovering, a
+//! configuration rejected or applied) and logs it once, at the change — never
+//! once per poll. The server only reads.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -27,6 +28,8 @@ struct State {
     feeds: BTreeMap<FeedName, Fault>,
     config: Option<Fault>,
     output: Option<Fault>,
+    /// The store cannot tell about writes (its LISTEN connection is down).
+    notifications: Option<Fault>,
     /// The last time the store answered.
     last_store_poll: Option<DateTime<Utc>>,
 }
@@ -144,6 +147,17 @@ impl Health {
         }
     }
 
+    /// Whether the store can tell about writes as they commit. The store
+    /// logs the change itself; this only makes it visible in `/healthz`.
+    pub fn notifications(&self, fault: Option<String>, now: DateTime<Utc>) {
+        self.with(|s| match fault {
+            Some(reason) => {
+                set_fault(&mut s.notifications, now, &reason);
+            }
+            None => s.notifications = None,
+        });
+    }
+
     /// A new configuration was applied.
     pub fn config_applied(&self) -> u64 {
         self.with(|s| {
@@ -185,6 +199,9 @@ impl Health {
             }
             if let Some(f) = &s.output {
                 add("output".into(), f);
+            }
+            if let Some(f) = &s.notifications {
+                add("store notifications".into(), f);
             }
             let status = if errors.is_empty() { "ok" } else { "degraded" };
             // How old the served data may be: the time since the store last
@@ -257,6 +274,21 @@ mod tests {
             Some(at(0)),
             "the fault began at the first report"
         );
+    }
+
+    #[test]
+    fn lost_write_notifications_degrade_until_they_are_back() {
+        let h = Health::new(1);
+        h.store_ok(at(0));
+        h.notifications(Some("lost the connection".into()), at(3));
+        h.notifications(Some("cannot listen: refused".into()), at(7));
+        let r = h.report(at(9), 2, None);
+        assert_eq!(r["status"], "degraded");
+        assert_eq!(r["errors"][0]["component"], "store notifications");
+        assert_eq!(r["errors"][0]["reason"], "cannot listen: refused");
+        assert_eq!(r["errors"][0]["since"], at(3).to_rfc3339());
+        h.notifications(None, at(12));
+        assert_eq!(h.report(at(12), 2, None)["status"], "ok");
     }
 
     #[test]

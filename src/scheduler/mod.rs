@@ -358,6 +358,10 @@ impl Scheduler {
     /// The store says a write committed (or that it may have missed some):
     /// check every feed now, by revision, as the watch poll would.
     async fn on_notified(&mut self) {
+        if let Some(store) = &self.store {
+            self.health
+                .notifications(store.notification_fault(), Utc::now());
+        }
         self.pending.extend(self.feeds.keys().cloned());
         if self.retry_at.is_none_or(|t| t <= Utc::now()) {
             self.refresh_pending().await;

@@ -190,6 +190,13 @@ pub trait ArticleStore: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+
+    /// Why the store cannot tell about writes right now (its LISTEN
+    /// connection is lost and not yet re-established), so writes wait for a
+    /// schedule or the watch poll. `changes` moves when this starts and ends.
+    fn notification_fault(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens (creating and migrating if needed) the store `url` names.

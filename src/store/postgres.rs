@@ -42,6 +42,8 @@ pub struct PostgresStore {
     /// Bumped whenever a notification arrives or the LISTEN connection was
     /// re-established (changes may have been missed meanwhile).
     changes: watch::Receiver<u64>,
+    /// Set while the LISTEN connection is down (see `notification_fault`).
+    listen_fault: watch::Receiver<Option<String>>,
 }
 
 impl PostgresStore {
@@ -70,16 +72,18 @@ impl PostgresStore {
                 url: shown.clone(),
                 source,
             })?;
-        let listener =
-            PgListener::connect_with(&pool)
-                .await
-                .map_err(|source| StoreError::Open {
-                    url: shown.clone(),
-                    source,
-                })?;
+        let listener = subscribe(&pool).await.map_err(|source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        })?;
         let (tx, changes) = watch::channel(0);
-        tokio::spawn(listen(listener, tx, shown));
-        Ok(Self { pool, changes })
+        let (fault_tx, listen_fault) = watch::channel(None);
+        tokio::spawn(listen(pool.clone(), listener, tx, fault_tx, shown));
+        Ok(Self {
+            pool,
+            changes,
+            listen_fault,
+        })
     }
 
     /// Checks the database can be reached, without changing it. `Ok(false)`
@@ -134,56 +138,83 @@ impl PostgresStore {
     }
 }
 
-/// Forwards notifications until every receiver is gone. A lost connection is
-/// reconnected by the next `try_recv`; since notifications sent meanwhile are
-/// lost, that counts as a change too, and the scheduler catches up by revision.
-async fn listen(mut listener: PgListener, tx: watch::Sender<u64>, url: String) {
-    let mut listening = false;
+/// A listener on [`CHANNEL`], on a connection of the pool's.
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection is reported at once; `listen` then starts afresh.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Forwards notifications until every receiver is gone.
+///
+/// Any error on the LISTEN connection drops the listener and subscribes
+/// afresh (with back-off): a listener whose connection was terminated by the
+/// server can report an error and keep the dead connection, so it is never
+/// reused. Notifications sent meanwhile are lost, so re-subscribing counts as
+/// a change and the scheduler catches up by revision. While it is down,
+/// `fault` says why, and the counter moves when that starts and when it ends so
+/// the scheduler can show it.
+async fn listen(
+    pool: PgPool,
+    listener: PgListener,
+    tx: watch::Sender<u64>,
+    fault: watch::Sender<Option<String>>,
+    url: String,
+) {
+    let mut listener = Some(listener);
     let mut failures = 0u32;
+    let down = |reason: String| {
+        let started = fault.send_if_modified(|f| {
+            let started = f.is_none();
+            *f = Some(reason);
+            started
+        });
+        if started {
+            tx.send_modify(|n| *n += 1);
+        }
+    };
     loop {
         if tx.is_closed() {
             return;
         }
-        if !listening {
-            match listener.listen(CHANNEL).await {
-                Ok(()) => {
-                    if failures > 0 {
-                        info!(store = %url, "listening for article writes again");
-                        tx.send_modify(|n| *n += 1);
-                    }
-                    listening = true;
+        let Some(active) = listener.as_mut() else {
+            match subscribe(&pool).await {
+                Ok(fresh) => {
+                    info!(store = %url, "listening for article writes again");
+                    listener = Some(fresh);
                     failures = 0;
+                    fault.send_replace(None);
+                    tx.send_modify(|n| *n += 1);
                 }
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 {
-                        warn!(store = %url, error = %e, "cannot listen for article writes; retrying");
-                    }
+                    down(format!("cannot listen for article writes: {e}"));
                     tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
-                    continue;
                 }
             }
-        }
+            continue;
+        };
         // Wake now and then to notice that the store was dropped.
-        match tokio::time::timeout(Duration::from_secs(10), listener.try_recv()).await {
-            Err(_) => {}
-            Ok(Ok(Some(_))) => tx.send_modify(|n| *n += 1),
-            Ok(Ok(None)) => {
-                // Notifications sent until we listen again are lost: once
-                // listening resumes, a change is signalled so the scheduler
-                // catches up by revision.
-                warn!(store = %url, "lost the connection that listens for article writes; reconnecting");
-                listening = false;
-                failures += 1;
+        let reason = match tokio::time::timeout(Duration::from_secs(10), active.try_recv()).await {
+            Err(_) => continue,
+            Ok(Ok(Some(_))) => {
+                tx.send_modify(|n| *n += 1);
+                continue;
             }
-            Ok(Err(e)) => {
-                failures += 1;
-                if failures == 1 {
-                    warn!(store = %url, error = %e, "listening for article writes failed; retrying");
-                }
-                listening = false;
-                tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
-            }
+            Ok(Ok(None)) => "the connection was closed".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+        };
+        warn!(store = %url, %reason, "lost the connection that listens for article writes; reconnecting");
+        down(format!(
+            "lost the connection that listens for article writes ({reason}); reconnecting"
+        ));
+        listener = None;
+        failures += 1;
+        // The first attempt is immediate; repeated losses back off.
+        if failures > 1 {
+            tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
         }
     }
 }
@@ -334,6 +365,10 @@ impl ArticleStore for PostgresStore {
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
         Some(self.changes.clone())
+    }
+
+    fn notification_fault(&self) -> Option<String> {
+        self.listen_fault.borrow().clone()
     }
 }
 

@@ -247,6 +247,9 @@ impl ArticleStore for FlakyStore {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.changes()
     }
+    fn notification_fault(&self) -> Option<String> {
+        self.inner.notification_fault()
+    }
 }
 
 /// Opens the configured store wrapped in a [`FlakyStore`]; while `down` is
