@@ -71,10 +71,28 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once. The library's errors already
+/// name their source in their own message (so logs and /healthz show it);
+/// anyhow's `context` does not. `{:#}` would repeat the former.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
@@ -249,4 +267,28 @@ async fn import(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> 
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open store x: {source}")]
+    struct Open {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let open = Open {
+            source: std::io::Error::other("connection refused"),
+        };
+        let e = anyhow::Error::new(open).context("starting the service");
+        assert_eq!(
+            describe(&e),
+            "starting the service: cannot open store x: connection refused"
+        );
+    }
 }
