@@ -12,6 +12,10 @@
 -- working, but their tag and author feeds lose the GIN indexes dropped here
 -- and are slow until those replicas are replaced.
 
+-- The backfill takes seconds per million articles: a statement_timeout set in
+-- the store URL for queries must not cancel it.
+SET LOCAL statement_timeout = 0;
+
 -- Writes wait while the rows are backfilled (reads go on), so no article
 -- written meanwhile can be missed by both the backfill and the trigger.
 LOCK TABLE articles IN SHARE ROW EXCLUSIVE MODE;
