@@ -67,7 +67,7 @@ pub async fn open_store(
     config: &Config,
     seeding: Seeding,
 ) -> Result<Box<dyn ArticleStore>, AppError> {
-    let store = store::open(&config.store.url)
+    let store = store::open(&config.store.url, config.store.connect)
         .await
         .map_err(|source| AppError::Store {
             at: config.store.url_at.clone(),

@@ -385,6 +385,8 @@ async fn a_replica_reports_lost_write_notifications_until_it_listens_again() {
     let service = Service::start(ServiceOptions {
         schedule: "refresh = \"0 3 1 1 *\"".into(),
         store_url: Some(replica_url.to_string()),
+        // One query connection: only works because LISTEN has its own.
+        store_extra: "pool_size = 1".into(),
         ..ServiceOptions::default()
     })
     .await;
@@ -395,6 +397,17 @@ async fn a_replica_reports_lost_write_notifications_until_it_listens_again() {
         })
         .await;
     assert_eq!(service.health().await["status"], "ok");
+    // store.pool_size bounds the query connections; LISTEN has its own.
+    let connections: Vec<String> =
+        sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE usename = $1")
+            .bind(&role)
+            .fetch_all(&admin)
+            .await
+            .expect("the replica's connections");
+    assert!(
+        connections.len() <= 2 && connections.iter().any(|q| q.starts_with("LISTEN")),
+        "pool_size = 1 plus LISTEN: {connections:?}"
+    );
 
     // Cut the replica's connections, LISTEN included, and refuse new ones
     // (the listener reconnects through the pool, so all must go).

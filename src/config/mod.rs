@@ -27,7 +27,7 @@ pub use document::{LineCol, Location, Problem, Source};
 pub use schedule::CronSchedule;
 
 use crate::article::{ArticleFilter, parse_http_url};
-use crate::store::StoreUrl;
+use crate::store::{ConnectOptions, StoreUrl};
 
 /// Where the service config is read from when neither `--config` nor
 /// `FEEDSMITH_CONFIG` names another file.
@@ -250,6 +250,26 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// `store.pool_size`: 1 up to [`ConnectOptions::MAX_POOL_SIZE`].
+#[derive(Debug, Clone, Copy)]
+struct PoolSize(u32);
+
+impl<'de> Deserialize<'de> for PoolSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=ConnectOptions::MAX_POOL_SIZE).contains(n))
+            .map(PoolSize)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{n} is out of range 1..={}",
+                    ConnectOptions::MAX_POOL_SIZE
+                ))
+            })
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -272,6 +292,7 @@ struct RawSite {
 struct RawStore {
     url: Spanned<StoreUrl>,
     seed_dir: Option<Spanned<PathBuf>>,
+    pool_size: Option<Spanned<PoolSize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +367,8 @@ pub struct StoreConfig {
     pub seed_dir: Option<PathBuf>,
     /// Where `url` is written, so a store that fails to open is reported there.
     pub url_at: Location,
+    /// PostgreSQL connection settings (`store.pool_size`).
+    pub connect: ConnectOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -497,6 +520,18 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
             ),
         ));
     }
+    let mut connect = ConnectOptions::default();
+    if let Some(size) = &raw.store.pool_size {
+        if matches!(raw.store.url.get_ref(), StoreUrl::Postgres(_)) {
+            connect.pool_size = size.get_ref().0;
+        } else {
+            problems.push(Problem::at(
+                source,
+                Some(size.span()),
+                "store.pool_size: applies to PostgreSQL stores only (store.url is SQLite)",
+            ));
+        }
+    }
     let feeds_dir = raw
         .feeds
         .map(|f| (f.dir.get_ref().clone(), Some(f.dir.span())))
@@ -539,6 +574,7 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
             url_at: Location::new(source, Some(raw.store.url.span())),
             url: raw.store.url.into_inner(),
             seed_dir: raw.store.seed_dir.map(|s| s.into_inner()),
+            connect,
         },
         output_dir: raw
             .output

@@ -100,7 +100,7 @@ fn three_mistakes_in_two_files_are_all_reported_with_positions() {
         p,
         vec![
             "DIR/feedsmith.toml:7:12: site.timezone: unknown timezone \"Europe/Dubln\"; use an IANA name such as \"Europe/Dublin\" or \"UTC\"",
-            "DIR/feedsmith.toml:10:1: store.pool: unknown key `pool`, expected `url` or `seed_dir`",
+            "DIR/feedsmith.toml:10:1: store.pool: unknown key `pool`, expected one of `url`, `seed_dir`, `pool_size`",
             "DIR/feeds/latest.toml:2:9: limit: limit 0 is out of range 1..=10000",
         ]
     );
@@ -173,6 +173,24 @@ fn main_file_rules() {
             "extra: unknown key `extra`",
         ),
         (
+            "url = \"sqlite::memory:\"",
+            "url = \"sqlite::memory:\"\npool_size = 4",
+            "feedsmith.toml:11:13",
+            "store.pool_size: applies to PostgreSQL stores only",
+        ),
+        (
+            "url = \"sqlite::memory:\"",
+            "url = \"postgres://feedsmith@db.internal/news\"\npool_size = 101",
+            "feedsmith.toml:11:13",
+            "store.pool_size: 101 is out of range 1..=100",
+        ),
+        (
+            "url = \"sqlite::memory:\"",
+            "url = \"postgres://feedsmith@db.internal/news\"\npool_size = 0",
+            "feedsmith.toml:11:13",
+            "store.pool_size: 0 is out of range 1..=100",
+        ),
+        (
             "title = \"Example News\"\n",
             "",
             "feedsmith.toml:5:1",
@@ -190,6 +208,19 @@ fn main_file_rules() {
         let f = Fixture::new(&MAIN.replacen(from, to, 1), &[latest()]);
         fails_at(&f, &format!("DIR/{at}"), needle);
     }
+}
+
+#[test]
+fn postgres_pool_size_is_read_and_defaults_to_8() {
+    let pg = MAIN.replace(
+        "url = \"sqlite::memory:\"",
+        "url = \"postgres://feedsmith@db.internal/news\"",
+    );
+    let config = Fixture::new(&pg, &[latest()]).load().expect("valid");
+    assert_eq!(config.store.connect.pool_size, 8);
+    let sized = pg.replace("[store]", "[store]\npool_size = 3");
+    let config = Fixture::new(&sized, &[latest()]).load().expect("valid");
+    assert_eq!(config.store.connect.pool_size, 3);
 }
 
 #[test]

@@ -700,6 +700,14 @@ impl Scheduler {
                 "store.url changed; restart feedsmith to use the new store");
             new.store = old.store.clone();
         }
+        if new.store.connect != old.store.connect && self.store.is_some() {
+            warn!(
+                from = old.store.connect.pool_size,
+                to = new.store.connect.pool_size,
+                "store.pool_size changed; it applies after a restart"
+            );
+            new.store.connect = old.store.connect;
+        }
         let removed: Vec<FeedName> = old
             .feeds
             .keys()

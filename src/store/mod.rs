@@ -200,10 +200,32 @@ pub trait ArticleStore: Send + Sync {
 }
 
 /// Opens (creating and migrating if needed) the store `url` names.
-pub async fn open(url: &StoreUrl) -> Result<Box<dyn ArticleStore>, StoreError> {
+pub async fn open(
+    url: &StoreUrl,
+    options: ConnectOptions,
+) -> Result<Box<dyn ArticleStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(loc) => Ok(Box::new(SqliteStore::open(loc).await?)),
-        StoreUrl::Postgres(u) => Ok(Box::new(PostgresStore::open(u).await?)),
+        StoreUrl::Postgres(u) => Ok(Box::new(PostgresStore::open_with(u, options).await?)),
+    }
+}
+
+/// How a replica connects to a PostgreSQL store, beyond its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Connections kept for queries; LISTEN has one more of its own.
+    pub pool_size: u32,
+}
+
+impl ConnectOptions {
+    /// The largest `store.pool_size` accepted: feedsmith runs a handful of
+    /// queries at a time, and each connection costs the server memory.
+    pub const MAX_POOL_SIZE: u32 = 100;
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { pool_size: 8 }
     }
 }
 

@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
-    ArticleStore, Revision, StoreError, StoredArticle, Upserted, content_hash, json, keys, redact,
+    ArticleStore, ConnectOptions, Revision, StoreError, StoredArticle, Upserted, content_hash,
+    json, keys, redact,
 };
 use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
 
@@ -47,24 +48,38 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, applies pending migrations (under PostgreSQL's advisory lock,
-    /// so replicas starting together take turns) and starts listening.
+    /// [`PostgresStore::open_with`] the default options.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, ConnectOptions::default()).await
+    }
+
+    /// Connects, applies pending migrations (under PostgreSQL's advisory lock,
+    /// so replicas starting together take turns) and starts listening. Keeps
+    /// up to `options.pool_size` connections for queries, plus one for LISTEN.
+    pub async fn open_with(url: &str, options: ConnectOptions) -> Result<Self, StoreError> {
         let shown = redact(url);
-        let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Open {
+        let connect = PgConnectOptions::from_str(url).map_err(|source| StoreError::Open {
             url: shown.clone(),
             source,
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(options.pool_size.max(1))
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(connect.clone())
             .await
             .map_err(|source| StoreError::Open {
                 url: shown.clone(),
                 source,
             })?;
+        // The LISTEN connection is held for good: a pool of its own, so it
+        // never takes one the queries need.
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(connect);
         MIGRATOR
             .run(&pool)
             .await
@@ -72,13 +87,15 @@ impl PostgresStore {
                 url: shown.clone(),
                 source,
             })?;
-        let listener = subscribe(&pool).await.map_err(|source| StoreError::Open {
-            url: shown.clone(),
-            source,
-        })?;
+        let listener = subscribe(&listen_pool)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: shown.clone(),
+                source,
+            })?;
         let (tx, changes) = watch::channel(0);
         let (fault_tx, listen_fault) = watch::channel(None);
-        tokio::spawn(listen(pool.clone(), listener, tx, fault_tx, shown));
+        tokio::spawn(listen(listen_pool, listener, tx, fault_tx, shown));
         Ok(Self {
             pool,
             changes,
@@ -138,7 +155,7 @@ impl PostgresStore {
     }
 }
 
-/// A listener on [`CHANNEL`], on a connection of the pool's.
+/// A listener on [`CHANNEL`], on the connection of the LISTEN pool.
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     // A lost connection is reported at once; `listen` then starts afresh.

@@ -301,6 +301,8 @@ pub struct ServiceOptions {
     pub down: bool,
     /// More feed files, as (file name, contents).
     pub extra_feeds: Vec<(String, String)>,
+    /// More `[store]` lines.
+    pub store_extra: String,
 }
 
 impl Default for ServiceOptions {
@@ -310,6 +312,7 @@ impl Default for ServiceOptions {
             store_url: None,
             down: false,
             extra_feeds: Vec::new(),
+            store_extra: String::new(),
         }
     }
 }
@@ -347,11 +350,12 @@ impl Service {
         let text = format!(
             "[server]\nlisten = \"{addr}\"\nbase_url = \"http://news.example.com\"\n\n\
              [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
-             [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n\n\
+             [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
              [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
             seed = repo_root().join("examples/articles").display(),
             out = dir.path().join("published").display(),
             schedule = options.schedule,
+            store_extra = options.store_extra,
             feeds = dir.path().join("feeds").display(),
         );
         let path = dir.path().join("feedsmith.toml");
