@@ -157,15 +157,18 @@ struct Limit(u32);
 
 impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        u32::try_from(n)
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .map(Limit)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!("limit {n} is out of range 1..={MAX_LIMIT}"))
-            })
+        whole_number(d, MAX_LIMIT, "limit ").map(Limit)
     }
+}
+
+/// A whole number in `1..=max`; out of range is reported as
+/// "{prefix}{n} is out of range 1..={max}".
+fn whole_number<'de, D: Deserializer<'de>>(d: D, max: u32, prefix: &str) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| serde::de::Error::custom(format!("{prefix}{n} is out of range 1..={max}")))
 }
 
 /// Text an admin must actually write: empty or blank strings are refused.
@@ -241,12 +244,8 @@ struct Count(usize);
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        usize::try_from(n)
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .map(Count)
-            .ok_or_else(|| serde::de::Error::custom(format!("{n} is out of range 1..=1000000")))
+        // u32 always fits in usize on the platforms feedsmith builds for.
+        whole_number(d, 1_000_000, "").map(|n| Count(n as usize))
     }
 }
 
@@ -256,17 +255,7 @@ struct PoolSize(u32);
 
 impl<'de> Deserialize<'de> for PoolSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        u32::try_from(n)
-            .ok()
-            .filter(|n| (1..=ConnectOptions::MAX_POOL_SIZE).contains(n))
-            .map(PoolSize)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{n} is out of range 1..={}",
-                    ConnectOptions::MAX_POOL_SIZE
-                ))
-            })
+        whole_number(d, ConnectOptions::MAX_POOL_SIZE, "").map(PoolSize)
     }
 }
 
