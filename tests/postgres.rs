@@ -330,18 +330,16 @@ async fn a_replica_whose_listen_connection_drops_reconnects_and_catches_up() {
         ..ServiceOptions::default()
     })
     .await;
-    let before = service
-        .wait_for(30, "the first refresh", || async {
-            let (status, etag, _) = service.get("/feeds/latest.rss").await;
-            (status == 200).then_some(etag)
-        })
-        .await;
+    let before = service.first_refresh(30).await;
     let writer = PostgresStore::open(&scratch.url).await.expect("writer");
-    // Cut every LISTEN connection on this database (other tests' replicas
-    // reconnect too, which is what they are for), then write at once.
+    // Cut every LISTEN connection of this user on this database (other tests'
+    // replicas reconnect too, which is what they are for; the one test whose
+    // replica runs as a role of its own counts its connections, so it is
+    // left alone), then write at once.
     let cut: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND usename = current_user \
+           AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
     )
     .fetch_all(writer.pool())
     .await
@@ -390,41 +388,21 @@ async fn a_replica_reports_lost_write_notifications_until_it_listens_again() {
         ..ServiceOptions::default()
     })
     .await;
-    let before = service
-        .wait_for(30, "the first refresh", || async {
-            let (status, etag, _) = service.get("/feeds/latest.rss").await;
-            (status == 200).then_some(etag)
-        })
-        .await;
+    let before = service.first_refresh(30).await;
     assert_eq!(service.health().await["status"], "ok");
     // store.pool_size bounds the query connections; LISTEN has its own.
-    let connections: Vec<String> =
-        sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE usename = $1")
-            .bind(&role)
-            .fetch_all(&admin)
-            .await
-            .expect("the replica's connections");
+    let connections = listening_connections(&admin, &role).await;
     assert!(
-        connections.len() <= 2 && connections.iter().any(|q| q.starts_with("LISTEN")),
+        connections.len() <= 2,
         "pool_size = 1 plus LISTEN: {connections:?}"
     );
 
-    // Cut the replica's connections, LISTEN included, and refuse new ones
-    // (the listener reconnects through the pool, so all must go).
+    // Cut the replica's connections, LISTEN included, and refuse new ones.
     sql(format!("ALTER ROLE {role} NOLOGIN"))
         .execute(&admin)
         .await
         .expect("refuse logins");
-    let cut: Vec<(i32, String)> =
-        sqlx::query_as("SELECT pid, query FROM pg_stat_activity WHERE usename = $1")
-            .bind(&role)
-            .fetch_all(&admin)
-            .await
-            .expect("list the replica's connections");
-    assert!(
-        cut.iter().any(|(_, q)| q.starts_with("LISTEN")),
-        "found the replica's LISTEN connection among {cut:?}"
-    );
+    let cut = listening_connections(&admin, &role).await;
     for (pid, _) in &cut {
         sqlx::query("SELECT pg_terminate_backend($1)")
             .bind(pid)
@@ -486,6 +464,21 @@ async fn a_replica_reports_lost_write_notifications_until_it_listens_again() {
         .expect("drop the role");
 }
 
+/// `role`'s connections as (pid, query); one of them must be LISTENing.
+async fn listening_connections(admin: &sqlx::PgPool, role: &str) -> Vec<(i32, String)> {
+    let connections: Vec<(i32, String)> =
+        sqlx::query_as("SELECT pid, query FROM pg_stat_activity WHERE usename = $1")
+            .bind(role)
+            .fetch_all(admin)
+            .await
+            .expect("list the replica's connections");
+    assert!(
+        connections.iter().any(|(_, q)| q.starts_with("LISTEN")),
+        "found the replica's LISTEN connection among {connections:?}"
+    );
+    connections
+}
+
 /// Every feed document in every encoding, as (path, encoding, status, etag, body).
 async fn snapshot(service: &Service) -> Vec<(String, String, u16, String, Vec<u8>)> {
     let client = reqwest::Client::new();
@@ -533,11 +526,7 @@ async fn two_replicas_serve_identical_bytes_and_converge_after_writes() {
     };
     let (a, b) = tokio::join!(Service::start(options.clone()), Service::start(options));
     for replica in [&a, &b] {
-        replica
-            .wait_for(30, "the first refresh", || async {
-                (replica.get("/feeds/latest.rss").await.0 == 200).then_some(())
-            })
-            .await;
+        replica.first_refresh(30).await;
     }
     // Seeding the empty store takes one transaction per seed file, so the
     // replica that did not seed may first build from part of them; the

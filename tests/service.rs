@@ -39,19 +39,10 @@ async fn served(service: &Service) -> Vec<(u16, String)> {
     out
 }
 
-async fn ready(service: &Service) -> String {
-    service
-        .wait_for(20, "the first refresh", || async {
-            let (status, etag, _) = service.get("/feeds/latest.rss").await;
-            (status == 200).then_some(etag)
-        })
-        .await
-}
-
 #[tokio::test]
 async fn an_article_is_published_updated_and_withdrawn_in_every_format() {
     let service = Service::start(ServiceOptions::default()).await;
-    let before = ready(&service).await;
+    let before = service.first_refresh(20).await;
     let writer = service.writer().await;
 
     writer
@@ -141,7 +132,7 @@ async fn the_watch_poll_serves_a_write_without_waiting_for_the_schedule() {
         ..ServiceOptions::default()
     })
     .await;
-    let before = ready(&service).await;
+    let before = service.first_refresh(20).await;
     service
         .writer()
         .await
@@ -168,7 +159,7 @@ async fn the_watch_poll_is_not_fooled_by_another_feeds_scheduled_refresh() {
         ..ServiceOptions::default()
     })
     .await;
-    let before = ready(&service).await;
+    let before = service.first_refresh(20).await;
     service
         .writer()
         .await
@@ -183,7 +174,7 @@ async fn the_watch_poll_is_not_fooled_by_another_feeds_scheduled_refresh() {
 #[tokio::test]
 async fn a_write_rebuilds_only_the_feeds_it_touches() {
     let service = Service::start(ServiceOptions::default()).await;
-    let before = ready(&service).await;
+    let before = service.first_refresh(20).await;
     let world_before = service.etag("/feeds/world.rss").await;
     let climate_before = service.etag("/feeds/climate.rss").await;
     let queries_before = service.queries.lock().expect("queries").len();
@@ -220,7 +211,7 @@ async fn a_write_rebuilds_only_the_feeds_it_touches() {
 #[tokio::test]
 async fn an_unchanged_store_publishes_nothing_new() {
     let service = Service::start(ServiceOptions::default()).await;
-    ready(&service).await;
+    service.first_refresh(20).await;
     let first = served(&service).await;
     let published_at = service.health().await["published_at"].clone();
     // Several refreshes (one per second) later, nothing was republished.
@@ -240,7 +231,7 @@ async fn an_unchanged_store_publishes_nothing_new() {
 #[tokio::test]
 async fn feed_files_are_reloaded_and_a_broken_edit_keeps_the_running_config() {
     let service = Service::start(ServiceOptions::default()).await;
-    ready(&service).await;
+    service.first_refresh(20).await;
     assert_eq!(service.get("/feeds/culture.rss").await.0, 404);
 
     std::fs::write(
@@ -320,7 +311,7 @@ async fn feed_files_are_reloaded_and_a_broken_edit_keeps_the_running_config() {
 #[tokio::test]
 async fn an_unreachable_store_keeps_the_last_good_feeds_and_recovers() {
     let service = Service::start(ServiceOptions::default()).await;
-    let before = ready(&service).await;
+    let before = service.first_refresh(20).await;
     let everything = served(&service).await;
 
     service.down.store(true, Ordering::SeqCst);
@@ -364,7 +355,7 @@ async fn an_unreachable_store_keeps_the_last_good_feeds_and_recovers() {
 #[tokio::test]
 async fn a_restart_serves_the_same_etags_before_the_store_is_reached() {
     let service = Service::start(ServiceOptions::default()).await;
-    ready(&service).await;
+    service.first_refresh(20).await;
     let before = served(&service).await;
     assert!(before.iter().all(|(s, _)| *s == 200), "{before:?}");
     let gzip_before = gzip_etag(&service, "/feeds/latest.rss").await;
@@ -442,14 +433,14 @@ async fn a_store_that_cannot_open_at_start_up_is_picked_up_when_it_can() {
     );
 
     std::fs::remove_file(&blocker).expect("unblock");
-    ready(&service).await;
+    service.first_refresh(20).await;
     assert_eq!(service.health().await["status"], "ok");
 }
 
 #[tokio::test]
 async fn build_and_serve_write_the_same_bytes() {
     let service = Service::start(ServiceOptions::default()).await;
-    ready(&service).await;
+    service.first_refresh(20).await;
     let config = feedsmith::config::Config::load(&service.path("feedsmith.toml")).expect("config");
     let store = service.writer().await;
     let out = service.path("built");

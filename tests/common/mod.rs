@@ -440,6 +440,16 @@ impl Service {
         }
     }
 
+    /// Waits (up to `secs`) until the first refresh has published
+    /// `/feeds/latest.rss`, and returns its ETag.
+    pub async fn first_refresh(&self, secs: u64) -> String {
+        self.wait_for(secs, "the first refresh", || async {
+            let (status, etag, _) = self.get("/feeds/latest.rss").await;
+            (status == 200).then_some(etag)
+        })
+        .await
+    }
+
     /// Waits until `path` is served with an ETag other than `old`.
     pub async fn wait_for_new_etag(&self, path: &str, old: &str) -> String {
         self.wait_for(15, &format!("a new ETag on {path}"), || async {
