@@ -107,33 +107,9 @@ struct PgTarget {
 
 // --- deterministic generation ------------------------------------------------
 
-/// SplitMix64: small, fast and the same sequence everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn index(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.index(items.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+#[path = "splitmix.rs"]
+mod splitmix;
+use splitmix::Rng;
 
 const SECTIONS: [&str; 12] = [
     "World",
@@ -1262,13 +1238,13 @@ async fn run_phases(
         })
         .await?;
         let mut conn = readonly(&db).await?;
-        let mut scanning = Vec::new();
-        let mut cases = vec![
+        let mut captured_cases = vec![
             ("revision()".to_owned(), rev_sql),
             ("changed_since(rev, 1000)".to_owned(), cs_sql),
         ];
-        cases.extend(plans_newest);
-        for (label, statements) in cases {
+        captured_cases.extend(plans_newest);
+        let mut cases = Vec::new();
+        for (label, statements) in captured_cases {
             if statements.is_empty() {
                 println!("  {label}: no statement captured (is sqlx statement logging off?)");
                 continue;
@@ -1280,36 +1256,11 @@ async fn run_phases(
                     Vec::new()
                 };
                 let plan = explain(&mut conn, &sql, &binds).await?;
-                let scan = scans_articles(&plan);
-                println!("  {label}");
-                println!(
-                    "    sql:  {}",
-                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
-                );
-                for line in &plan {
-                    println!("    plan: {line}");
-                }
-                if scan {
-                    println!("    !!! this plan SCANS the articles table");
-                    scanning.push(label.clone());
-                }
+                cases.push((label.clone(), sql, plan));
             }
-        }
-        let no_change_scans = scanning
-            .iter()
-            .any(|l| l.starts_with("revision") || l.starts_with("changed_since"));
-        println!(
-            "  verdict: no-change checks {}",
-            if no_change_scans {
-                "SCAN the articles table (see above)"
-            } else {
-                "use the store_state primary key / the articles_revision index; no SCAN of articles"
-            }
-        );
-        if !scanning.is_empty() {
-            println!("  plans with a SCAN of articles: {}", scanning.join(", "));
         }
         drop(conn);
+        print_plans(&cases, scans_articles, "SCAN of the articles table");
     }
 
     // 4. Summary.
@@ -1403,16 +1354,27 @@ async fn pg_plans(
             plan.lines().map(str::to_owned).collect(),
         ));
     }
+    print_plans(&cases, pg_scans_articles, "Seq Scan on articles");
+    Ok(())
+}
+
+/// Prints each (label, SQL, plan) and flags the plans `scans` says read the
+/// whole articles table (`scan` names that in the backend's words), then the
+/// verdict for the no-change checks.
+fn print_plans(cases: &[(String, String, Vec<String>)], scans: fn(&[String]) -> bool, scan: &str) {
     let mut scanning = Vec::new();
-    for (label, sql, plan) in &cases {
+    for (label, sql, plan) in cases {
         println!("  {label}");
-        println!("    sql:  {sql}");
+        println!(
+            "    sql:  {}",
+            sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
         for line in plan {
             println!("    plan: {line}");
         }
-        if pg_scans_articles(plan) {
-            println!("    !!! this plan has a Seq Scan on articles");
-            scanning.push(label.clone());
+        if scans(plan) {
+            println!("    !!! this plan has a {scan}");
+            scanning.push(label.as_str());
         }
     }
     let no_change_scans = scanning
@@ -1421,20 +1383,16 @@ async fn pg_plans(
     println!(
         "  verdict: no-change checks {}",
         if no_change_scans {
-            "have a Seq Scan on articles (see above)"
+            format!("have a {scan} (see above)")
         } else {
-            "do not Seq Scan articles"
+            format!("use indexes only (no {scan})")
         }
     );
     if scanning.is_empty() {
-        println!("  no plan has a Seq Scan on articles");
+        println!("  no plan has a {scan}");
     } else {
-        println!(
-            "  plans with a Seq Scan on articles: {}",
-            scanning.join(", ")
-        );
+        println!("  plans with a {scan}: {}", scanning.join(", "));
     }
-    Ok(())
 }
 
 #[tokio::main]

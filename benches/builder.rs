@@ -69,27 +69,9 @@ const WORDS: &str = "the minister said on Thursday that talks would continue int
      analysts noted that markets had already priced in a delay & investors remained \
      wary of <volatile> conditions ahead of the central bank's decision";
 
-/// SplitMix64: small, fast and fully deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        let n = u64::try_from(n).expect("usize fits in u64");
-        usize::try_from(self.next() % n).expect("below a usize")
-    }
-
-    fn choose<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+#[path = "../bench/splitmix.rs"]
+mod splitmix;
+use splitmix::Rng;
 
 /// `n` random words, the first letter capitalised, ending with a full stop
 /// (Python's `" ".join(...).capitalize() + "."`; every word is lower case
@@ -100,7 +82,7 @@ fn paragraph(rng: &mut Rng, words: &[&str], n: usize) -> String {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(&rng.choose(words).to_lowercase());
+        s.push_str(&rng.pick(words).to_lowercase());
     }
     let mut chars = s.chars();
     let mut out = match chars.next() {
@@ -127,17 +109,17 @@ fn raw_article(i: usize, rng: &mut Rng, words: &[&str]) -> serde_json::Value {
     headline.pop();
     let standfirst = paragraph(rng, words, 25);
     let authors: Vec<_> = (0..1 + i % 2)
-        .map(|_| json!({"name": rng.choose(&NAMES), "email": null, "url": null}))
+        .map(|_| json!({"name": rng.pick(&NAMES), "email": null, "url": null}))
         .collect();
     let mut tags: Vec<&str> = Vec::with_capacity(3);
     while tags.len() < 3 {
-        let t = *rng.choose(&TAGS);
+        let t = *rng.pick(&TAGS);
         if !tags.contains(&t) {
             tags.push(t);
         }
     }
     let caption = paragraph(rng, words, 12);
-    let credit = *rng.choose(&NAMES);
+    let credit = *rng.pick(&NAMES);
     let related: Vec<_> = (0..2)
         .map(|k| {
             json!({
@@ -173,7 +155,7 @@ fn raw_article(i: usize, rng: &mut Rng, words: &[&str]) -> serde_json::Value {
 /// `n` validated articles; the same `n` always gives the same articles.
 fn articles(n: usize) -> Vec<Article> {
     let words: Vec<&str> = WORDS.split_whitespace().collect();
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     (0..n)
         .map(|i| {
             let value = raw_article(i, &mut rng, &words);
