@@ -162,7 +162,11 @@ pub async fn publish_all(
 pub fn server_settings(config: &Config) -> ServerSettings {
     ServerSettings {
         header_read_timeout: config.server.header_timeout,
+        idle_timeout: config.server.idle_timeout,
+        send_timeout: config.server.send_timeout,
+        min_send_rate: config.server.min_send_rate,
         max_connections: config.server.max_connections,
+        max_connections_per_address: config.server.max_connections_per_address,
         shutdown_grace: config.server.shutdown_grace,
         ..ServerSettings::default()
     }
@@ -257,14 +261,18 @@ async fn serve_with_health(
     .await;
 }
 
-/// `/healthz`: what a load balancer or an admin needs to know.
-fn health_reporter(
-    publisher: Arc<Publisher>,
-    health: Arc<Health>,
-) -> Arc<dyn Fn() -> Bytes + Send + Sync> {
-    Arc::new(move || {
+/// `/healthz`: what a load balancer or an admin needs to know, with the
+/// server's connection figures.
+fn health_reporter(publisher: Arc<Publisher>, health: Arc<Health>) -> server::HealthReport {
+    Arc::new(move |connections: &server::ConnectionStats| {
         let set = publisher.snapshot();
-        let body = health.report(Utc::now(), set.feeds.len(), set.published_at);
+        let mut body = health.report(Utc::now(), set.feeds.len(), set.published_at);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert(
+                "connections".into(),
+                serde_json::to_value(connections).unwrap_or_default(),
+            );
+        }
         Bytes::from(body.to_string())
     })
 }

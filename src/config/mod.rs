@@ -217,7 +217,11 @@ struct RawServer {
     cache_max_age: Option<Interval>,
     stale_if_error: Option<Interval>,
     max_connections: Option<Count>,
+    max_connections_per_address: Option<Count>,
     header_timeout: Option<Interval>,
+    idle_timeout: Option<Interval>,
+    send_timeout: Option<Interval>,
+    min_send_rate: Option<Rate>,
     shutdown_grace: Option<Interval>,
 }
 
@@ -246,6 +250,16 @@ impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // u32 always fits in usize on the platforms feedsmith builds for.
         whole_number(d, 1_000_000, "").map(|n| Count(n as usize))
+    }
+}
+
+/// A transfer rate in bytes per second, 1 B/s to 1 GB/s.
+#[derive(Debug, Clone, Copy)]
+struct Rate(u64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole_number(d, 1_000_000_000, "").map(|n| Rate(u64::from(n)))
     }
 }
 
@@ -328,7 +342,16 @@ pub struct ServerConfig {
     /// `Cache-Control: stale-if-error`: how long a cache may serve a feed while we fail.
     pub stale_if_error: Duration,
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) at most.
+    pub max_connections_per_address: usize,
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// With `min_send_rate`, how long a response may take to send:
+    /// `send_timeout + size / min_send_rate`.
+    pub send_timeout: Duration,
+    /// Bytes per second.
+    pub min_send_rate: u64,
     pub shutdown_grace: Duration,
 }
 
@@ -550,10 +573,23 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
                 .stale_if_error
                 .map_or(Duration::from_secs(86_400), |i| i.0),
             max_connections: raw.server.max_connections.map_or(10_000, |c| c.0),
+            max_connections_per_address: raw
+                .server
+                .max_connections_per_address
+                .map_or(256, |c| c.0),
             header_timeout: raw
                 .server
                 .header_timeout
                 .map_or(Duration::from_secs(10), |i| i.0),
+            idle_timeout: raw
+                .server
+                .idle_timeout
+                .map_or(Duration::from_secs(60), |i| i.0),
+            send_timeout: raw
+                .server
+                .send_timeout
+                .map_or(Duration::from_secs(10), |i| i.0),
+            min_send_rate: raw.server.min_send_rate.map_or(1024, |r| r.0),
             shutdown_grace: raw
                 .server
                 .shutdown_grace

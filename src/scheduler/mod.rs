@@ -687,8 +687,12 @@ impl Scheduler {
         }
         let limits = |c: &Config| {
             (
-                c.server.max_connections,
-                c.server.header_timeout,
+                (
+                    c.server.max_connections,
+                    c.server.max_connections_per_address,
+                ),
+                (c.server.header_timeout, c.server.idle_timeout),
+                (c.server.send_timeout, c.server.min_send_rate),
                 c.server.shutdown_grace,
             )
         };

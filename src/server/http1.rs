@@ -1,5 +1,6 @@
 //! The HTTP/1.1 fast path: plain GET and HEAD requests, answered with
-//! `sendfile(2)` for large bodies.
+//! `sendfile(2)` for large bodies; and protocol detection for every new
+//! connection.
 //!
 //! Feed readers send little else than `GET /feeds/x.rss` with a few headers.
 //! hyper writes every body through user space; for 190 KB feeds that copy was
@@ -7,17 +8,20 @@
 //! such requests itself (httparse), answers them with the same [`decide`] rules
 //! as the hyper service, and sends a published variant's file with
 //! `sendfile(2)`: the header first with `MSG_MORE`, so header and body leave in
-//! full packets. The first request it does not fully understand — HTTP/2's
-//! preface, a body, `Expect`, an `Upgrade`, an absolute-form target, anything
-//! malformed — hands the connection, with every byte already read, to hyper,
-//! which stays the general-purpose server. So correctness never depends on
-//! this module knowing all of HTTP.
+//! full packets. The first request it does not fully understand — a body,
+//! `Expect`, an `Upgrade`, an absolute-form target, anything malformed — hands
+//! the connection, with every byte already read, to hyper's HTTP/1 server,
+//! which stays the general-purpose server. A connection that opens with the
+//! HTTP/2 preface goes to hyper's HTTP/2 server once the preface and the
+//! client's first SETTINGS frame have arrived — within the header deadline,
+//! like any request head, so a client that sends `PRI` and stops holds its
+//! slot for `header_timeout` at most. Correctness never depends on this module
+//! knowing all of HTTP; deadlines never depend on hyper.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,29 +34,34 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::conditional::is_conditional;
-use super::{Reply, ReplyBody, decide, log_access};
-use crate::publish::{Publisher, SENDFILE_MIN_BYTES};
-
-/// How long an idle keep-alive connection may wait for its next request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+use super::conn::{Phase, SlotGuard};
+use super::{
+    Reply, ReplyBody, Shared, content_length, decide, framing_problem, log_access, text_reply,
+};
+use crate::publish::SENDFILE_MIN_BYTES;
 
 /// Request headers read at most; more goes to hyper, which allows 100.
 const MAX_HEADERS: usize = 64;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4), then a frame header.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADER: usize = 9;
+const SETTINGS_FRAME: u8 = 0x4;
+
+/// How long a short answer before closing (408, 400, 503) may take to write:
+/// a client that does not read it is not waited for.
+const SHORT_WRITE: Duration = Duration::from_secs(1);
 
 /// What the fast path leaves of a connection.
 pub enum Handoff {
     /// The connection is finished.
     Closed,
-    /// hyper takes over, starting with `prefix`, the bytes already read.
-    Hyper { stream: TcpStream, prefix: Bytes },
-}
-
-/// What every connection shares.
-pub struct Shared {
-    pub publisher: Arc<Publisher>,
-    pub health: Arc<dyn Fn() -> Bytes + Send + Sync>,
-    pub header_read_timeout: Duration,
-    pub max_header_bytes: usize,
+    /// hyper's HTTP/1 server takes over, starting with `prefix`, the bytes
+    /// already read.
+    Http1 { stream: TcpStream, prefix: Bytes },
+    /// hyper's HTTP/2 server takes over; `prefix` holds the preface and the
+    /// client's first frame.
+    Http2 { stream: TcpStream, prefix: Bytes },
 }
 
 /// A request this module answers itself.
@@ -68,46 +77,72 @@ struct Simple {
 enum Parsed {
     Simple(Simple, usize),
     Partial,
-    /// Anything else: hyper decides.
-    Other,
+    /// An HTTP/1 request for hyper to decide.
+    Http1,
+    /// The HTTP/2 preface and the client's first frame.
+    Http2,
+    /// A request whose framing cannot be trusted: 400, then close.
+    Bad(&'static str),
+}
+
+/// Whether `buf` starts the HTTP/2 preface (or is a prefix of it).
+fn looks_like_http2(buf: &[u8]) -> bool {
+    let n = buf.len().min(PREFACE.len());
+    buf[..n] == PREFACE[..n]
+}
+
+/// The preface and the client's first frame, which must be SETTINGS
+/// (RFC 9113 §3.4); anything else is hyper's to refuse.
+fn parse_http2(buf: &[u8]) -> Parsed {
+    let Some(frame) = buf.get(PREFACE.len()..) else {
+        return Parsed::Partial;
+    };
+    let Some(header) = frame.get(..FRAME_HEADER) else {
+        return Parsed::Partial;
+    };
+    let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    if header[3] == SETTINGS_FRAME && frame.len() < FRAME_HEADER + len {
+        return Parsed::Partial;
+    }
+    Parsed::Http2
 }
 
 fn parse(buf: &[u8]) -> Parsed {
-    if buf.starts_with(b"PRI") {
-        return Parsed::Other; // the HTTP/2 connection preface
+    if looks_like_http2(buf) {
+        return parse_http2(buf);
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Other,
+        Err(_) => return Parsed::Http1,
     };
     let method = match req.method {
         Some("GET") => Method::GET,
         Some("HEAD") => Method::HEAD,
-        _ => return Parsed::Other,
+        _ => return Parsed::Http1,
     };
     let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
-        return Parsed::Other;
+        return Parsed::Http1;
     };
     let http11 = match req.version {
         Some(1) => true,
         Some(0) => false,
-        _ => return Parsed::Other,
+        _ => return Parsed::Http1,
     };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut keep_alive = http11;
+    let mut hyper_needed = false;
     for h in req.headers.iter() {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
             HeaderValue::from_bytes(h.value),
         ) else {
-            return Parsed::Other;
+            return Parsed::Http1;
         };
         match name.as_str() {
-            "content-length" if value.as_bytes().trim_ascii() == b"0" => {}
-            "content-length" | "transfer-encoding" | "expect" | "upgrade" => return Parsed::Other,
+            "transfer-encoding" | "expect" | "upgrade" => hyper_needed = true,
             "connection" => {
                 for token in value.to_str().unwrap_or("").split(',') {
                     let token = token.trim();
@@ -122,6 +157,12 @@ fn parse(buf: &[u8]) -> Parsed {
         }
         headers.append(name, value);
     }
+    if let Some(problem) = framing_problem(http11, &headers) {
+        return Parsed::Bad(problem);
+    }
+    if hyper_needed || !matches!(content_length(&headers), Ok(None | Some(0))) {
+        return Parsed::Http1;
+    }
     let path = target.split('?').next().unwrap_or(target).to_owned();
     Parsed::Simple(
         Simple {
@@ -135,33 +176,55 @@ fn parse(buf: &[u8]) -> Parsed {
     )
 }
 
-/// Serves simple requests on `stream` until it closes, times out, shutdown is
-/// signalled, or a request needs hyper.
+/// Serves simple requests on `stream` until it closes, a deadline passes, its
+/// slot is shed, shutdown is signalled, or a request needs hyper.
 pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
+    guard: &SlotGuard,
     mut shutdown: watch::Receiver<bool>,
 ) -> Handoff {
+    let slot = guard.slot();
+    let settings = &shared.settings;
     let mut buf = BytesMut::with_capacity(4096);
+    // A new connection must deliver its first request head (or HTTP/2
+    // preface) within the header timeout, counted from the accept.
+    let mut head_deadline = Some(tokio::time::Instant::now() + settings.header_read_timeout);
+    let mut idle_since = tokio::time::Instant::now();
     loop {
-        // Read until a whole request head is buffered.
-        let mut head_deadline: Option<tokio::time::Instant> = None;
         let (request, len) = loop {
             if !buf.is_empty() {
                 match parse(&buf) {
                     Parsed::Simple(req, len) => break (req, len),
-                    Parsed::Other => {
-                        return Handoff::Hyper {
+                    Parsed::Http1 => {
+                        return Handoff::Http1 {
                             stream,
                             prefix: buf.freeze(),
                         };
                     }
-                    Parsed::Partial if buf.len() > shared.max_header_bytes => {
-                        // hyper answers an oversized head with 431.
-                        return Handoff::Hyper {
+                    Parsed::Http2 => {
+                        return Handoff::Http2 {
                             stream,
                             prefix: buf.freeze(),
+                        };
+                    }
+                    Parsed::Bad(problem) => {
+                        let reply = text_reply(StatusCode::BAD_REQUEST, problem);
+                        let head = head_bytes(&reply, Connection::Close);
+                        let mut out = head;
+                        out.extend_from_slice(&reply.body.bytes());
+                        write_short(&mut stream, &out).await;
+                        return Handoff::Closed;
+                    }
+                    // An oversized head is hyper's to refuse (431) or, for
+                    // HTTP/2, a SETTINGS frame too large to be real.
+                    Parsed::Partial if buf.len() > settings.max_header_bytes => {
+                        let prefix = buf.freeze();
+                        return if looks_like_http2(&prefix) {
+                            Handoff::Http2 { stream, prefix }
+                        } else {
+                            Handoff::Http1 { stream, prefix }
                         };
                     }
                     Parsed::Partial => {}
@@ -170,51 +233,57 @@ pub async fn serve(
             if *shutdown.borrow() {
                 return Handoff::Closed;
             }
-            // Idle connections wait for a first byte; a started head must finish in time.
-            let deadline = match head_deadline {
-                Some(d) => d,
-                None if buf.is_empty() => tokio::time::Instant::now() + IDLE_TIMEOUT,
-                None => {
-                    let d = tokio::time::Instant::now() + shared.header_read_timeout;
-                    head_deadline = Some(d);
-                    d
-                }
-            };
+            let deadline = head_deadline.unwrap_or(idle_since + settings.idle_timeout);
+            let was_empty = buf.is_empty();
             tokio::select! {
                 read = stream.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return Handoff::Closed,
                     Ok(_) => {
-                        if head_deadline.is_none() {
-                            head_deadline = Some(tokio::time::Instant::now() + shared.header_read_timeout);
+                        if was_empty {
+                            slot.enter(Phase::Head);
+                            if head_deadline.is_none() {
+                                head_deadline = Some(tokio::time::Instant::now() + settings.header_read_timeout);
+                            }
                         }
                     }
                 },
                 () = tokio::time::sleep_until(deadline) => {
+                    guard.registry().record_timeout();
                     if !buf.is_empty() {
-                        let _ = stream.write_all(REQUEST_TIMEOUT).await;
+                        write_short(&mut stream, REQUEST_TIMEOUT).await;
                     }
                     let _ = stream.shutdown().await;
                     return Handoff::Closed;
                 }
-                _ = shutdown.changed() => {
-                    if buf.is_empty() {
+                () = slot.evicted() => {
+                    // Shed to make room: a client caught mid-request hears
+                    // why; an idle one just sees the close, as with any
+                    // keep-alive connection.
+                    if !buf.is_empty() {
+                        write_short(&mut stream, SHED).await;
+                    }
+                    return Handoff::Closed;
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || buf.is_empty() {
                         return Handoff::Closed;
                     }
                 }
             }
         };
         let _ = buf.split_to(len);
+        slot.enter(Phase::Busy);
         let started = Instant::now();
         let snapshot = shared.publisher.snapshot();
         let reply = decide(
             &snapshot,
-            shared.health.as_ref(),
+            &|| shared.health_body(),
             &request.method,
             &request.path,
             &request.headers,
             false,
         );
-        let keep_alive = request.keep_alive && !*shutdown.borrow();
+        let keep_alive = request.keep_alive && !*shutdown.borrow() && !slot.is_evicted();
         log_access(
             peer,
             &request.method,
@@ -230,18 +299,42 @@ pub async fn serve(
             (true, true) => Connection::KeepAlive,
             (true, false) => Connection::Default,
         };
-        if write_reply(&mut stream, &reply, connection).await.is_err() {
-            return Handoff::Closed;
+        let budget = settings.send_budget(reply.body.len());
+        match tokio::time::timeout(budget, write_reply(&mut stream, &reply, connection)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Handoff::Closed,
+            Err(_) => {
+                // The client reads slower than `min_send_rate`.
+                guard.registry().record_timeout();
+                return Handoff::Closed;
+            }
         }
         if !keep_alive {
             let _ = stream.shutdown().await;
             return Handoff::Closed;
         }
+        // Pipelined bytes already here are the next head, under way.
+        idle_since = tokio::time::Instant::now();
+        if buf.is_empty() {
+            head_deadline = None;
+            slot.enter(Phase::Idle);
+        } else {
+            head_deadline = Some(idle_since + settings.header_read_timeout);
+            slot.enter(Phase::Head);
+        }
     }
+}
+
+/// Writes a short answer before a close, giving up if the client does not
+/// take it promptly.
+async fn write_short(stream: &mut TcpStream, bytes: &[u8]) {
+    let _ = tokio::time::timeout(SHORT_WRITE, stream.write_all(bytes)).await;
 }
 
 const REQUEST_TIMEOUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+const SHED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// What the response says about the connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -430,6 +523,13 @@ mod tests {
         }
     }
 
+    fn bad(raw: &[u8]) -> Option<&'static str> {
+        match parse(raw) {
+            Parsed::Bad(why) => Some(why),
+            _ => None,
+        }
+    }
+
     #[test]
     fn plain_gets_and_heads_are_simple() {
         let r = simple(
@@ -444,27 +544,72 @@ mod tests {
         assert!(!r.keep_alive, "HTTP/1.0 closes by default");
         let r = simple(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").expect("simple");
         assert!(r.keep_alive);
-        let r = simple(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").expect("simple");
+        let r = simple(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").expect("simple");
         assert!(!r.keep_alive);
-        assert!(simple(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
+        for zero in ["0", "00", "000", "0, 0", " 0 "] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {zero}\r\n\r\n");
+            assert!(simple(raw.as_bytes()).is_some(), "Content-Length: {zero}");
+        }
+        assert!(
+            simple(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n")
+                .is_some()
+        );
+        assert!(
+            simple(b"GET / HTTP/1.1\r\nHost: \r\n\r\n").is_some(),
+            "an empty Host is valid"
+        );
+        assert!(simple(b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").is_some());
+    }
+
+    #[test]
+    fn host_and_content_length_follow_rfc_9112() {
+        assert!(
+            bad(b"GET / HTTP/1.1\r\n\r\n").is_some(),
+            "HTTP/1.1 without Host"
+        );
+        assert!(
+            simple(b"GET / HTTP/1.0\r\n\r\n").is_some(),
+            "HTTP/1.0 may omit Host"
+        );
+        assert!(bad(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n").is_some());
+        assert!(bad(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n").is_some());
+        assert!(bad(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n").is_some());
+        assert!(bad(b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n").is_some());
+        for invalid in [
+            "-1",
+            "1x",
+            "",
+            "0, 1",
+            "+0",
+            "0x0",
+            "99999999999999999999999",
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {invalid}\r\n\r\n");
+            assert!(bad(raw.as_bytes()).is_some(), "Content-Length: {invalid:?}");
+        }
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 3\r\n\r\n")
+                .is_some()
+        );
     }
 
     #[test]
     fn everything_else_goes_to_hyper() {
         for raw in [
             &b"POST / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
-            b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            b"GET http://a/ HTTP/1.1\r\n\r\n",
+            b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n",
+            b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET * HTTP/1.1\r\n\r\n",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"GARBAGE\r\n\r\n",
             b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"PRI / HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
             assert!(
-                matches!(parse(raw), Parsed::Other),
+                matches!(parse(raw), Parsed::Http1),
                 "{:?}",
                 String::from_utf8_lossy(raw)
             );
@@ -473,5 +618,29 @@ mod tests {
             parse(b"GET /feeds/latest.rss HTTP/1.1\r\nHost"),
             Parsed::Partial
         ));
+    }
+
+    #[test]
+    fn http2_waits_for_the_preface_and_the_first_settings_frame() {
+        // Every prefix of the preface is a head still arriving, not a request
+        // to hand to a version-sniffing server without a deadline.
+        for n in 1..PREFACE.len() {
+            assert!(matches!(parse(&PREFACE[..n]), Parsed::Partial), "{n} bytes");
+        }
+        let mut buf = PREFACE.to_vec();
+        assert!(matches!(parse(&buf), Parsed::Partial), "no frame yet");
+        // A SETTINGS frame with one 6-byte setting.
+        buf.extend_from_slice(&[0, 0, 6, SETTINGS_FRAME, 0, 0, 0, 0, 0]);
+        assert!(matches!(parse(&buf), Parsed::Partial), "payload missing");
+        buf.extend_from_slice(&[0, 3, 0, 0, 0, 100]);
+        assert!(matches!(parse(&buf), Parsed::Http2));
+        // A first frame that is not SETTINGS is hyper's to refuse.
+        let mut wrong = PREFACE.to_vec();
+        wrong.extend_from_slice(&[0, 0, 8, 0x6, 0, 0, 0, 0, 0]);
+        assert!(matches!(parse(&wrong), Parsed::Http2));
+        // "P" then not the preface: an HTTP/1 method.
+        assert!(matches!(parse(b"P"), Parsed::Partial));
+        assert!(matches!(parse(b"PO"), Parsed::Partial));
+        assert!(!looks_like_http2(b"POST"));
     }
 }

@@ -1,52 +1,66 @@
 //! The HTTP server: answers every request from the published set in memory.
 //!
-//! This module owns the accept loop (hyper 1.x through hyper-util's `auto`
-//! builder: HTTP/1.1 keep-alive and HTTP/2 prior knowledge), the routes of
-//! CONTRACT §4, the response headers and the protections a public server needs
-//! (header-read timeout, header size and connection limits, graceful shutdown).
-//! A request never touches the store, the disk or the builder: it loads the
+//! This module owns the accept loop, the routes of CONTRACT §4, the response
+//! headers and the protections a public server needs. Each connection holds a
+//! slot ([`conn`]) and every state it can be in has a deadline: a new
+//! connection must send its first request head (or HTTP/2 preface and
+//! SETTINGS) within `header_timeout`; a keep-alive connection may wait
+//! `idle_timeout` for its next request; a response must be sent within
+//! `send_timeout` plus its size at `min_send_rate`. At the connection limit
+//! idle and slow connections are shed so new clients are served, and one
+//! address may hold at most `max_connections_per_address` slots. Plain HTTP/1
+//! GET and HEAD requests are answered by the fast path ([`http1`]); anything
+//! else goes to hyper ([`fallback`]), HTTP/1 or HTTP/2 as the fast path
+//! detected — never to a version-sniffing builder without a deadline. A
+//! request never touches the store, the disk or the builder: it loads the
 //! current [`PublishedSet`](crate::publish::PublishedSet) snapshot and writes
 //! prebuilt bytes.
 
 pub mod conditional;
+pub mod conn;
+mod fallback;
 mod http1;
 mod routes;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED,
-    RETRY_AFTER, VARY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST,
+    LAST_MODIFIED, RETRY_AFTER, VARY, X_CONTENT_TYPE_OPTIONS,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::publish::{Encoding, PublishedSet, Publisher, Representation};
-use conditional::{Outcome, evaluate, is_conditional, negotiate};
+use conditional::{Outcome, evaluate, negotiate};
+pub use conn::ConnectionStats;
+use conn::{Refusal, Registry, SlotLimits};
 use routes::Route;
 
 /// Limits and timeouts of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's head, counted from its first
+    /// byte — or, on a new connection, from the accept: it also bounds
+    /// protocol detection and the HTTP/2 preface and SETTINGS.
     pub header_read_timeout: Duration,
+    /// How long a keep-alive connection (HTTP/1 or HTTP/2) may wait for its
+    /// next request.
+    pub idle_timeout: Duration,
+    /// A response must be sent within this plus its size at `min_send_rate`.
+    pub send_timeout: Duration,
+    /// The slowest a client may read a response, in bytes per second.
+    pub min_send_rate: u64,
     /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
-    /// Open connections at most; further clients wait in the listen backlog.
+    /// Open connections at most; at the limit idle ones are shed for new ones.
     pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at most.
+    pub max_connections_per_address: usize,
     /// How long in-flight responses get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -55,56 +69,77 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
+            min_send_rate: 1024,
             max_header_bytes: 16 * 1024,
             max_connections: 10_000,
+            max_connections_per_address: 256,
             shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
-/// The body type of every response: prebuilt bytes, sent as they are.
-pub type Body = Full<Bytes>;
+impl ServerSettings {
+    /// The time a response of `len` bytes may take to send.
+    pub fn send_budget(&self, len: usize) -> Duration {
+        let at_rate = len as f64 / self.min_send_rate.max(1) as f64;
+        self.send_timeout + Duration::try_from_secs_f64(at_rate).unwrap_or(Duration::MAX / 2)
+    }
+}
+
+/// Builds the `/healthz` body; given the server's connection figures.
+pub type HealthReport = Arc<dyn Fn(&ConnectionStats) -> Bytes + Send + Sync>;
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub publisher: Arc<Publisher>,
+    pub health: HealthReport,
+    pub settings: ServerSettings,
+    pub registry: Arc<Registry>,
+}
+
+impl Shared {
+    /// The `/healthz` body now.
+    pub fn health_body(&self) -> Bytes {
+        (self.health)(&self.registry.stats())
+    }
+}
+
+/// How often the accept loop looks again for a connection to shed while every
+/// slot is busy (a connection turning idle does not signal).
+const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// Serves `publisher`'s documents on `listener` until `shutdown` completes,
 /// then lets in-flight responses finish for up to `shutdown_grace`.
 pub async fn serve(
     listener: TcpListener,
     publisher: Arc<Publisher>,
-    health: Arc<dyn Fn() -> Bytes + Send + Sync>,
+    health: HealthReport,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(settings.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(settings.max_header_bytes as u32)
-        .max_concurrent_streams(256);
-    let graceful = GracefulShutdown::new();
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(http1::Shared {
-        publisher: publisher.clone(),
-        health: health.clone(),
-        header_read_timeout: settings.header_read_timeout,
-        max_header_bytes: settings.max_header_bytes,
+    let registry = Arc::new(Registry::new(SlotLimits {
+        max_connections: settings.max_connections,
+        max_per_address: settings.max_connections_per_address,
+    }));
+    let shared = Arc::new(Shared {
+        publisher,
+        health,
+        settings: settings.clone(),
+        registry: registry.clone(),
     });
-    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut accept_errors = 0u32;
+    let mut refusals_logged = false;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        // At the limit with nothing to shed, new clients wait in the listen
+        // backlog rather than being accepted and dropped.
+        tokio::select! {
+            () = registry.room(ROOM_RECHECK) => {}
             () = &mut shutdown => break,
-        };
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
@@ -125,26 +160,53 @@ pub async fn serve(
         // Small responses must not wait for Nagle's algorithm, and sendfile
         // stalls on it (a 43 ms p99 in the probe) without this.
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let stopping = stopping.clone();
-        tokio::spawn(async move {
-            match http1::serve(stream, peer, &shared, stopping).await {
-                http1::Handoff::Closed => {}
-                http1::Handoff::Hyper { stream, prefix } => {
-                    let service = service_fn(|req| {
-                        let response = handle(&shared.publisher, &shared.health, req, peer);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let io = TokioIo::new(http1::Rewind::new(stream, prefix));
-                    let conn = builder.serve_connection(io, service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        debug!(%peer, error = %e, "connection ended with an error");
+        // `has_room` may have counted a connection that has since become busy;
+        // the accepted one then waits for a slot (within its header timeout)
+        // like the backlog behind it.
+        let give_up = tokio::time::Instant::now() + settings.header_read_timeout;
+        let admitted = loop {
+            match registry.admit(peer.ip()) {
+                Ok(guard) => break Ok(guard),
+                Err(Refusal::Full) if tokio::time::Instant::now() < give_up => {
+                    tokio::select! {
+                        () = registry.room(ROOM_RECHECK) => {}
+                        () = tokio::time::sleep_until(give_up) => {}
+                        () = &mut shutdown => break Err(None),
                     }
                 }
+                Err(refusal) => break Err(Some(refusal)),
             }
-            drop(permit);
+        };
+        let guard = match admitted {
+            Ok(guard) => guard,
+            Err(None) => break,
+            Err(Some(refusal)) => {
+                if refusal == Refusal::Full {
+                    registry.record_refusal();
+                }
+                if !refusals_logged {
+                    // Once: under attack a line per refusal would flood the log.
+                    warn!(%peer, reason = ?refusal, "refusing connections beyond the limits; /healthz counts them");
+                    refusals_logged = true;
+                }
+                refuse(&stream, refusal);
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            match http1::serve(stream, peer, &shared, &guard, stopping.clone()).await {
+                http1::Handoff::Closed => {}
+                http1::Handoff::Http1 { stream, prefix } => {
+                    fallback::serve_http1(stream, prefix, peer, &shared, &guard, stopping).await;
+                }
+                http1::Handoff::Http2 { stream, prefix } => {
+                    fallback::serve_http2(stream, prefix, peer, &shared, &guard, stopping).await;
+                }
+            }
+            debug!(%peer, "connection closed");
+            drop(guard);
         });
     }
     drop(listener);
@@ -153,18 +215,28 @@ pub async fn serve(
         "shutting down: no new connections"
     );
     let _ = stop.send(true);
-    // Every connection holds a permit until it ends: having them all back
-    // means every in-flight response has been written.
-    let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
-    let drained = async {
-        let _ = tokio::join!(graceful.shutdown(), connections.acquire_many(all));
-    };
     tokio::select! {
-        () = drained => info!("all connections closed"),
+        () = registry.drained() => info!("all connections closed"),
         () = tokio::time::sleep(settings.shutdown_grace) => {
             warn!("shutdown grace period over; dropping the remaining connections");
         }
     }
+}
+
+/// Answers a connection that gets no slot with one try at a short 503 (it
+/// may not fit; the close tells the client enough), then closes it.
+fn refuse(stream: &tokio::net::TcpStream, refusal: Refusal) {
+    let text = match refusal {
+        Refusal::PerAddress => "too many connections from your address\n",
+        Refusal::Full => "server busy\n",
+    };
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         cache-control: no-store\r\nretry-after: 1\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
 }
 
 /// What to send for one request, whichever HTTP implementation sends it.
@@ -225,17 +297,30 @@ fn text_reply(status: StatusCode, text: &'static str) -> Reply {
     }
 }
 
+/// Methods RFC 9110 and RFC 5789 define. A request with one of these that a
+/// resource does not allow gets 405 with `Allow`; any other method is one this
+/// server does not implement at all: 501 (RFC 9110 §15.6.2).
+fn is_known_method(method: &Method) -> bool {
+    matches!(
+        method.as_str(),
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH"
+    )
+}
+
 /// One request's answer: routing, method and body checks, negotiation and
 /// preconditions. Pure apart from reading the clock for `If-Modified-Since`.
 pub(crate) fn decide(
     set: &PublishedSet,
-    health: &(dyn Fn() -> Bytes + Send + Sync),
+    health: &dyn Fn() -> Bytes,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     has_body: bool,
 ) -> Reply {
     let mut reply = match routes::route(path) {
+        _ if method != Method::GET && method != Method::HEAD && !is_known_method(method) => {
+            text_reply(StatusCode::NOT_IMPLEMENTED, "method not implemented\n")
+        }
         _ if method != Method::GET && method != Method::HEAD => {
             let mut r = text_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers
@@ -284,50 +369,68 @@ pub(crate) fn decide(
     reply
 }
 
-/// The hyper service: [`decide`], then an `http::Response`.
-fn handle(
-    publisher: &Publisher,
-    health: &Arc<dyn Fn() -> Bytes + Send + Sync>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Body> {
-    let started = Instant::now();
-    let snapshot = publisher.snapshot();
-    let reply = decide(
-        &snapshot,
-        health.as_ref(),
-        req.method(),
-        req.uri().path(),
-        req.headers(),
-        has_body(&req),
-    );
-    let bytes = reply.body.len();
-    log_access(
-        peer,
-        req.method(),
-        req.uri().path(),
-        reply.status,
-        bytes,
-        reply.encoding,
-        is_conditional(req.headers()),
-        started,
-    );
-    let mut response = Response::new(Full::new(reply.body.bytes()));
-    *response.status_mut() = reply.status;
-    *response.headers_mut() = reply.headers;
-    response
+/// What is wrong with an HTTP/1.x request's framing headers, if anything;
+/// such a request gets 400 and its connection is closed (RFC 9112 §3.2, §6.3).
+pub(crate) fn framing_problem(http11: bool, headers: &HeaderMap) -> Option<&'static str> {
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if http11 => return Some("an HTTP/1.1 request needs a Host header\n"),
+        (Some(_), Some(_)) => return Some("more than one Host header\n"),
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            return Some("the Host header is not a host and port\n");
+        }
+        _ => {}
+    }
+    if content_length(headers).is_err() {
+        return Some("invalid Content-Length\n");
+    }
+    None
+}
+
+/// `Host = uri-host [ ":" port ]`, or empty (RFC 9110 §7.2).
+fn valid_host(value: &[u8]) -> bool {
+    value.is_empty()
+        || (!value.contains(&b'@')
+            && http::uri::Authority::try_from(value).is_ok_and(|a| a.as_str().len() == value.len()))
+}
+
+/// The declared body length: `Content-Length` is one or more runs of digits
+/// (`00` is a valid 0); repeated, in one field or several, every value must be
+/// the same (RFC 9110 §8.6). `Ok(None)` when there is none.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(());
+            }
+            let mut n: u64 = 0;
+            for d in digits {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                    .ok_or(())?;
+            }
+            match length {
+                Some(seen) if seen != n => return Err(()),
+                _ => length = Some(n),
+            }
+        }
+    }
+    Ok(length)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn log_access(
-    peer: SocketAddr,
+    peer: std::net::SocketAddr,
     method: &Method,
     path: &str,
     status: StatusCode,
     bytes: usize,
     encoding: Option<&'static str>,
     conditional: bool,
-    started: Instant,
+    started: std::time::Instant,
 ) {
     info!(
         target: "feedsmith::access",
@@ -340,18 +443,6 @@ pub(crate) fn log_access(
         conditional,
         micros = started.elapsed().as_micros() as u64,
     );
-}
-
-/// Feed paths take no request body; a declared or streamed one is refused.
-fn has_body(req: &Request<Incoming>) -> bool {
-    use hyper::body::Body as _;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes().trim_ascii() != b"0");
-    declared
-        || req.headers().contains_key(http::header::TRANSFER_ENCODING)
-        || !req.body().is_end_stream()
 }
 
 /// A 200, 304 or 412 for a published representation, or a 404 if there is none.

@@ -1,0 +1,381 @@
+//! The general-purpose path: hyper serves what the fast path hands over —
+//! HTTP/2 (prior knowledge, preface and SETTINGS already checked) and any
+//! HTTP/1 request the fast path does not take itself — under the same
+//! deadlines.
+//!
+//! hyper bounds an HTTP/1 request head (`header_read_timeout`) and pings idle
+//! HTTP/2 peers, but it has no idle limit for HTTP/2 and no notion of a
+//! response read too slowly. So each connection is driven here beside a
+//! watchdog: every response body is tracked from the moment it is handed to
+//! hyper until hyper has taken its last chunk, and must get there within its
+//! send budget; a connection with no response in flight may stay
+//! `idle_timeout`, then it is shut down gracefully (HTTP/2: GOAWAY). Bodies
+//! are handed over in chunks, so hyper takes the last one only when the
+//! client has read nearly all the rest. The same watchdog obeys the
+//! connection's slot being shed and the server shutting down.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, TRANSFER_ENCODING};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::conditional::is_conditional;
+use super::conn::{Phase, Slot, SlotGuard};
+use super::http1::Rewind;
+use super::{Shared, content_length, decide, framing_problem, log_access, text_reply};
+
+/// Bytes handed to hyper at a time. HTTP/2 frames carry 16 KiB by default,
+/// and hyper asks for the next chunk only when it has room for it.
+const CHUNK: usize = 16 * 1024;
+
+/// After a graceful shutdown begins, how long a connection with nothing in
+/// flight may take to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// HTTP/2 keep-alive pings: a peer that stops answering them is gone.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves an HTTP/1 connection the fast path handed over, starting with the
+/// bytes it already read.
+pub(super) async fn serve_http1(
+    stream: TcpStream,
+    prefix: Bytes,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    guard: &SlotGuard,
+    stopping: watch::Receiver<bool>,
+) {
+    let activity = Activity::new(guard.slot().clone(), shared);
+    let service = service(shared, &activity, peer);
+    let io = TokioIo::new(Rewind::new(stream, prefix));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.settings.header_read_timeout)
+        .max_buf_size(shared.settings.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, service);
+    drive(
+        conn,
+        |c| c.graceful_shutdown(),
+        &activity,
+        guard,
+        stopping,
+        peer,
+    )
+    .await;
+}
+
+/// Serves an HTTP/2 connection whose preface and first SETTINGS frame the
+/// fast path has already read (they are in `prefix`).
+pub(super) async fn serve_http2(
+    stream: TcpStream,
+    prefix: Bytes,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    guard: &SlotGuard,
+    stopping: watch::Receiver<bool>,
+) {
+    let activity = Activity::new(guard.slot().clone(), shared);
+    let service = service(shared, &activity, peer);
+    let io = TokioIo::new(Rewind::new(stream, prefix));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    let conn = builder.serve_connection(io, service);
+    drive(
+        conn,
+        |c| c.graceful_shutdown(),
+        &activity,
+        guard,
+        stopping,
+        peer,
+    )
+    .await;
+}
+
+fn service(
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<TrackedBody>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<TrackedBody>, Infallible>>,
+> + Clone {
+    let shared = shared.clone();
+    let activity = activity.clone();
+    service_fn(move |req| std::future::ready(Ok(handle(&shared, &activity, req, peer))))
+}
+
+/// One request: the framing checks HTTP/1 needs, [`decide`], then a response
+/// whose body is tracked until it is sent.
+fn handle(
+    shared: &Shared,
+    activity: &Arc<Activity>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<TrackedBody> {
+    let started = std::time::Instant::now();
+    let http1 = req.version() < Version::HTTP_2;
+    let problem = if http1 {
+        framing_problem(req.version() == Version::HTTP_11, req.headers())
+    } else {
+        None
+    };
+    let reply = match problem {
+        Some(text) => {
+            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
+            // The request's framing cannot be trusted, so neither can the
+            // next one on this connection.
+            r.headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+        None => {
+            let snapshot = shared.publisher.snapshot();
+            decide(
+                &snapshot,
+                &|| shared.health_body(),
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                has_body(&req),
+            )
+        }
+    };
+    let data = reply.body.bytes();
+    log_access(
+        peer,
+        req.method(),
+        req.uri().path(),
+        reply.status,
+        data.len(),
+        reply.encoding,
+        is_conditional(req.headers()),
+        started,
+    );
+    let body = TrackedBody {
+        stream: Some(activity.start(data.len())),
+        data,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
+}
+
+/// Feed paths take no request body; a declared or streamed one is refused.
+fn has_body(req: &Request<Incoming>) -> bool {
+    use hyper::body::Body as _;
+    !matches!(content_length(req.headers()), Ok(None | Some(0)))
+        || req.headers().contains_key(TRANSFER_ENCODING)
+        || !req.body().is_end_stream()
+}
+
+/// Runs `conn` until it ends, a deadline passes, its slot is shed or the
+/// server stops; `shutdown` begins a graceful close.
+async fn drive<C>(
+    conn: C,
+    shutdown: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    guard: &SlotGuard,
+    mut stopping: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let slot = guard.slot();
+    let mut closing: Option<Instant> = None;
+    if *stopping.borrow_and_update() {
+        shutdown(conn.as_mut());
+        closing = Some(Instant::now());
+    }
+    loop {
+        let (due, deadline) = activity.next_deadline(closing);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = activity.changed.notified() => {}
+            () = tokio::time::sleep_until(deadline) => match due {
+                Due::Send => {
+                    guard.registry().record_timeout();
+                    debug!(%peer, "response not read in time; closing the connection");
+                    return;
+                }
+                Due::Idle => {
+                    guard.registry().record_timeout();
+                    shutdown(conn.as_mut());
+                    closing = Some(Instant::now());
+                }
+                Due::Close => return,
+            },
+            () = slot.evicted(), if closing.is_none() => {
+                shutdown(conn.as_mut());
+                closing = Some(Instant::now());
+            }
+            _ = stopping.changed(), if closing.is_none() => {
+                shutdown(conn.as_mut());
+                closing = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// Which deadline is next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// A response in flight must be taken by then.
+    Send,
+    /// Nothing in flight: the connection may wait for a request until then.
+    Idle,
+    /// A graceful close has begun and nothing is in flight.
+    Close,
+}
+
+/// The responses one hyper connection has in flight.
+struct Activity {
+    slot: Arc<Slot>,
+    settings: super::ServerSettings,
+    streams: Mutex<Streams>,
+    /// Signalled when a response starts or ends, so the watchdog re-arms.
+    changed: Notify,
+}
+
+struct Streams {
+    next_id: u64,
+    /// Each in-flight response and the time it must be sent by.
+    deadlines: Vec<(u64, Instant)>,
+    idle_since: Instant,
+}
+
+impl Activity {
+    fn new(slot: Arc<Slot>, shared: &Shared) -> Arc<Self> {
+        slot.enter(Phase::Idle);
+        Arc::new(Self {
+            slot,
+            settings: shared.settings.clone(),
+            streams: Mutex::new(Streams {
+                next_id: 0,
+                deadlines: Vec::new(),
+                idle_since: Instant::now(),
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A response of `len` bytes starts; it must be sent within its budget.
+    fn start(self: &Arc<Self>, len: usize) -> StreamGuard {
+        let budget = self.settings.send_budget(len);
+        let id = {
+            let mut s = self.lock();
+            s.next_id += 1;
+            let id = s.next_id;
+            s.deadlines.push((id, Instant::now() + budget));
+            id
+        };
+        self.slot.enter(Phase::Busy);
+        self.changed.notify_one();
+        StreamGuard {
+            activity: self.clone(),
+            id,
+        }
+    }
+
+    fn next_deadline(&self, closing: Option<Instant>) -> (Due, Instant) {
+        let s = self.lock();
+        match (s.deadlines.iter().map(|&(_, d)| d).min(), closing) {
+            (Some(send), _) => (Due::Send, send),
+            (None, Some(since)) => (Due::Close, since + CLOSE_GRACE),
+            (None, None) => (Due::Idle, s.idle_since + self.settings.idle_timeout),
+        }
+    }
+}
+
+/// A response in flight; dropping it (hyper has taken the whole body, or the
+/// stream or connection is gone) ends it.
+struct StreamGuard {
+    activity: Arc<Activity>,
+    id: u64,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let idle = {
+            let mut s = self.activity.lock();
+            s.deadlines.retain(|&(id, _)| id != self.id);
+            let idle = s.deadlines.is_empty();
+            if idle {
+                s.idle_since = Instant::now();
+            }
+            idle
+        };
+        if idle {
+            self.activity.slot.enter(Phase::Idle);
+        }
+        self.activity.changed.notify_one();
+    }
+}
+
+/// A prebuilt body handed to hyper a chunk at a time, tracked until hyper
+/// has taken all of it.
+pub(super) struct TrackedBody {
+    data: Bytes,
+    stream: Option<StreamGuard>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.data.is_empty() {
+            // Everything is with hyper now: the response is no longer ours to time.
+            self.stream = None;
+            return Poll::Ready(None);
+        }
+        let n = self.data.len().min(CHUNK);
+        let chunk = self.data.split_to(n);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
+}
