@@ -224,6 +224,46 @@ fn postgres_pool_size_is_read_and_defaults_to_8() {
 }
 
 #[test]
+fn connection_limits_and_deadlines_are_read_with_their_defaults() {
+    let c = Fixture::new(MAIN, &[latest()]).load().expect("valid");
+    assert_eq!(c.server.max_connections, 10_000);
+    assert_eq!(c.server.max_connections_per_address, 256);
+    assert_eq!(c.server.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.send_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.min_send_rate, 1024);
+    let set = MAIN.replace(
+        "[site]",
+        "max_connections_per_address = 8\nidle_timeout = \"5s\"\nsend_timeout = \"2s\"\nmin_send_rate = 4096\n\n[site]",
+    );
+    let c = Fixture::new(&set, &[latest()]).load().expect("valid");
+    assert_eq!(c.server.max_connections_per_address, 8);
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(5));
+    assert_eq!(c.server.send_timeout, Duration::from_secs(2));
+    assert_eq!(c.server.min_send_rate, 4096);
+    for (line, at, needle) in [
+        (
+            "max_connections_per_address = 0",
+            "DIR/feedsmith.toml:5:31",
+            "0 is out of range",
+        ),
+        (
+            "min_send_rate = 0",
+            "DIR/feedsmith.toml:5:17",
+            "0 is out of range",
+        ),
+        (
+            "idle_timeout = \"soon\"",
+            "DIR/feedsmith.toml:5:16",
+            "is not a duration",
+        ),
+    ] {
+        let bad = MAIN.replace("[site]", &format!("{line}\n\n[site]"));
+        fails_at(&Fixture::new(&bad, &[latest()]), at, needle);
+    }
+}
+
+#[test]
 fn feed_file_rules() {
     let cases: &[(&str, &str, &str)] = &[
         (
