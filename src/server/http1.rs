@@ -65,16 +65,16 @@ pub enum Handoff {
 }
 
 /// A request this module answers itself.
-struct Simple {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
+pub(super) struct Simple {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) headers: HeaderMap,
     keep_alive: bool,
     /// HTTP/1.0 keeps a connection open only when the response says so.
     http10: bool,
 }
 
-enum Parsed {
+pub(super) enum Parsed {
     Simple(Simple, usize),
     Partial,
     /// An HTTP/1 request for hyper to decide.
@@ -107,7 +107,7 @@ fn parse_http2(buf: &[u8]) -> Parsed {
     Parsed::Http2
 }
 
-fn parse(buf: &[u8]) -> Parsed {
+pub(super) fn parse(buf: &[u8]) -> Parsed {
     if looks_like_http2(buf) {
         return parse_http2(buf);
     }
@@ -338,7 +338,7 @@ const SHED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncont
 
 /// What the response says about the connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Connection {
+pub(super) enum Connection {
     /// HTTP/1.1's default: it stays open, nothing to say.
     Default,
     /// `connection: keep-alive`, which an HTTP/1.0 client needs to hear.
@@ -347,7 +347,7 @@ enum Connection {
     Close,
 }
 
-fn head_bytes(reply: &Reply, connection: Connection) -> Vec<u8> {
+pub(super) fn head_bytes(reply: &Reply, connection: Connection) -> Vec<u8> {
     let mut head = Vec::with_capacity(512);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(reply.status.as_str().as_bytes());

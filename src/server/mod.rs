@@ -19,6 +19,8 @@
 pub mod conditional;
 pub mod conn;
 mod fallback;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http1;
 mod routes;
 
