@@ -444,15 +444,19 @@ async fn build_and_serve_write_the_same_bytes() {
     let config = feedsmith::config::Config::load(&service.path("feedsmith.toml")).expect("config");
     let store = service.writer().await;
     let out = service.path("built");
-    // Documents are swapped in first, then written: wait for the manifest.
-    let manifest = service.path("published").join(feedsmith::publish::MANIFEST);
+    // Documents are swapped in first, then written: wait for the files.
     service
-        .wait_for(15, "the output folder's manifest", || async {
-            let text = std::fs::read_to_string(&manifest).ok()?;
-            ["latest", "world", "business", "climate"]
-                .iter()
-                .all(|f| text.contains(&format!("\"{f}\"")))
-                .then_some(())
+        .wait_for(15, "the output folder to hold what is served", || async {
+            for path in FEEDS {
+                let (_, _, served) = service.get(path).await;
+                let file = service
+                    .path("published")
+                    .join(path.trim_start_matches("/feeds/"));
+                if std::fs::read(&file).ok()? != served {
+                    return None;
+                }
+            }
+            Some(())
         })
         .await;
     feedsmith::app::build_all(&config, &store, &out)

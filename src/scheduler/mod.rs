@@ -167,6 +167,20 @@ pub fn site_documents(config: &Config) -> (Representation, Representation) {
 /// earlier run left in the output folder (same bytes, same ETags), and `503`
 /// for configured feeds that have none.
 pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
+    let dir = config.output_dir.display();
+    match publish::prepare(&config.output_dir).await {
+        Ok(c) if c.failed > 0 => {
+            warn!(removed = c.removed, failed = c.failed, in_use = c.in_use, %dir,
+                "could not remove every temporary file a killed run left in the output folder");
+        }
+        Ok(c) if c.removed > 0 || c.in_use > 0 => {
+            // `in_use`: named after a running process (a `feedsmith build`), kept.
+            info!(removed = c.removed, in_use = c.in_use, %dir,
+                "removed stale temporary files from the output folder");
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot prepare the output folder"),
+    }
     let wanted = config
         .feeds
         .values()
