@@ -5,9 +5,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::{Service, ServiceOptions, article};
+use feedsmith::publish::{self, PublishedFeed, PublishedSet, Publisher, SENDFILE_MIN_BYTES};
+use feedsmith::scheduler::{self, Health, Scheduler};
 use feedsmith::store::ArticleStore;
 use serde_json::json;
 
@@ -444,15 +447,19 @@ async fn build_and_serve_write_the_same_bytes() {
     let config = feedsmith::config::Config::load(&service.path("feedsmith.toml")).expect("config");
     let store = service.writer().await;
     let out = service.path("built");
-    // Documents are swapped in first, then written: wait for the manifest.
-    let manifest = service.path("published").join(feedsmith::publish::MANIFEST);
+    // Documents are swapped in first, then written: wait for the files.
     service
-        .wait_for(15, "the output folder's manifest", || async {
-            let text = std::fs::read_to_string(&manifest).ok()?;
-            ["latest", "world", "business", "climate"]
-                .iter()
-                .all(|f| text.contains(&format!("\"{f}\"")))
-                .then_some(())
+        .wait_for(15, "the output folder to hold what is served", || async {
+            for path in FEEDS {
+                let (_, _, served) = service.get(path).await;
+                let file = service
+                    .path("published")
+                    .join(path.trim_start_matches("/feeds/"));
+                if std::fs::read(&file).ok()? != served {
+                    return None;
+                }
+            }
+            Some(())
         })
         .await;
     feedsmith::app::build_all(&config, &store, &out)
@@ -470,5 +477,167 @@ async fn build_and_serve_write_the_same_bytes() {
             served,
             "{path}"
         );
+    }
+}
+
+/// Runs the service's start-up path (as `app::run_with` does, without the
+/// HTTP server) until every feed is published, and returns what it serves.
+async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
+    let config = Arc::new(config);
+    let publisher = Arc::new(Publisher::new(scheduler::initial_set(&config).await));
+    let scheduler = Scheduler::new(
+        config.clone(),
+        Arc::new(feedsmith::app::ConfiguredStore),
+        publisher.clone(),
+        Arc::new(Health::new(1)),
+    );
+    let (_control, control_rx) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(control_rx, async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let set = loop {
+        let set = publisher.snapshot();
+        if set.pending.is_empty() && set.feeds.len() == config.feeds.len() {
+            break set;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for every feed: pending {:?}",
+            set.pending
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(());
+    task.await.expect("scheduler");
+    set
+}
+
+/// Seeds the store `config` names and adds articles long enough that the
+/// feeds listing them (and their compressed variants) exceed
+/// `SENDFILE_MIN_BYTES`; the sample articles alone are too short.
+async fn add_long_articles(config: &feedsmith::config::Config) {
+    let store = feedsmith::app::open_store(config, feedsmith::app::Seeding::OnFirstStart)
+        .await
+        .expect("store");
+    // Words from a fixed pseudo-random sequence compress about as little as prose.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut word = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 3 + (x % 7) as usize;
+        (0..len)
+            .map(|i| char::from(b'a' + ((x >> (i * 5)) % 26) as u8))
+            .collect::<String>()
+    };
+    let articles: Vec<_> = (0..4)
+        .map(|i| {
+            let body: Vec<String> = (0..3000).map(|_| word()).collect();
+            article(
+                &format!("long-read-{i}"),
+                &format!("2030-01-0{}T09:00:00Z", i + 1),
+                json!({ "body_html": format!("<p>{}</p>", body.join(" ")), "section": "World" }),
+            )
+        })
+        .collect();
+    store.upsert(&articles).await.expect("upsert");
+}
+
+/// Every variant large enough for `sendfile` holds a file; returns how many
+/// there are.
+fn assert_large_variants_have_files(set: &PublishedSet) -> usize {
+    let mut large = 0;
+    for (name, feed) in &set.feeds {
+        for (format, rep) in feed {
+            for v in rep
+                .variants()
+                .filter(|v| v.body.len() >= SENDFILE_MIN_BYTES)
+            {
+                large += 1;
+                assert!(
+                    v.file.is_some(),
+                    "{name}.{} ({}, {} bytes) has no file for zero-copy sending",
+                    format.extension(),
+                    v.encoding.name(),
+                    v.body.len()
+                );
+            }
+        }
+    }
+    large
+}
+
+#[tokio::test]
+async fn a_first_start_into_a_missing_output_folder_sends_large_variants_from_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = ServiceOptions::default();
+    common::copy_feeds(dir.path(), &options);
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let config = common::write_config(dir.path(), addr, &options);
+    add_long_articles(&config).await;
+    assert!(
+        !config.output_dir.exists(),
+        "the output folder starts missing"
+    );
+
+    let set = cold_start(config).await;
+    let large = assert_large_variants_have_files(&set);
+    assert!(
+        large > 0,
+        "the sample feeds have no variant of {SENDFILE_MIN_BYTES} bytes, so this test proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_reused_document_without_its_files_gets_them_and_one_with_files_is_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = ServiceOptions::default();
+    common::copy_feeds(dir.path(), &options);
+    let config = common::write_config(dir.path(), "127.0.0.1:0".parse().expect("addr"), &options);
+    add_long_articles(&config).await;
+    let store = feedsmith::app::open_store(&config, feedsmith::app::Seeding::OnFirstStart)
+        .await
+        .expect("store");
+    let spec = config.feeds.get("latest").expect("latest feed");
+    let built = scheduler::build_feed(&config, spec, store.as_ref())
+        .await
+        .expect("build");
+    let cache = scheduler::feed_cache_control(&config, spec);
+    // As represented while the output folder was missing: no files.
+    let without: PublishedFeed = built
+        .docs
+        .iter()
+        .map(|d| (d.format, Arc::new(publish::represent(d, cache.clone()))))
+        .collect();
+    assert!(
+        without.values().any(|r| r.needs_files()),
+        "latest has no document of {SENDFILE_MIN_BYTES} bytes, so this test proves nothing"
+    );
+
+    let with = scheduler::represent_feed(&config, spec, &built.docs, Some(&without));
+    for (format, rep) in &with {
+        let old = &without[format];
+        assert_eq!(
+            rep.identity.etag, old.identity.etag,
+            "{format:?}: same bytes"
+        );
+        assert!(!rep.needs_files(), "{format:?} still has no file");
+        assert_eq!(
+            Arc::ptr_eq(rep, old),
+            !old.needs_files(),
+            "{format:?}: a copy only where files were missing"
+        );
+        if let (Some(a), Some(b)) = (&rep.gzip, &old.gzip) {
+            assert!(
+                a.body.as_ptr() == b.body.as_ptr(),
+                "bodies are shared, not copied"
+            );
+        }
+    }
+    let again = scheduler::represent_feed(&config, spec, &built.docs, Some(&with));
+    for (format, rep) in &again {
+        assert!(Arc::ptr_eq(rep, &with[format]), "{format:?}: kept as it is");
     }
 }

@@ -18,8 +18,8 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
 pub use output::{
-    Loaded, MANIFEST, PublishError, Wanted, document_path, load, save, write_atomically,
-    write_documents,
+    Loaded, MANIFEST, PublishError, TempCleanup, Wanted, document_path, load, prepare, save,
+    write_atomically, write_documents,
 };
 pub use variant::{
     BodyFile, COMPRESS_MIN_BYTES, Encoding, Representation, SENDFILE_MIN_BYTES, Variant,

@@ -7,9 +7,23 @@
 //! (`latest.rss.gz`, `latest.rss.br`, which nginx's `gzip_static` and
 //! `brotli_static` serve as they are) and a manifest, `.feedsmith-manifest.json`,
 //! naming the ETag and `Last-Modified` of everything published. At start-up the
-//! service reads the folder back and serves the same bytes under the same ETags
-//! before it has reached the store. A file whose hash does not match the
-//! manifest (a crash between two renames, an admin's edit) is not served.
+//! service removes the temporary files a killed run left, reads the folder
+//! back and serves the same bytes under the same ETags before it has reached
+//! the store. A file the manifest does not vouch for (an admin's edit, a
+//! damaged disk) is not served.
+//!
+//! Crash consistency comes from write-ahead ordering in [`save`]: the manifest
+//! lists, per document, every version the file may hold. Before any document
+//! is renamed, a manifest naming both the version on disk and the incoming one
+//! is made durable; then the documents are renamed (each rename is atomic, so
+//! a file is always one complete version or the other) and the folder synced;
+//! only then does a manifest naming just the new versions replace it. So at
+//! every instant each complete file matches an entry, with its own
+//! `Last-Modified`, and a restart serves it. After a crash a feed's formats may
+//! come from two consecutive builds until its rebuild; a compressed variant
+//! that does not belong to the identity bytes found is compressed again. This
+//! module never decides what to publish, and never touches files other than
+//! the documents, their variants, the manifest and its own temporary files.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,8 +46,29 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the output folder {path}: {source}")]
+    List {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writer task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// One filesystem operation of a save, announced just before it happens so a
+/// test can stop the sequence there, as a crash would. `save` passes a hook
+/// that does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // the paths are read by the crash tests only
+pub(crate) enum Step<'a> {
+    CreateDir(&'a Path),
+    CreateTemp(&'a Path),
+    Write(&'a Path),
+    Sync(&'a Path),
+    Rename(&'a Path),
+    Remove(&'a Path),
+    SyncDir(&'a Path),
 }
 
 /// The file a feed's document is written to: `{dir}/{name}.{ext}`.
@@ -79,24 +114,130 @@ pub async fn write_documents(
 /// names start with a letter or digit.
 pub const MANIFEST: &str = ".feedsmith-manifest.json";
 
-/// Bumped when the manifest's meaning changes; other versions are ignored.
-const MANIFEST_VERSION: u32 = 1;
+/// Bumped when the manifest's meaning changes. Version 1 named one version of
+/// each document; version 2 names every version its file may hold (two while
+/// a save is under way). Both are read; others are ignored.
+const MANIFEST_VERSION: u32 = 2;
+
+/// Feed name → file extension → the versions its file may hold, newest first.
+type Documents = BTreeMap<String, BTreeMap<String, Vec<ManifestEntry>>>;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
     version: u32,
-    /// Feed name → file extension → document.
-    feeds: BTreeMap<String, BTreeMap<String, ManifestEntry>>,
+    feeds: Documents,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Only the version, to pick the shape to read the rest with.
+#[derive(Debug, Deserialize)]
+struct ManifestVersion {
+    version: u32,
+}
+
+/// What version 1 wrote: one entry per document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestV1 {
+    feeds: BTreeMap<String, BTreeMap<String, ManifestEntry>>,
+    #[allow(dead_code)] // checked through `ManifestVersion`
+    version: u32,
+}
+
+/// One version of a document: the ETag of its identity bytes, its
+/// `Last-Modified`, and the ETags of the compressed variants made from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestEntry {
     etag: String,
     last_modified: DateTime<Utc>,
     gzip: Option<String>,
     brotli: Option<String>,
+}
+
+impl ManifestEntry {
+    fn of(rep: &Representation) -> Self {
+        Self {
+            etag: rep.identity.etag.to_string(),
+            last_modified: rep.last_modified,
+            gzip: rep.gzip.as_ref().map(|v| v.etag.to_string()),
+            brotli: rep.brotli.as_ref().map(|v| v.etag.to_string()),
+        }
+    }
+}
+
+/// Appends the entries of `more` that `list` lacks, keeping `list`'s first.
+fn merge(list: &mut Vec<ManifestEntry>, more: impl IntoIterator<Item = ManifestEntry>) {
+    for entry in more {
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+}
+
+/// Reads the manifest in `dir`: `Ok(None)` if there is none, `Err` (saying
+/// why) if it cannot be used.
+fn read_manifest(dir: &Path) -> Result<Option<Documents>, String> {
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Ok(bytes) => bytes,
+    };
+    let bad = |e: serde_json::Error| format!("{}: {e}", path.display());
+    let version = serde_json::from_slice::<ManifestVersion>(&bytes)
+        .map_err(bad)?
+        .version;
+    match version {
+        MANIFEST_VERSION => Ok(Some(
+            serde_json::from_slice::<Manifest>(&bytes)
+                .map_err(bad)?
+                .feeds,
+        )),
+        1 => {
+            let old: ManifestV1 = serde_json::from_slice(&bytes).map_err(bad)?;
+            Ok(Some(
+                old.feeds
+                    .into_iter()
+                    .map(|(feed, docs)| {
+                        let docs = docs.into_iter().map(|(ext, e)| (ext, vec![e])).collect();
+                        (feed, docs)
+                    })
+                    .collect(),
+            ))
+        }
+        other => Err(format!(
+            "{}: manifest version {other} is not 1 or {MANIFEST_VERSION}",
+            path.display()
+        )),
+    }
+}
+
+/// Replaces the manifest and makes the replacement durable before anything
+/// that relies on it happens.
+fn write_manifest(
+    dir: &Path,
+    feeds: &Documents,
+    step: &mut dyn FnMut(Step<'_>),
+) -> Result<(), PublishError> {
+    let path = dir.join(MANIFEST);
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        feeds: feeds.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| PublishError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomically_with(&path, &json, step).map_err(|source| PublishError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    step(Step::SyncDir(dir));
+    sync_dir(dir).map_err(|source| PublishError::Write {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 fn variant_path(identity: &Path, suffix: &str) -> PathBuf {
@@ -109,9 +250,10 @@ fn feed_file(dir: &Path, feed: &str, format: Format) -> PathBuf {
     dir.join(format!("{feed}.{}", format.extension()))
 }
 
-/// Writes the documents of the `changed` feeds of `set`, every variant, then
-/// removes the files of the `removed` feeds, then replaces the manifest — in
-/// that order, so the manifest never names bytes that are not on disk.
+/// Writes the documents of the `changed` feeds of `set`, every variant, and
+/// removes the files of the `removed` feeds, under a write-ahead manifest (see
+/// the module's documentation), so a crash at any point leaves every complete
+/// file servable.
 pub async fn save(
     dir: &Path,
     set: Arc<PublishedSet>,
@@ -119,20 +261,64 @@ pub async fn save(
     removed: Vec<FeedName>,
 ) -> Result<(), PublishError> {
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || save_blocking(&dir, &set, &changed, &removed)).await?
+    tokio::task::spawn_blocking(move || save_blocking(&dir, &set, &changed, &removed, &mut |_| {}))
+        .await?
 }
 
-fn save_blocking(
+/// [`save`] on the calling thread, calling `step` before every filesystem
+/// operation.
+pub(crate) fn save_blocking(
     dir: &Path,
     set: &PublishedSet,
     changed: &[FeedName],
     removed: &[FeedName],
+    step: &mut dyn FnMut(Step<'_>),
 ) -> Result<(), PublishError> {
     let err = |path: &Path| {
         let path = path.to_owned();
         move |source| PublishError::Write { path, source }
     };
+    step(Step::CreateDir(dir));
     std::fs::create_dir_all(dir).map_err(err(dir))?;
+    // A manifest that cannot be read vouches for nothing; the files it named
+    // were not servable anyway.
+    let on_disk = read_manifest(dir).ok().flatten().unwrap_or_default();
+    let written = |name: &FeedName| changed.contains(name);
+
+    // What the manifest says once this save is done: the new version of every
+    // document written here; for the others, what is served plus whatever
+    // the folder may still hold (a save that failed half-way).
+    let mut after = Documents::new();
+    for (name, feed) in &set.feeds {
+        let docs = after.entry(name.to_string()).or_default();
+        for (format, rep) in feed {
+            let ext = format.extension();
+            let mut entries = vec![ManifestEntry::of(rep)];
+            if !written(name) {
+                let old = on_disk.get(name.as_str()).and_then(|d| d.get(ext));
+                merge(&mut entries, old.into_iter().flatten().cloned());
+            }
+            docs.insert(ext.to_owned(), entries);
+        }
+    }
+    // What it says while the files are replaced: both, newest first.
+    let mut ahead = on_disk.clone();
+    for (name, docs) in &after {
+        for (ext, entries) in docs {
+            let slot = ahead
+                .entry(name.clone())
+                .or_default()
+                .entry(ext.clone())
+                .or_default();
+            let mut both = entries.clone();
+            merge(&mut both, slot.drain(..));
+            *slot = both;
+        }
+    }
+    if ahead != on_disk {
+        write_manifest(dir, &ahead, step)?;
+    }
+
     for name in changed {
         let Some(feed) = set.feeds.get(name) else {
             continue;
@@ -142,64 +328,139 @@ fn save_blocking(
             for (suffix, variant) in [(".gz", &rep.gzip), (".br", &rep.brotli)] {
                 let vpath = variant_path(&path, suffix);
                 match variant {
-                    Some(v) => write_atomically(&vpath, &v.body).map_err(err(&vpath))?,
-                    None => remove_if_present(&vpath).map_err(err(&vpath))?,
+                    Some(v) => write_atomically_with(&vpath, &v.body, step).map_err(err(&vpath))?,
+                    None => remove_if_present(&vpath, step).map_err(err(&vpath))?,
                 }
             }
-            write_atomically(&path, &rep.identity.body).map_err(err(&path))?;
+            write_atomically_with(&path, &rep.identity.body, step).map_err(err(&path))?;
         }
         // A format the feed no longer offers leaves no stale file behind.
         for format in Format::ALL.into_iter().filter(|f| !feed.contains_key(f)) {
-            remove_feed_format(dir, name.as_str(), format).map_err(err(dir))?;
+            remove_feed_format(dir, name.as_str(), format, step).map_err(err(dir))?;
         }
     }
     for name in removed {
         for format in Format::ALL {
-            remove_feed_format(dir, name.as_str(), format).map_err(err(dir))?;
+            remove_feed_format(dir, name.as_str(), format, step).map_err(err(dir))?;
         }
     }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        feeds: set
-            .feeds
-            .iter()
-            .map(|(name, feed)| {
-                let docs = feed
-                    .iter()
-                    .map(|(format, rep)| {
-                        (
-                            format.extension().to_owned(),
-                            ManifestEntry {
-                                etag: rep.identity.etag.to_string(),
-                                last_modified: rep.last_modified,
-                                gzip: rep.gzip.as_ref().map(|v| v.etag.to_string()),
-                                brotli: rep.brotli.as_ref().map(|v| v.etag.to_string()),
-                            },
-                        )
-                    })
-                    .collect();
-                (name.to_string(), docs)
-            })
-            .collect(),
-    };
-    let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    let path = dir.join(MANIFEST);
-    write_atomically(&path, &json).map_err(err(&path))?;
-    sync_dir(dir).map_err(err(dir))
+    // The renames must be on disk before the manifest stops vouching for the
+    // versions they replaced.
+    step(Step::SyncDir(dir));
+    sync_dir(dir).map_err(err(dir))?;
+    if after != ahead {
+        write_manifest(dir, &after, step)?;
+    }
+    Ok(())
 }
 
-fn remove_feed_format(dir: &Path, feed: &str, format: Format) -> std::io::Result<()> {
+fn remove_feed_format(
+    dir: &Path,
+    feed: &str,
+    format: Format,
+    step: &mut dyn FnMut(Step<'_>),
+) -> std::io::Result<()> {
     let path = feed_file(dir, feed, format);
-    remove_if_present(&variant_path(&path, ".gz"))?;
-    remove_if_present(&variant_path(&path, ".br"))?;
-    remove_if_present(&path)
+    remove_if_present(&variant_path(&path, ".gz"), step)?;
+    remove_if_present(&variant_path(&path, ".br"), step)?;
+    remove_if_present(&path, step)
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
+fn remove_if_present(path: &Path, step: &mut dyn FnMut(Step<'_>)) -> std::io::Result<()> {
+    step(Step::Remove(path));
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// What [`prepare`] did with the temporary files it found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TempCleanup {
+    /// Left by a run that was killed mid-write: removed.
+    pub removed: usize,
+    /// Named after a process that is running (a `feedsmith build` writing into
+    /// the same folder): left alone.
+    pub in_use: usize,
+    /// Could not be removed.
+    pub failed: usize,
+}
+
+/// Readies the output folder at start-up, before anything is served from it:
+/// creates it (large variants need it for their files before the first save),
+/// and removes the temporary files a killed run left — only names
+/// [`write_atomically`] makes for our own files, never anything else an admin
+/// keeps there.
+pub async fn prepare(dir: &Path) -> Result<TempCleanup, PublishError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || prepare_blocking(&dir)).await?
+}
+
+fn prepare_blocking(dir: &Path) -> Result<TempCleanup, PublishError> {
+    std::fs::create_dir_all(dir).map_err(|source| PublishError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let list_err = |source| PublishError::List {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut cleanup = TempCleanup::default();
+    for entry in std::fs::read_dir(dir).map_err(list_err)? {
+        let entry = entry.map_err(list_err)?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(our_temp_pid) else {
+            continue;
+        };
+        if entry.file_type().is_ok_and(|t| !t.is_file()) {
+            continue;
+        }
+        if running_elsewhere(pid) {
+            cleanup.in_use += 1;
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => cleanup.removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => cleanup.failed += 1,
+        }
+    }
+    Ok(cleanup)
+}
+
+/// The process id in `name` if it is a temporary file [`write_atomically`]
+/// makes for one of our own files (`.{file}.tmp-{pid}`), else `None`.
+fn our_temp_pid(name: &str) -> Option<u32> {
+    let (file, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid = pid.parse().ok()?;
+    is_our_file(file).then_some(pid)
+}
+
+/// Whether `file` is a name [`save`] or [`write_documents`] writes: the
+/// manifest, or `{feed}.{ext}` with an optional `.gz` / `.br`.
+fn is_our_file(file: &str) -> bool {
+    if file == MANIFEST {
+        return true;
+    }
+    let document = file
+        .strip_suffix(".gz")
+        .or_else(|| file.strip_suffix(".br"))
+        .unwrap_or(file);
+    document.rsplit_once('.').is_some_and(|(feed, ext)| {
+        Format::ALL.iter().any(|f| f.extension() == ext) && feed.parse::<FeedName>().is_ok()
+    })
+}
+
+/// Whether another live process may still be writing a temp file named after
+/// `pid`. Our own id counts as dead: at start-up we have written nothing yet,
+/// and in a container the previous run often had the same id.
+fn running_elsewhere(pid: u32) -> bool {
+    pid != std::process::id()
+        && cfg!(target_os = "linux")
+        && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// A feed to read back from the output folder, with the caching policy its
@@ -219,8 +480,9 @@ pub struct Loaded {
 }
 
 /// Reads back what an earlier run published into `dir` for the `wanted`
-/// feeds. Only documents whose bytes match the manifest come back; a feed with
-/// any format missing is left out whole, so it is never served half old.
+/// feeds. Only documents whose bytes match a version the manifest names come
+/// back, each with that version's `Last-Modified`; a feed with any format
+/// missing is left out whole, so it is never served half.
 pub async fn load(dir: &Path, wanted: Vec<Wanted>) -> Loaded {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || load_blocking(&dir, &wanted))
@@ -233,63 +495,51 @@ pub async fn load(dir: &Path, wanted: Vec<Wanted>) -> Loaded {
 
 fn load_blocking(dir: &Path, wanted: &[Wanted]) -> Loaded {
     let mut loaded = Loaded::default();
-    let path = dir.join(MANIFEST);
-    let manifest: Manifest = match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return loaded,
-        Err(e) => {
-            loaded.skipped.push(format!("{}: {e}", path.display()));
+    let documents = match read_manifest(dir) {
+        Ok(Some(documents)) => documents,
+        Ok(None) => return loaded,
+        Err(why) => {
+            loaded.skipped.push(why);
             return loaded;
         }
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(
-                m @ Manifest {
-                    version: MANIFEST_VERSION,
-                    ..
-                },
-            ) => m,
-            Ok(m) => {
-                loaded.skipped.push(format!(
-                    "{}: manifest version {} is not {MANIFEST_VERSION}",
-                    path.display(),
-                    m.version
-                ));
-                return loaded;
-            }
-            Err(e) => {
-                loaded.skipped.push(format!("{}: {e}", path.display()));
-                return loaded;
-            }
-        },
     };
     'feeds: for want in wanted {
-        let Some(entries) = manifest.feeds.get(want.name.as_str()) else {
+        let Some(entries) = documents.get(want.name.as_str()) else {
             continue;
         };
         let mut feed = PublishedFeed::new();
         for &format in &want.formats {
-            let Some(entry) = entries.get(format.extension()) else {
+            let Some(versions) = entries.get(format.extension()) else {
                 loaded
                     .skipped
                     .push(format!("{}: no {} document", want.name, format.extension()));
                 continue 'feeds;
             };
             let path = feed_file(dir, want.name.as_str(), format);
-            let body = match read_matching(&path, &entry.etag) {
-                Ok(body) => body,
-                Err(why) => {
-                    loaded.skipped.push(why);
+            let body = match std::fs::read(&path) {
+                Ok(body) => Bytes::from(body),
+                Err(e) => {
+                    loaded.skipped.push(format!("{}: {e}", path.display()));
                     continue 'feeds;
                 }
             };
-            // A compressed copy that does not match is made again, not refused.
+            let etag = ETag::of(&body);
+            let Some(entry) = versions.iter().find(|v| v.etag == etag.as_str()) else {
+                loaded.skipped.push(format!(
+                    "{}: its bytes match no version the manifest names",
+                    path.display()
+                ));
+                continue 'feeds;
+            };
+            // Only the variants of this very version; any other is made again.
             let gzip = entry
                 .gzip
                 .as_ref()
-                .and_then(|etag| read_matching(&variant_path(&path, ".gz"), etag).ok());
+                .and_then(|etag| read_matching(&variant_path(&path, ".gz"), etag));
             let brotli = entry
                 .brotli
                 .as_ref()
-                .and_then(|etag| read_matching(&variant_path(&path, ".br"), etag).ok());
+                .and_then(|etag| read_matching(&variant_path(&path, ".br"), etag));
             let mut rep = Representation::with_compressed(
                 body,
                 builder::content_type(format),
@@ -307,31 +557,40 @@ fn load_blocking(dir: &Path, wanted: &[Wanted]) -> Loaded {
     loaded
 }
 
-fn read_matching(path: &Path, etag: &str) -> Result<Bytes, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if ETag::of(&bytes).as_str() == etag {
-        Ok(Bytes::from(bytes))
-    } else {
-        Err(format!(
-            "{}: its bytes do not match the manifest's etag {etag}",
-            path.display()
-        ))
-    }
+/// The bytes at `path` if their ETag is `etag`.
+fn read_matching(path: &Path, etag: &str) -> Option<Bytes> {
+    let bytes = std::fs::read(path).ok()?;
+    (ETag::of(&bytes).as_str() == etag).then(|| Bytes::from(bytes))
 }
 
 /// Temp file beside the target, fsync, rename over the target.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically_with(path, bytes, &mut |_| {})
+}
+
+/// [`write_atomically`], calling `step` before each filesystem operation.
+fn write_atomically_with(
+    path: &Path,
+    bytes: &[u8],
+    step: &mut dyn FnMut(Step<'_>),
+) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The start-up cleanup recognises exactly this shape (`our_temp_pid`).
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
+    let mut attempt = || {
+        step(Step::CreateTemp(&tmp));
         let mut f = std::fs::File::create(&tmp)?;
+        step(Step::Write(&tmp));
         f.write_all(bytes)?;
+        step(Step::Sync(&tmp));
         f.sync_all()?;
+        step(Step::Rename(path));
         std::fs::rename(&tmp, path)
-    })();
+    };
+    let result = attempt();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -353,7 +612,10 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
     use super::*;
+    use crate::publish::Variant;
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temp_file() {
@@ -385,5 +647,481 @@ mod tests {
                 .join(".blocked.rss.tmp-".to_owned() + &std::process::id().to_string())
                 .exists()
         );
+    }
+
+    fn name(s: &str) -> FeedName {
+        s.parse().expect("feed name")
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A document of at least `len` bytes whose content depends on `seed`.
+    fn doc(seed: &str, len: usize, modified: i64) -> Arc<Representation> {
+        let mut text = format!("<doc seed=\"{seed}\">");
+        let mut i = 0_u64;
+        while text.len() < len {
+            // Varied enough that large documents stay large once compressed.
+            let noise = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (seed.len() as u64);
+            text.push_str(&format!("<item n=\"{i}\">{seed} {noise:x}</item>"));
+            i += 1;
+        }
+        Arc::new(Representation::new(
+            Bytes::from(text),
+            "application/rss+xml; charset=utf-8",
+            DateTime::from_timestamp(modified, 0).expect("time"),
+            "public, max-age=60".into(),
+        ))
+    }
+
+    /// A feed's documents as the tests write them down.
+    type Docs<'a> = &'a [(Format, &'a Arc<Representation>)];
+
+    fn set(feeds: &[(&str, Docs<'_>)]) -> PublishedSet {
+        PublishedSet {
+            feeds: feeds
+                .iter()
+                .map(|(n, docs)| {
+                    let feed = docs.iter().map(|(f, r)| (*f, Arc::clone(r))).collect();
+                    (name(n), feed)
+                })
+                .collect(),
+            ..PublishedSet::default()
+        }
+    }
+
+    fn wanted(set: &PublishedSet) -> Vec<Wanted> {
+        set.feeds
+            .iter()
+            .map(|(name, feed)| Wanted {
+                name: name.clone(),
+                formats: feed.keys().copied().collect(),
+                cache_control: "public, max-age=60".into(),
+            })
+            .collect()
+    }
+
+    fn no_steps(_: Step<'_>) {}
+
+    /// A save, then what the folder holds in place of a crash.
+    struct Scenario {
+        what: &'static str,
+        /// Saved whole before the save under test; `None`: the folder does
+        /// not even exist.
+        before: Option<PublishedSet>,
+        /// Rewrite the folder's manifest as version 1 wrote it (the first save
+        /// after a deploy).
+        before_v1: bool,
+        after: PublishedSet,
+        changed: Vec<FeedName>,
+        removed: Vec<FeedName>,
+    }
+
+    /// Sentinel payload of the simulated crash.
+    struct Crash;
+
+    /// Runs the scenario's save, stopping it just before its `n`th filesystem
+    /// step by unwinding out of the hook: no error path and no cleanup runs,
+    /// as with a SIGKILL. `true` if the save finished first.
+    fn save_crashing_at(n: usize, dir: &Path, s: &Scenario) -> bool {
+        let mut steps = 0;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            save_blocking(dir, &s.after, &s.changed, &s.removed, &mut |_| {
+                if steps == n {
+                    resume_unwind(Box::new(Crash));
+                }
+                steps += 1;
+            })
+        }));
+        match outcome {
+            Ok(result) => {
+                result.expect("save without a crash");
+                true
+            }
+            Err(payload) => {
+                assert!(payload.is::<Crash>(), "the save itself panicked");
+                false
+            }
+        }
+    }
+
+    fn write_v1_manifest(dir: &Path) {
+        let docs = read_manifest(dir).expect("manifest").expect("present");
+        let feeds: BTreeMap<&String, BTreeMap<&String, &ManifestEntry>> = docs
+            .iter()
+            .map(|(feed, docs)| (feed, docs.iter().map(|(ext, v)| (ext, &v[0])).collect()))
+            .collect();
+        let json = serde_json::json!({ "version": 1, "feeds": feeds });
+        std::fs::write(
+            dir.join(MANIFEST),
+            serde_json::to_vec_pretty(&json).expect("json"),
+        )
+        .expect("write v1 manifest");
+    }
+
+    /// The served document is exactly `expected`: same bytes, ETag of those
+    /// bytes, same `Last-Modified`, and compressed variants of those bytes.
+    fn assert_is(served: &Representation, expected: &Representation, at: &str) {
+        assert!(
+            served.identity.body == expected.identity.body,
+            "{at}: bytes"
+        );
+        assert_eq!(
+            served.identity.etag,
+            ETag::of(&served.identity.body),
+            "{at}: etag"
+        );
+        assert_eq!(served.last_modified, expected.last_modified, "{at}");
+        let body = |v: &Option<Variant>| v.as_ref().map(|v| v.body.clone());
+        assert_eq!(body(&served.gzip), body(&expected.gzip), "{at}: gzip");
+        assert_eq!(body(&served.brotli), body(&expected.brotli), "{at}: br");
+    }
+
+    /// For every N, crashes the save before step N and restarts: cleanup,
+    /// then load. Returns how many crash points were tried and at how many
+    /// some document was served in its new version while another was still
+    /// in its old one (the window a manifest must vouch for both in).
+    fn crash_everywhere(s: &Scenario) -> (usize, usize) {
+        let template = tempfile::tempdir().expect("temp dir");
+        if let Some(before) = &s.before {
+            let all: Vec<FeedName> = before.feeds.keys().cloned().collect();
+            save_blocking(template.path(), before, &all, &[], &mut no_steps).expect("before");
+            if s.before_v1 {
+                write_v1_manifest(template.path());
+            }
+        }
+        let mut mixed = 0;
+        for n in 0.. {
+            let root = tempfile::tempdir().expect("temp dir");
+            let dir = root.path().join("published");
+            if s.before.is_some() {
+                std::fs::create_dir(&dir).expect("dir");
+                for file in names_in(template.path()) {
+                    std::fs::copy(template.path().join(&file), dir.join(&file)).expect("copy");
+                }
+            }
+            let finished = save_crashing_at(n, &dir, s);
+            let at = format!("{}, crash before step {n}", s.what);
+
+            // Start-up.
+            prepare_blocking(&dir).expect("prepare");
+            let files = names_in(&dir);
+            assert!(
+                files.iter().all(|f| our_temp_pid(f).is_none()),
+                "{at}: temp files left: {files:?}"
+            );
+            let loaded = load_blocking(&dir, &wanted(&s.after));
+
+            let (mut old_served, mut new_served) = (false, false);
+            for (feed, docs) in &s.after.feeds {
+                let before = s.before.as_ref().and_then(|b| b.feeds.get(feed));
+                let mut complete = true;
+                for (format, new) in docs {
+                    let at = format!("{at}: {feed}.{}", format.extension());
+                    let old = before.and_then(|b| b.get(format));
+                    let Ok(bytes) = std::fs::read(feed_file(&dir, feed.as_str(), *format)) else {
+                        complete = false;
+                        continue;
+                    };
+                    let version = [Some(new), old]
+                        .into_iter()
+                        .flatten()
+                        .find(|v| v.identity.body[..] == bytes[..]);
+                    let version = version.unwrap_or_else(|| panic!("{at}: holds neither version"));
+                    if let Some(served) = loaded.feeds.get(feed).and_then(|f| f.get(format)) {
+                        assert_is(served, version, &at);
+                        if Arc::ptr_eq(version, new) && old.is_none_or(|o| o != new) {
+                            new_served = true;
+                        } else if old.is_some_and(|o| Arc::ptr_eq(version, o) && o != new) {
+                            old_served = true;
+                        }
+                    }
+                }
+                // Renames never open a gap: a document on disk before stays.
+                if docs
+                    .keys()
+                    .all(|f| before.is_some_and(|b| b.contains_key(f)))
+                {
+                    assert!(complete, "{at}: {feed} lost a document");
+                }
+                assert_eq!(
+                    loaded.feeds.contains_key(feed),
+                    complete,
+                    "{at}: {feed} complete on disk: {complete}; skipped: {:?}",
+                    loaded.skipped
+                );
+            }
+            if old_served && new_served {
+                mixed += 1;
+            }
+
+            if finished {
+                let docs = read_manifest(&dir).expect("manifest").expect("present");
+                for (feed, feed_docs) in &docs {
+                    for (ext, versions) in feed_docs {
+                        assert_eq!(versions.len(), 1, "{at}: {feed}.{ext}: {versions:?}");
+                    }
+                }
+                for feed in &s.removed {
+                    assert!(
+                        files.iter().all(|f| !f.starts_with(&format!("{feed}."))),
+                        "{at}: files of removed {feed} left: {files:?}"
+                    );
+                    assert!(
+                        !docs.contains_key(feed.as_str()),
+                        "{at}: {feed} in manifest"
+                    );
+                }
+                assert_eq!(loaded.feeds.len(), s.after.feeds.len(), "{at}");
+                return (n, mixed);
+            }
+
+            // The rebuild after the restart publishes the new versions whole.
+            let all: Vec<FeedName> = s.after.feeds.keys().cloned().collect();
+            save_blocking(&dir, &s.after, &all, &s.removed, &mut no_steps).expect("resave");
+            let again = load_blocking(&dir, &wanted(&s.after));
+            for (feed, docs) in &s.after.feeds {
+                for (format, new) in docs {
+                    let served = again.feeds.get(feed).and_then(|f| f.get(format));
+                    let served = served.unwrap_or_else(|| panic!("{at}: {feed} after resave"));
+                    assert_is(served, new, &format!("{at}: resaved {feed}"));
+                }
+            }
+        }
+        unreachable!("the loop returns once a save finishes")
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_a_first_save_serves_every_complete_feed() {
+        let (rss, atom, json) = (
+            doc("a1", 20_000, 100),
+            doc("a1", 2_000, 100),
+            doc("a1", 300, 100),
+        );
+        let c = doc("c1", 3_000, 50);
+        let s = Scenario {
+            what: "first save",
+            before: None,
+            before_v1: false,
+            after: set(&[
+                (
+                    "a",
+                    &[
+                        (Format::Rss, &rss),
+                        (Format::Atom, &atom),
+                        (Format::Json, &json),
+                    ],
+                ),
+                ("c", &[(Format::Rss, &c)]),
+            ]),
+            changed: vec![name("a"), name("c")],
+            removed: vec![],
+        };
+        let (steps, _) = crash_everywhere(&s);
+        assert!(steps > 20, "only {steps} steps");
+    }
+
+    /// Feed `a` changes two formats (large, with variants) and keeps one;
+    /// `b` shrinks below the compression threshold and drops a format; `c`
+    /// is untouched; `e` is new.
+    fn change_scenario(before_v1: bool) -> Scenario {
+        let a_rss = doc("a1", 20_000, 100);
+        let a_atom = doc("a1", 2_000, 100);
+        let a_json = doc("a1", 300, 100);
+        let b_rss = doc("b1", 3_000, 80);
+        let b_atom = doc("b1", 3_001, 80);
+        let c_rss = doc("c1", 3_000, 50);
+        let before = set(&[
+            (
+                "a",
+                &[
+                    (Format::Rss, &a_rss),
+                    (Format::Atom, &a_atom),
+                    (Format::Json, &a_json),
+                ],
+            ),
+            ("b", &[(Format::Rss, &b_rss), (Format::Atom, &b_atom)]),
+            ("c", &[(Format::Rss, &c_rss)]),
+        ]);
+        let after = set(&[
+            (
+                "a",
+                &[
+                    (Format::Rss, &doc("a2", 21_000, 200)),
+                    (Format::Atom, &doc("a2", 2_100, 200)),
+                    (Format::Json, &a_json),
+                ],
+            ),
+            ("b", &[(Format::Rss, &doc("b2", 200, 90))]),
+            ("c", &[(Format::Rss, &c_rss)]),
+            (
+                "e",
+                &[
+                    (Format::Rss, &doc("e1", 2_000, 70)),
+                    (Format::Json, &doc("e1", 100, 70)),
+                ],
+            ),
+        ]);
+        Scenario {
+            what: if before_v1 {
+                "change over a version 1 manifest"
+            } else {
+                "change"
+            },
+            before: Some(before),
+            before_v1,
+            after,
+            changed: vec![name("a"), name("b"), name("e")],
+            removed: vec![],
+        }
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_a_change_serves_every_document_old_or_new() {
+        let (steps, mixed) = crash_everywhere(&change_scenario(false));
+        assert!(steps > 40, "only {steps} steps");
+        assert!(mixed > 0, "no crash point fell between two renames");
+    }
+
+    #[test]
+    fn a_crash_during_the_first_save_over_a_version_1_manifest_serves_every_document() {
+        let (_, mixed) = crash_everywhere(&change_scenario(true));
+        assert!(mixed > 0, "no crash point fell between two renames");
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_a_removal_keeps_the_other_feeds() {
+        let a = doc("a1", 20_000, 100);
+        let b = doc("b1", 3_000, 80);
+        let c = doc("c1", 300, 50);
+        let before = set(&[
+            ("a", &[(Format::Rss, &a)]),
+            ("b", &[(Format::Rss, &b), (Format::Atom, &b)]),
+            ("c", &[(Format::Json, &c)]),
+        ]);
+        let s = Scenario {
+            what: "removal",
+            before: Some(before),
+            before_v1: false,
+            after: set(&[("a", &[(Format::Rss, &a)]), ("c", &[(Format::Json, &c)])]),
+            changed: vec![],
+            removed: vec![name("b")],
+        };
+        let (steps, _) = crash_everywhere(&s);
+        assert!(steps > 6, "only {steps} steps");
+    }
+
+    #[test]
+    fn a_version_1_manifest_is_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rss = doc("a1", 20_000, 100);
+        let before = set(&[("a", &[(Format::Rss, &rss)])]);
+        save_blocking(dir.path(), &before, &[name("a")], &[], &mut no_steps).expect("save");
+        write_v1_manifest(dir.path());
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST)).expect("read");
+        assert!(text.contains("\"version\": 1"), "{text}");
+        let loaded = load_blocking(dir.path(), &wanted(&before));
+        let served = loaded.feeds.get("a").and_then(|f| f.get(&Format::Rss));
+        assert_is(served.expect("served"), &rss, "v1");
+    }
+
+    #[test]
+    fn an_unknown_manifest_version_serves_nothing_and_says_why() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rss = doc("a1", 2_000, 100);
+        let before = set(&[("a", &[(Format::Rss, &rss)])]);
+        save_blocking(dir.path(), &before, &[name("a")], &[], &mut no_steps).expect("save");
+        std::fs::write(dir.path().join(MANIFEST), br#"{"version": 9, "feeds": {}}"#)
+            .expect("write");
+        let loaded = load_blocking(dir.path(), &wanted(&before));
+        assert!(loaded.feeds.is_empty());
+        assert!(
+            loaded.skipped[0].contains("manifest version 9"),
+            "{:?}",
+            loaded.skipped
+        );
+    }
+
+    #[test]
+    fn an_edited_document_is_not_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rss = doc("a1", 2_000, 100);
+        let before = set(&[("a", &[(Format::Rss, &rss)])]);
+        save_blocking(dir.path(), &before, &[name("a")], &[], &mut no_steps).expect("save");
+        std::fs::write(dir.path().join("a.rss"), b"<rss>edited</rss>").expect("edit");
+        let loaded = load_blocking(dir.path(), &wanted(&before));
+        assert!(loaded.feeds.is_empty());
+        assert!(loaded.skipped[0].contains("a.rss"), "{:?}", loaded.skipped);
+    }
+
+    #[test]
+    fn start_up_removes_only_our_stale_temp_files() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("not-yet").join("published");
+        // Never started before: the folder is made for the variants' files.
+        assert_eq!(
+            prepare_blocking(&dir).expect("prepare"),
+            TempCleanup::default()
+        );
+        assert!(dir.is_dir());
+
+        let me = std::process::id();
+        // Beyond any pid_max, so no process has it.
+        let dead = u32::MAX;
+        let stale = [
+            format!(".latest.rss.tmp-{me}"),
+            format!(".latest.rss.gz.tmp-{dead}"),
+            format!(".world-2.json.br.tmp-{dead}"),
+            format!("..feedsmith-manifest.json.tmp-{me}"),
+        ];
+        let kept = [
+            "latest.rss".to_owned(),
+            ".notes.tmp-12".to_owned(),
+            format!(".latest.rss.tmp-{me}x"),
+            ".latest.rss.tmp-".to_owned(),
+            format!(".latest.rss.tmp-+{dead}"),
+            format!(".Latest.rss.tmp-{dead}"),
+            format!(".latest.html.tmp-{dead}"),
+            format!("latest.rss.tmp-{dead}"),
+            format!(".latest.rss.zip.tmp-{dead}"),
+        ];
+        for f in stale.iter().chain(&kept) {
+            std::fs::write(dir.join(f), b"x").expect("write");
+        }
+        let cleanup = prepare_blocking(&dir).expect("prepare");
+        assert_eq!(cleanup.removed, stale.len(), "{cleanup:?}");
+        let mut expected = kept.to_vec();
+        expected.sort();
+        assert_eq!(names_in(&dir), expected);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn start_up_leaves_the_temp_files_of_a_running_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let busy = format!(".latest.rss.tmp-{}", child.id());
+        std::fs::write(dir.path().join(&busy), b"x").expect("write");
+        let cleanup = prepare_blocking(dir.path());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            cleanup.expect("prepare"),
+            TempCleanup {
+                removed: 0,
+                in_use: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(names_in(dir.path()), vec![busy]);
     }
 }

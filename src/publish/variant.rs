@@ -90,8 +90,13 @@ impl Variant {
         }
     }
 
+    /// Whether this variant is large enough for zero-copy sending but has no file yet.
+    fn needs_file(&self) -> bool {
+        self.body.len() >= SENDFILE_MIN_BYTES && self.file.is_none()
+    }
+
     fn attach_file(&mut self, dir: &Path) -> std::io::Result<()> {
-        if self.body.len() < SENDFILE_MIN_BYTES {
+        if !self.needs_file() {
             return Ok(());
         }
         // An unlinked file on the output folder's disk: in the page cache,
@@ -172,8 +177,14 @@ impl Representation {
         }
     }
 
-    /// Gives every large variant a file in `dir` for zero-copy sending. Without
-    /// one a variant is still served, by copying.
+    /// Whether a large variant has no file for zero-copy sending yet (it was
+    /// made while the output folder was missing, say).
+    pub fn needs_files(&self) -> bool {
+        self.variants().any(Variant::needs_file)
+    }
+
+    /// Gives every large variant that has none a file in `dir` for zero-copy
+    /// sending. Without one a variant is still served, by copying.
     pub fn attach_files(&mut self, dir: &Path) -> std::io::Result<()> {
         self.identity.attach_file(dir)?;
         for v in [self.gzip.as_mut(), self.brotli.as_mut()]
@@ -295,6 +306,24 @@ mod tests {
             0,
             "files are unlinked"
         );
+    }
+
+    #[test]
+    fn a_variant_without_its_file_gets_one_later_and_keeps_the_others() {
+        let root = tempfile::tempdir().expect("dir");
+        let missing = root.path().join("published");
+        let body = "<item>x</item>".repeat(4000);
+        let mut r = rep(body.as_bytes());
+        assert!(r.attach_files(&missing).is_err(), "no folder yet");
+        assert!(r.needs_files());
+        std::fs::create_dir(&missing).expect("create");
+        r.attach_files(&missing).expect("files");
+        assert!(!r.needs_files());
+        let first = r.identity.file.clone().expect("file");
+        r.attach_files(&missing).expect("again");
+        let again = r.identity.file.as_ref().expect("file");
+        assert!(Arc::ptr_eq(&first, again), "an attached file is kept");
+        assert!(!rep(b"<rss/>").needs_files(), "small documents need none");
     }
 
     #[test]

@@ -106,8 +106,9 @@ pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
 
 /// Turns built documents into served ones. A document whose bytes and caching
 /// policy equal what `previous` serves keeps its existing representation, so an
-/// unchanged rebuild costs no compression and keeps its files. Blocking: call
-/// from `spawn_blocking`.
+/// unchanged rebuild costs no compression and keeps its files; one that lacks
+/// a file for a large variant is replaced by a copy that has it (bodies are
+/// shared, only the files are new). Blocking: call from `spawn_blocking`.
 pub fn represent_feed(
     config: &Config,
     spec: &FeedSpec,
@@ -115,6 +116,18 @@ pub fn represent_feed(
     previous: Option<&PublishedFeed>,
 ) -> PublishedFeed {
     let cache_control = feed_cache_control(config, spec);
+    let with_files = |rep: &mut Representation| {
+        // The folder may not exist yet (a reload moved it): the files are
+        // made in it before the first save would create it.
+        let made = std::fs::create_dir_all(&config.output_dir)
+            .and_then(|()| rep.attach_files(&config.output_dir));
+        if let Err(e) = &made {
+            // Served by copying instead: slower, still correct.
+            warn!(feed = %spec.name, dir = %config.output_dir.display(), error = %e,
+                "no file for zero-copy sending");
+        }
+        made.is_ok()
+    };
     docs.iter()
         .map(|d| {
             let reused = previous.and_then(|p| p.get(&d.format)).filter(|rep| {
@@ -123,14 +136,19 @@ pub fn represent_feed(
                     && rep.last_modified == d.last_modified
             });
             let rep = match reused {
+                Some(rep) if rep.needs_files() => {
+                    let mut copy = Representation::clone(rep);
+                    // If the files still cannot be made, the one served stays.
+                    if with_files(&mut copy) {
+                        Arc::new(copy)
+                    } else {
+                        rep.clone()
+                    }
+                }
                 Some(rep) => rep.clone(),
                 None => {
                     let mut rep = publish::represent(d, cache_control.clone());
-                    if let Err(e) = rep.attach_files(&config.output_dir) {
-                        // Served by copying instead: slower, still correct.
-                        warn!(feed = %spec.name, dir = %config.output_dir.display(), error = %e,
-                            "no file for zero-copy sending");
-                    }
+                    let _ = with_files(&mut rep);
                     Arc::new(rep)
                 }
             };
@@ -167,6 +185,20 @@ pub fn site_documents(config: &Config) -> (Representation, Representation) {
 /// earlier run left in the output folder (same bytes, same ETags), and `503`
 /// for configured feeds that have none.
 pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
+    let dir = config.output_dir.display();
+    match publish::prepare(&config.output_dir).await {
+        Ok(c) if c.failed > 0 => {
+            warn!(removed = c.removed, failed = c.failed, in_use = c.in_use, %dir,
+                "could not remove every temporary file a killed run left in the output folder");
+        }
+        Ok(c) if c.removed > 0 || c.in_use > 0 => {
+            // `in_use`: named after a running process (a `feedsmith build`), kept.
+            info!(removed = c.removed, in_use = c.in_use, %dir,
+                "removed stale temporary files from the output folder");
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot prepare the output folder"),
+    }
     let wanted = config
         .feeds
         .values()

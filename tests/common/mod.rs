@@ -320,15 +320,7 @@ impl Default for ServiceOptions {
 impl Service {
     pub async fn start(options: ServiceOptions) -> Self {
         let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-        let feeds = dir.path().join("feeds");
-        std::fs::create_dir_all(&feeds).expect("feeds dir");
-        for entry in std::fs::read_dir(repo_root().join("feeds")).expect("repo feeds") {
-            let path = entry.expect("entry").path();
-            std::fs::copy(&path, feeds.join(path.file_name().expect("name"))).expect("copy");
-        }
-        for (name, text) in &options.extra_feeds {
-            std::fs::write(feeds.join(name), text).expect("extra feed");
-        }
+        copy_feeds(dir.path(), &options);
         Self::start_in(dir, options).await
     }
 
@@ -343,24 +335,7 @@ impl Service {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let store_url = options
-            .store_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("articles.db").display()));
-        let text = format!(
-            "[server]\nlisten = \"{addr}\"\nbase_url = \"http://news.example.com\"\n\n\
-             [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
-             [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
-             [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
-            seed = repo_root().join("examples/articles").display(),
-            out = dir.path().join("published").display(),
-            schedule = options.schedule,
-            store_extra = options.store_extra,
-            feeds = dir.path().join("feeds").display(),
-        );
-        let path = dir.path().join("feedsmith.toml");
-        std::fs::write(&path, text).expect("write config");
-        let config = feedsmith::config::Config::load(&path).expect("test config is valid");
+        let config = write_config(dir.path(), addr, &options);
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(options.down));
         let queries = std::sync::Arc::default();
         let opener = std::sync::Arc::new(FlakyOpener {
@@ -469,6 +444,47 @@ impl Service {
         }
         self.dir.clone()
     }
+}
+
+/// Copies the repository's feed files, and `options`' extra ones, into
+/// `dir/feeds`.
+pub fn copy_feeds(dir: &Path, options: &ServiceOptions) {
+    let feeds = dir.join("feeds");
+    std::fs::create_dir_all(&feeds).expect("feeds dir");
+    for entry in std::fs::read_dir(repo_root().join("feeds")).expect("repo feeds") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, feeds.join(path.file_name().expect("name"))).expect("copy");
+    }
+    for (name, text) in &options.extra_feeds {
+        std::fs::write(feeds.join(name), text).expect("extra feed");
+    }
+}
+
+/// Writes the [`Service`] configuration for `dir` (store, output folder
+/// `dir/published` and feeds all inside it) and loads it.
+pub fn write_config(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    options: &ServiceOptions,
+) -> feedsmith::config::Config {
+    let store_url = options
+        .store_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("articles.db").display()));
+    let text = format!(
+        "[server]\nlisten = \"{addr}\"\nbase_url = \"http://news.example.com\"\n\n\
+         [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
+         [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
+         [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
+        seed = repo_root().join("examples/articles").display(),
+        out = dir.join("published").display(),
+        schedule = options.schedule,
+        store_extra = options.store_extra,
+        feeds = dir.join("feeds").display(),
+    );
+    let path = dir.join("feedsmith.toml");
+    std::fs::write(&path, text).expect("write config");
+    feedsmith::config::Config::load(&path).expect("test config is valid")
 }
 
 impl Drop for Service {
