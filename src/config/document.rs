@@ -6,7 +6,8 @@
 //! offending `key = value` entry is taken out of the tree, and the rest is tried
 //! again. The raw structs keep `deny_unknown_fields` and their typed fields, so
 //! serde stays the one place that decides what is valid. This module knows
-//! nothing about which keys exist; `config` does.
+//! nothing about which keys exist; `config` does. Positions come from a
+//! [`LineIndex`] built once per file, never from a scan per problem.
 
 use std::fmt;
 use std::ops::Range;
@@ -23,15 +24,78 @@ pub struct LineCol {
     pub col: usize,
 }
 
-impl LineCol {
-    pub fn from_offset(text: &str, offset: usize) -> Self {
-        let offset = floor_char_boundary(text, offset.min(text.len()));
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        Self { line, col }
+/// Bytes per checkpoint of [`LineIndex`]'s character count: a lookup counts at
+/// most this many bytes, however long the line.
+const CHAR_BLOCK: usize = 1024;
+
+/// Turns byte offsets in one text into [`LineCol`]s. Built once per file, so
+/// each of thousands of problems costs a binary search instead of a scan of
+/// the text up to it (which made a large broken file take minutes).
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    /// The byte offset at which each line starts; the first is 0.
+    line_starts: Vec<usize>,
+    /// Characters (bytes that do not continue a UTF-8 sequence) before each
+    /// multiple of [`CHAR_BLOCK`]; empty when the text is ASCII, where bytes
+    /// and characters agree. Keeps columns cheap on one very long line too.
+    chars_before_block: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1))
+            .collect();
+        let chars_before_block = if text.is_ascii() {
+            Vec::new()
+        } else {
+            let mut before = 0;
+            bytes
+                .chunks(CHAR_BLOCK)
+                .map(|block| {
+                    let at = before;
+                    before += chars_in(block);
+                    at
+                })
+                .collect()
+        };
+        Self {
+            line_starts,
+            chars_before_block,
+        }
     }
+
+    /// The line and column of byte `offset` in `text`, the text this index was
+    /// built from. An offset past the end means the end; one inside a
+    /// character means that character.
+    pub fn locate(&self, text: &str, offset: usize) -> LineCol {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        // The first entry is 0, so at least one line starts at or before `offset`.
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let col = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        LineCol { line, col }
+    }
+
+    /// Characters in `text[..offset]`, `offset` on a character boundary.
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        if self.chars_before_block.is_empty() {
+            return offset;
+        }
+        let block = offset / CHAR_BLOCK;
+        let base = self.chars_before_block.get(block).copied().unwrap_or(0);
+        base + chars_in(&text.as_bytes()[block * CHAR_BLOCK..offset])
+    }
+}
+
+/// Characters that start in `bytes`: every byte but UTF-8 continuation bytes.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -52,7 +116,7 @@ impl Location {
     pub fn new(source: &Source, span: Option<Range<usize>>) -> Self {
         Self {
             path: source.path.clone(),
-            at: span.map(|s| LineCol::from_offset(&source.text, s.start)),
+            at: span.map(|s| source.lines.locate(&source.text, s.start)),
         }
     }
 
@@ -108,6 +172,14 @@ impl fmt::Display for Problem {
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
+    lines: LineIndex,
+}
+
+impl Source {
+    pub fn new(path: PathBuf, text: String) -> Self {
+        let lines = LineIndex::new(&text);
+        Self { path, text, lines }
+    }
 }
 
 /// The deepest `key = value` entry whose key or value contains `span`, as the
@@ -285,23 +357,56 @@ mod tests {
     }
 
     fn run(text: &str) -> (Option<Outer>, Vec<String>) {
-        let source = Source {
-            path: PathBuf::from("t.toml"),
-            text: text.to_owned(),
-        };
+        let source = Source::new(PathBuf::from("t.toml"), text.to_owned());
         let (v, p) = deserialize_all::<Outer>(&source);
         (v, p.iter().map(|p| p.to_string()).collect())
+    }
+
+    /// The position of byte `offset` found the slow, obvious way.
+    fn scanned(text: &str, offset: usize) -> LineCol {
+        let before = &text[..floor_char_boundary(text, offset.min(text.len()))];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        LineCol {
+            line: before.matches('\n').count() + 1,
+            col: before[line_start..].chars().count() + 1,
+        }
+    }
+
+    fn locate(text: &str, offset: usize) -> LineCol {
+        LineIndex::new(text).locate(text, offset)
     }
 
     #[test]
     fn line_col_counts_characters() {
         let text = "a = 1\nbé = \"x\"\n";
-        assert_eq!(LineCol::from_offset(text, 0), LineCol { line: 1, col: 1 });
+        assert_eq!(locate(text, 0), LineCol { line: 1, col: 1 });
         let second_equals = text.rfind('=').expect("literal has '='");
-        assert_eq!(
-            LineCol::from_offset(text, second_equals),
-            LineCol { line: 2, col: 4 }
-        );
+        assert_eq!(locate(text, second_equals), LineCol { line: 2, col: 4 });
+        // Past the end is the end; inside `é` is `é`.
+        assert_eq!(locate(text, 999), LineCol { line: 3, col: 1 });
+        let e_acute = text.find('é').expect("literal has 'é'");
+        assert_eq!(locate(text, e_acute + 1), LineCol { line: 2, col: 2 });
+    }
+
+    #[test]
+    fn line_index_agrees_with_a_scan_at_every_offset() {
+        // Multi-byte characters on both sides of a checkpoint, a line longer
+        // than one, CRLF, an empty line and no final newline.
+        let long: String = "aé€😀".repeat(CHAR_BLOCK / 3);
+        let text = format!("x = 1\r\n\n{long}\ny = \"{long}\"\nz");
+        let index = LineIndex::new(&text);
+        for offset in 0..=text.len() + 1 {
+            assert_eq!(
+                index.locate(&text, offset),
+                scanned(&text, offset),
+                "offset {offset}"
+            );
+        }
+        let ascii = "k = 1\n".repeat(CHAR_BLOCK);
+        let index = LineIndex::new(&ascii);
+        for offset in (0..=ascii.len()).step_by(7) {
+            assert_eq!(index.locate(&ascii, offset), scanned(&ascii, offset));
+        }
     }
 
     #[test]

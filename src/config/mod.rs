@@ -400,10 +400,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![Problem::in_file(path, format!("cannot read config: {e}"))],
         })?;
-        let main = Source {
-            path: path.to_owned(),
-            text,
-        };
+        let main = Source::new(path.to_owned(), text);
         let (mut partial, mut problems) = compile_main(&main);
         // When the main file has problems, its feeds folder and schedule are
         // still read where they are sound, so feed files get checked too.
@@ -651,7 +648,7 @@ fn read_feed_sources(dir: &Path) -> Result<Vec<Source>, String> {
     let mut sources = Vec::with_capacity(paths.len());
     for path in paths {
         match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push(Source { path, text }),
+            Ok(text) => sources.push(Source::new(path, text)),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         }
     }
