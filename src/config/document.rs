@@ -1,13 +1,17 @@
 //! Reading one TOML document into a raw config struct, collecting every problem.
 //!
 //! serde stops at the first error, but an admin fixing a config wants to see all
-//! of them at once. So a document is parsed once into toml's spanned tree, then
-//! deserialized repeatedly: each failure is recorded with its position, the
-//! offending `key = value` entry is taken out of the tree, and the rest is tried
-//! again. The raw structs keep `deny_unknown_fields` and their typed fields, so
-//! serde stays the one place that decides what is valid. This module knows
-//! nothing about which keys exist; `config` does. Positions come from a
-//! [`LineIndex`] built once per file, never from a scan per problem.
+//! of them at once. So a document is parsed once into toml's spanned tree and
+//! checked in two passes. First every entry is deserialized on its own (in a
+//! document holding only it and the tables around it), which finds each bad
+//! value and unknown key at the cost of that entry alone. Then the whole
+//! document, with those entries taken out, is deserialized repeatedly: each
+//! failure (a missing key, mostly) is recorded with its position, the offending
+//! entry is taken out, and the rest is tried again. The raw structs keep
+//! `deny_unknown_fields` and their typed fields, so serde stays the one place
+//! that decides what is valid. This module knows nothing about which keys
+//! exist; `config` does. Its work grows with the size of the text, not with
+//! size × problems: positions come from a [`LineIndex`] built once per file.
 
 use std::fmt;
 use std::ops::Range;
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeString, DeTable, DeValue};
 
 /// A position in a config file, 1-based, columns counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,7 +82,10 @@ impl LineIndex {
             .get(line.saturating_sub(1))
             .copied()
             .unwrap_or(0);
-        let col = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        let col = self
+            .chars_before(text, offset)
+            .saturating_sub(self.chars_before(text, start))
+            + 1;
         LineCol { line, col }
     }
 
@@ -229,24 +236,99 @@ fn table_containing(table: &DeTable<'_>, span: &Range<usize>) -> Option<Vec<Stri
 fn remove_entry(table: &mut DeTable<'_>, path: &[String]) -> bool {
     match path {
         [] => false,
-        [last] => {
-            let key = table
-                .keys()
-                .find(|k| k.get_ref().as_ref() == last.as_str())
-                .cloned();
-            key.is_some_and(|key| table.remove(&key).is_some())
-        }
-        [first, rest @ ..] => table.iter_mut().any(|(k, v)| {
-            k.get_ref().as_ref() == first.as_str()
-                && match v.get_mut() {
-                    DeValue::Table(inner) => remove_entry(inner, rest),
-                    _ => false,
-                }
-        }),
+        [last] => table.remove(last.as_str()).is_some(),
+        [first, rest @ ..] => match table.get_mut(first.as_str()).map(|v| v.get_mut()) {
+            Some(DeValue::Table(inner)) => remove_entry(inner, rest),
+            _ => false,
+        },
     }
 }
 
-/// Bounds the retry loop; a config file has far fewer keys than this.
+/// The first pass: each entry deserialized alone. Retrying the whole document
+/// once per problem cost size × problems (seconds for a file of unknown keys);
+/// this costs the size once. It relies on serde's derived structs judging each
+/// field by itself, and takes only errors that belong to the entry probed (or
+/// an unknown key on the way to it): a "missing" key is expected in a probe,
+/// and anything else is left to the whole-document pass.
+struct Screen<'a, 'i> {
+    source: &'a Source,
+    tree_span: Range<usize>,
+    /// The tables around the entry probed: key and the table's span.
+    around: Vec<(&'a Spanned<DeString<'i>>, Range<usize>)>,
+    /// The keys leading to the entry probed, itself included.
+    names: Vec<String>,
+    /// Entries found wrong, in the order found, with their problem.
+    found: Vec<(Vec<String>, Problem)>,
+}
+
+impl<'a, 'i> Screen<'a, 'i> {
+    fn walk<T: DeserializeOwned>(&mut self, table: &'a DeTable<'i>) {
+        for (key, value) in table.iter() {
+            self.names.push(key.get_ref().to_string());
+            // A table already reported (an unknown one) hides what is in it.
+            let reported = self
+                .found
+                .last()
+                .is_some_and(|(bad, _)| self.names.starts_with(bad));
+            if !reported {
+                match value.get_ref() {
+                    DeValue::Table(inner) if !inner.is_empty() => {
+                        self.around.push((key, value.span()));
+                        self.walk::<T>(inner);
+                        self.around.pop();
+                    }
+                    _ => self.probe::<T>(key, value),
+                }
+            }
+            self.names.pop();
+        }
+    }
+
+    fn probe<T: DeserializeOwned>(
+        &mut self,
+        key: &Spanned<DeString<'i>>,
+        value: &Spanned<DeValue<'i>>,
+    ) {
+        let mut probe = DeTable::new();
+        probe.insert(key.clone(), value.clone());
+        for (key, span) in self.around.iter().rev() {
+            let mut outer = DeTable::new();
+            outer.insert(
+                (*key).clone(),
+                Spanned::new(span.clone(), DeValue::Table(probe)),
+            );
+            probe = outer;
+        }
+        let de = toml::Deserializer::from(Spanned::new(self.tree_span.clone(), probe.clone()));
+        let Err(err) = T::deserialize(de) else {
+            return;
+        };
+        let message = err.message();
+        if missing_field(message).is_some() {
+            return;
+        }
+        let Some(path) = err.span().and_then(|s| entry_containing(&probe, &s)) else {
+            return;
+        };
+        if path.len() != self.names.len() && !message.starts_with("unknown field") {
+            return;
+        }
+        let problem = Problem::at(self.source, err.span(), entry_message(&path, message));
+        self.found.push((path, problem));
+    }
+}
+
+/// `path.to.key: message`, in the words an admin editing TOML uses.
+fn entry_message(path: &[String], message: &str) -> String {
+    format!(
+        "{}: {}",
+        path.join("."),
+        message.replacen("unknown field", "unknown key", 1)
+    )
+}
+
+/// Bounds the whole-document pass. After the first pass it meets only missing
+/// keys (one per table) and the rare error no entry shows alone.
 const MAX_ATTEMPTS: usize = 256;
 
 /// Deserializes `source` into `T`, returning the value (when the parts that are
@@ -264,51 +346,58 @@ pub fn deserialize_all<T: DeserializeOwned>(source: &Source) -> (Option<T>, Vec<
     }
     let tree_span = tree.span();
     let mut tree: DeTable<'_> = tree.into_inner();
-    let mut problems = Vec::new();
+    let mut screen = Screen {
+        source,
+        tree_span: tree_span.clone(),
+        around: Vec::new(),
+        names: Vec::new(),
+        found: Vec::new(),
+    };
+    screen.walk::<T>(&tree);
+    let found = screen.found;
+    let mut problems = Vec::with_capacity(found.len());
     // Paths of entries taken out after being reported.
-    let mut removed: Vec<Vec<String>> = Vec::new();
+    let mut removed: Vec<Vec<String>> = Vec::with_capacity(found.len());
+    for (path, problem) in found {
+        remove_entry(&mut tree, &path);
+        removed.push(path);
+        problems.push(problem);
+    }
     for _ in 0..MAX_ATTEMPTS {
         let de = toml::Deserializer::from(Spanned::new(tree_span.clone(), tree.clone()));
         match T::deserialize(de) {
             Ok(value) => return (Some(value), sorted(problems)),
             Err(err) => {
                 let message = err.message().to_owned();
-                if let Some(field) = missing_field(&message)
-                    && let Some(path) = removed
-                        .iter()
-                        .find(|p| p.last().is_some_and(|l| l == field))
-                {
-                    // We took that required entry out ourselves after reporting
-                    // it. Its table can no longer be read, so take the table out
-                    // too and look on in the rest; at the root there is no rest.
-                    let parent = path[..path.len() - 1].to_vec();
-                    if parent.is_empty() || !remove_entry(&mut tree, &parent) {
+                if let Some(field) = missing_field(&message) {
+                    // The table that lacks the key. The root's errors carry the
+                    // document's span, which a `[table]` header at the very
+                    // start would also contain.
+                    let table = match err.span() {
+                        Some(s) if s != tree_span => {
+                            table_containing(&tree, &s).unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let mut key = table.clone();
+                    key.push(field.to_owned());
+                    if !removed.contains(&key) {
+                        // Really missing: report it.
+                        let message = format!("missing required key `{field}`");
+                        problems.push(Problem::at(source, err.span(), message));
+                    }
+                    // Either way the table cannot be read without the key: set
+                    // it aside and look on in the rest; at the root there is no
+                    // rest.
+                    if table.is_empty() || !remove_entry(&mut tree, &table) {
                         return (None, sorted(problems));
                     }
-                    removed.push(parent);
+                    removed.push(table);
                     continue;
-                }
-                if let Some(field) = missing_field(&message) {
-                    // Nothing to take out: report it, then set aside the table
-                    // that lacks the key and look on in the rest.
-                    let message = format!("missing required key `{field}`");
-                    problems.push(Problem::at(source, err.span(), message));
-                    let table = err.span().and_then(|s| table_containing(&tree, &s));
-                    match table {
-                        Some(path) if remove_entry(&mut tree, &path) => {
-                            removed.push(path);
-                            continue;
-                        }
-                        _ => return (None, sorted(problems)),
-                    }
                 }
                 let path = err.span().and_then(|s| entry_containing(&tree, &s));
                 let message = match &path {
-                    Some(path) => format!(
-                        "{}: {}",
-                        path.join("."),
-                        message.replacen("unknown field", "unknown key", 1)
-                    ),
+                    Some(path) => entry_message(path, &message),
                     None => message,
                 };
                 problems.push(Problem::at(source, err.span(), message));
@@ -461,6 +550,38 @@ mod tests {
             p[0].starts_with("t.toml:1:8: name: invalid type"),
             "{}",
             p[0]
+        );
+    }
+
+    #[test]
+    fn a_missing_root_key_is_reported_once_when_a_table_comes_first() {
+        // The root's span is where the first `[table]` header starts too.
+        let (v, p) = run("[inner]\nflag = true\n");
+        assert!(v.is_none());
+        assert_eq!(p, vec!["t.toml:1:1: missing required key `name`"]);
+    }
+
+    #[test]
+    fn every_problem_is_found_however_many_there_are() {
+        // More than the whole-document pass may try: each is found alone.
+        let mut text = String::from("name = \"x\"\n[inner]\nflag = true\n");
+        for i in 0..MAX_ATTEMPTS + 50 {
+            text.push_str(&format!("extra{i} = {i}\n"));
+        }
+        text.push_str("level = \"high\"\n");
+        let (v, p) = run(&text);
+        assert!(v.is_some(), "the rest still makes a whole value");
+        assert_eq!(p.len(), MAX_ATTEMPTS + 51, "{:?}", &p[..3]);
+        assert!(
+            p[0].starts_with("t.toml:4:1: inner.extra0: unknown key `extra0`"),
+            "{}",
+            p[0]
+        );
+        let last = &p[MAX_ATTEMPTS + 50];
+        let line = MAX_ATTEMPTS + 54;
+        assert!(
+            last.starts_with(&format!("t.toml:{line}:9: inner.level: invalid type")),
+            "{last}"
         );
     }
 

@@ -211,6 +211,23 @@ fn main_file_rules() {
 }
 
 #[test]
+fn a_bad_key_in_one_table_does_not_hide_a_missing_key_of_the_same_name_in_another() {
+    // `feeds.dir` is reported and taken out first; `output` lacks its own `dir`.
+    let main = MAIN
+        .replace("dir = \"FEEDS\"", "dir = 3")
+        .replace("[feeds]", "[output]\n\n[feeds]");
+    let f = Fixture::new(&main, &[latest()]);
+    // (Whatever follows comes from the default feeds folder, `feeds`.)
+    assert_eq!(
+        f.problems()[..2],
+        [
+            "DIR/feedsmith.toml:12:1: missing required key `dir`",
+            "DIR/feedsmith.toml:15:7: feeds.dir: invalid type: integer `3`, expected path string",
+        ]
+    );
+}
+
+#[test]
 fn postgres_pool_size_is_read_and_defaults_to_8() {
     let pg = MAIN.replace(
         "url = \"sqlite::memory:\"",
