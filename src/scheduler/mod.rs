@@ -663,9 +663,12 @@ impl Scheduler {
                 for problem in &e.problems {
                     error!(%problem, "configuration error");
                 }
+                if let Some(line) = e.omitted_line() {
+                    error!("{line}");
+                }
                 let generation = self.health.generation();
                 error!(
-                    errors = e.problems.len(),
+                    errors = e.total(),
                     generation, "configuration rejected; still running on the previous one"
                 );
                 self.health.config_rejected(Utc::now(), e.to_string());
