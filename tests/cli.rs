@@ -500,10 +500,23 @@ fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
     serve.wait_for_line(&["serving", "127.0.0.1:"]);
     serve.wait_for_line(&["published feed", "latest"]);
 
-    site.write("feeds/latest.toml", "title = \"Latest\"\nlimt = 5\n");
+    // A typo, and 120 more unknown keys: the log lists the first 100.
+    let mut broken = String::from("title = \"Latest\"\nlimt = 5\n");
+    for i in 0..120 {
+        broken.push_str(&format!("k{i} = {i}\n"));
+    }
+    site.write("feeds/latest.toml", &broken);
     let logged = serve.wait_for_line(&["configuration error", "latest.toml:2:1", "limt"]);
     assert!(logged.contains("ERROR"), "{logged}");
-    serve.wait_for_line(&["configuration rejected", "generation=1"]);
+    let more = serve.wait_for_line(&["… and 21 more problems"]);
+    assert!(more.contains("ERROR"), "{more}");
+    serve.wait_for_line(&["configuration rejected", "errors=121", "generation=1"]);
+    let listed = serve
+        .seen
+        .iter()
+        .filter(|l| l.contains("configuration error"))
+        .count();
+    assert_eq!(listed, 100, "{}", serve.seen.join("\n"));
 
     // Fixed on disk; SIGHUP applies it even if the watcher were off.
     site.write("feeds/latest.toml", "title = \"Latest\"\nlimit = 5\n");

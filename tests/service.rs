@@ -573,3 +573,36 @@ async fn publishing_goes_on_while_a_changed_configuration_is_read() {
         .await;
     assert_eq!(service.health().await["config_generation"], 2);
 }
+
+#[tokio::test]
+async fn a_refused_reload_lists_the_first_hundred_problems_in_healthz() {
+    let service = Service::start(ServiceOptions::default()).await;
+    service.first_refresh(20).await;
+    let mut noisy = String::from("title = \"Noisy\"\n");
+    for i in 1..=130 {
+        noisy.push_str(&format!("key{i} = {i}\n"));
+    }
+    std::fs::write(service.path("feeds/noisy.toml"), noisy).expect("add feed");
+    let health = service
+        .wait_for(15, "the refused edit in /healthz", || async {
+            let h = service.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    assert_eq!(health["errors"][0]["component"], "config", "{health}");
+    let reason = health["errors"][0]["reason"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = reason.lines().collect();
+    assert_eq!(lines.len(), 101, "{reason}");
+    assert!(
+        lines[0].ends_with("noisy.toml:2:1: key1: unknown key `key1`, expected one of `title`, `description`, `limit`, `sections`, `tags`, `authors`, `formats`, `refresh`"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[99].contains("noisy.toml:101:1: key100:"),
+        "{}",
+        lines[99]
+    );
+    assert_eq!(lines[100], "… and 30 more problems");
+    assert_eq!(service.get("/feeds/latest.rss").await.0, 200);
+}
