@@ -1,10 +1,11 @@
 //! Wiring for the commands: start-up order, not behaviour.
 //!
 //! This module opens the configured store (seeding an empty one), connects
-//! the scheduler, the file watcher and SIGHUP to each other, and starts the
-//! HTTP server with a bound listener and a shutdown signal — so tests run the
-//! real service on port 0 and `main.rs` stays a thin CLI. What a refresh does
-//! is the scheduler's business; what a request gets is the server's.
+//! the file watcher and SIGHUP to the reloader and the reloader to the
+//! scheduler, and starts the HTTP server with a bound listener and a shutdown
+//! signal — so tests run the real service on port 0 and `main.rs` stays a thin
+//! CLI. What a refresh does is the scheduler's business; what a request gets is
+//! the server's.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use tracing::{info, warn};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, PublishedSet, Publisher};
-use crate::scheduler::{self, Control, Health, OpenError, RefreshError, Scheduler, StoreOpener};
+use crate::reloader::{self, Loader, ReloadRequests, Reloader};
+use crate::scheduler::{self, Health, OpenError, RefreshError, Scheduler, StoreOpener};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -189,10 +191,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    run_with(config, Arc::new(ConfiguredStore), listener, shutdown).await
+    run_with(
+        config,
+        Arc::new(ConfiguredStore),
+        reloader::config_loader(),
+        listener,
+        shutdown,
+    )
+    .await
 }
 
-/// [`run`] with the store opened by `opener` (tests use one that can fail).
+/// [`run`] with the store opened by `opener` and reloads read by `loader`
+/// (tests use a store that can fail and a loader that takes its time).
 ///
 /// Start-up order matters: the documents an earlier run left in the output
 /// folder are served at once, before the store is reached; the scheduler then
@@ -200,6 +210,7 @@ pub async fn run(
 pub async fn run_with(
     config: Config,
     opener: Arc<dyn StoreOpener>,
+    loader: Loader,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
@@ -208,8 +219,10 @@ pub async fn run_with(
     let health = Arc::new(Health::new(1));
     let (control, control_rx) = mpsc::channel(16);
     let scheduler = Scheduler::new(config.clone(), opener, publisher.clone(), health.clone());
-    let watcher = tokio::spawn(watch_files(scheduler.subscribe(), control.clone()));
-    let hangup = tokio::spawn(reload_on_sighup(control));
+    let (reload, reloader) = Reloader::new(config.path.clone(), loader, control);
+    let reloading = tokio::spawn(reloader.run());
+    let watcher = tokio::spawn(watch_files(scheduler.subscribe(), reload.clone()));
+    let hangup = tokio::spawn(reload_on_sighup(reload));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
@@ -218,6 +231,7 @@ pub async fn run_with(
     let _ = stop.send(());
     watcher.abort();
     hangup.abort();
+    reloading.abort();
     // A refresh in progress finishes its step; do not wait forever on a stuck store.
     if tokio::time::timeout(Duration::from_secs(10), refreshing)
         .await
@@ -283,7 +297,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Asks for a reload when the config file or a feed file changes. Folders are
 /// watched rather than files because editors replace a file by renaming a new
 /// one over it. The watch follows `[feeds].dir` as applied configs move it.
-async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, control: mpsc::Sender<Control>) {
+async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, reload: ReloadRequests) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     loop {
         let config = applied.borrow_and_update().clone();
@@ -311,7 +325,7 @@ async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, control: mpsc::S
                     }
                     // Let a burst of events (write, rename, chmod) settle into one reload.
                     while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-                    if control.send(Control::Reload).await.is_err() {
+                    if !reload.request() {
                         return;
                     }
                 }
@@ -373,7 +387,7 @@ impl WatchTargets {
 }
 
 /// SIGHUP asks for a reload, as admins expect of a daemon.
-async fn reload_on_sighup(control: mpsc::Sender<Control>) {
+async fn reload_on_sighup(reload: ReloadRequests) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -383,14 +397,14 @@ async fn reload_on_sighup(control: mpsc::Sender<Control>) {
         };
         while hangups.recv().await.is_some() {
             info!("SIGHUP: reloading the configuration");
-            if control.send(Control::Reload).await.is_err() {
+            if !reload.request() {
                 return;
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = control;
+        let _ = reload;
         std::future::pending::<()>().await;
     }
 }

@@ -13,6 +13,7 @@
 //! - [`publish`]: the served set, and the output folder written atomically.
 //! - [`server`]: the HTTP server answering from the published set.
 //! - [`scheduler`]: refreshing feeds on their schedules, reloads, faults.
+//! - [`reloader`]: reading a changed configuration off the scheduler's loop.
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod builder;
 pub mod config;
 pub mod import;
 pub mod publish;
+pub mod reloader;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -128,8 +128,8 @@ fn load_config(path: &std::path::Path) -> Option<Config> {
             eprintln!(
                 "{}: {} problem{} found",
                 path.display(),
-                e.problems.len(),
-                if e.problems.len() == 1 { "" } else { "s" }
+                e.total(),
+                if e.total() == 1 { "" } else { "s" }
             );
             None
         }

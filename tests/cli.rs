@@ -288,6 +288,72 @@ fn check_reports_every_mistake_with_line_and_column() {
     }
 }
 
+/// `len` bytes drawn from `abc=[]"\n {}#`, as a probe of the release build
+/// wrote into a feed file: the same bytes on every run.
+fn garbage(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abc=[]\"\n {}#";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize])
+        })
+        .collect()
+}
+
+#[test]
+fn check_refuses_a_huge_feed_file_by_its_size() {
+    let site = Site::new();
+    let g = site.write("feeds/g.toml", &garbage(5_000_000));
+    let out = site.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!(
+                "{}: file is 4.8 MiB; a config file may be at most 1 MiB (is this the right file?)",
+                g.display()
+            ),
+            format!("{}: 1 problem found", site.config().display()),
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn check_lists_the_first_hundred_problems_and_counts_the_rest() {
+    let site = Site::new();
+    let mut text = String::from("title = \"Noisy\"\n");
+    for i in 1..=250 {
+        text.push_str(&format!("key{i} = {i}\n"));
+    }
+    let noisy = site.write("feeds/noisy.toml", &text);
+    let out = site.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 102, "{err}");
+    for (i, line) in lines[..100].iter().enumerate() {
+        let n = i + 1;
+        let want = format!(
+            "{}:{}:1: key{n}: unknown key `key{n}`",
+            noisy.display(),
+            n + 1
+        );
+        assert!(line.starts_with(&want), "{line}");
+    }
+    assert_eq!(lines[100], "… and 150 more problems");
+    assert_eq!(
+        lines[101],
+        format!("{}: 250 problems found", site.config().display())
+    );
+}
+
 #[test]
 fn check_accepts_the_shipped_config() {
     let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
@@ -434,10 +500,23 @@ fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
     serve.wait_for_line(&["serving", "127.0.0.1:"]);
     serve.wait_for_line(&["published feed", "latest"]);
 
-    site.write("feeds/latest.toml", "title = \"Latest\"\nlimt = 5\n");
+    // A typo, and 120 more unknown keys: the log lists the first 100.
+    let mut broken = String::from("title = \"Latest\"\nlimt = 5\n");
+    for i in 0..120 {
+        broken.push_str(&format!("k{i} = {i}\n"));
+    }
+    site.write("feeds/latest.toml", &broken);
     let logged = serve.wait_for_line(&["configuration error", "latest.toml:2:1", "limt"]);
     assert!(logged.contains("ERROR"), "{logged}");
-    serve.wait_for_line(&["configuration rejected", "generation=1"]);
+    let more = serve.wait_for_line(&["… and 21 more problems"]);
+    assert!(more.contains("ERROR"), "{more}");
+    serve.wait_for_line(&["configuration rejected", "errors=121", "generation=1"]);
+    let listed = serve
+        .seen
+        .iter()
+        .filter(|l| l.contains("configuration error"))
+        .count();
+    assert_eq!(listed, 100, "{}", serve.seen.join("\n"));
 
     // Fixed on disk; SIGHUP applies it even if the watcher were off.
     site.write("feeds/latest.toml", "title = \"Latest\"\nlimit = 5\n");

@@ -641,3 +641,137 @@ async fn a_reused_document_without_its_files_gets_them_and_one_with_files_is_kep
         assert!(Arc::ptr_eq(rep, &with[format]), "{format:?}: kept as it is");
     }
 }
+
+/// Configuration loads that wait in their blocking thread until the test
+/// lets them go, as a slow disk or a huge file would make them.
+#[derive(Default)]
+struct SlowLoads {
+    started: std::sync::atomic::AtomicUsize,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl SlowLoads {
+    fn loader(self: &std::sync::Arc<Self>) -> feedsmith::reloader::Loader {
+        let slow = self.clone();
+        std::sync::Arc::new(move |path| {
+            slow.started.fetch_add(1, Ordering::SeqCst);
+            let open = slow.open.lock().expect("lock");
+            // Bounded, so a failing test cannot hang its runtime's shutdown.
+            let _open = slow
+                .opened
+                .wait_timeout_while(open, std::time::Duration::from_secs(60), |open| !*open)
+                .expect("lock");
+            feedsmith::config::Config::load(path)
+        })
+    }
+
+    fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    fn release(&self) {
+        *self.open.lock().expect("lock") = true;
+        self.opened.notify_all();
+    }
+}
+
+/// Lets the loads go however the test ends.
+struct Release(std::sync::Arc<SlowLoads>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+#[tokio::test]
+async fn publishing_goes_on_while_a_changed_configuration_is_read() {
+    let slow = std::sync::Arc::new(SlowLoads::default());
+    let _release = Release(slow.clone());
+    let service = Service::start(ServiceOptions {
+        loader: Some(slow.loader()),
+        ..ServiceOptions::default()
+    })
+    .await;
+    let before = service.first_refresh(20).await;
+
+    std::fs::write(
+        service.path("feeds/culture.toml"),
+        "title = \"Culture\"\nlimit = 5\n",
+    )
+    .expect("add feed");
+    service
+        .wait_for(15, "the reload to start reading", || async {
+            (slow.started() == 1).then_some(())
+        })
+        .await;
+
+    // While it reads: a write is published, and the store is still polled.
+    let poll = service.health().await["last_store_poll"].clone();
+    service
+        .writer()
+        .await
+        .upsert(&[article(
+            "during-reload",
+            "2026-03-05T08:00:00Z",
+            json!({"headline": "Written during a reload"}),
+        )])
+        .await
+        .expect("write");
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    let (_, _, rss) = service.get("/feeds/latest.rss").await;
+    assert!(text(&rss).contains("Written during a reload"));
+    service
+        .wait_for(10, "another store poll", || async {
+            (service.health().await["last_store_poll"] != poll).then_some(())
+        })
+        .await;
+    let health = service.health().await;
+    assert_eq!(health["config_generation"], 1, "not applied yet: {health}");
+    assert_eq!(service.get("/feeds/culture.rss").await.0, 404);
+    assert_eq!(slow.started(), 1, "still the one load, still reading");
+
+    slow.release();
+    service
+        .wait_for(15, "the reloaded feed", || async {
+            (service.get("/feeds/culture.rss").await.0 == 200).then_some(())
+        })
+        .await;
+    assert_eq!(service.health().await["config_generation"], 2);
+}
+
+#[tokio::test]
+async fn a_refused_reload_lists_the_first_hundred_problems_in_healthz() {
+    let service = Service::start(ServiceOptions::default()).await;
+    service.first_refresh(20).await;
+    let mut noisy = String::from("title = \"Noisy\"\n");
+    for i in 1..=130 {
+        noisy.push_str(&format!("key{i} = {i}\n"));
+    }
+    std::fs::write(service.path("feeds/noisy.toml"), noisy).expect("add feed");
+    let health = service
+        .wait_for(15, "the refused edit in /healthz", || async {
+            let h = service.health().await;
+            (h["status"] == "degraded").then_some(h)
+        })
+        .await;
+    assert_eq!(health["errors"][0]["component"], "config", "{health}");
+    let reason = health["errors"][0]["reason"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = reason.lines().collect();
+    assert_eq!(lines.len(), 101, "{reason}");
+    assert!(
+        lines[0].ends_with("noisy.toml:2:1: key1: unknown key `key1`, expected one of `title`, `description`, `limit`, `sections`, `tags`, `authors`, `formats`, `refresh`"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[99].contains("noisy.toml:101:1: key100:"),
+        "{}",
+        lines[99]
+    );
+    assert_eq!(lines[100], "… and 30 more problems");
+    assert_eq!(service.get("/feeds/latest.rss").await.0, 200);
+}

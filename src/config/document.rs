@@ -1,12 +1,17 @@
 //! Reading one TOML document into a raw config struct, collecting every problem.
 //!
 //! serde stops at the first error, but an admin fixing a config wants to see all
-//! of them at once. So a document is parsed once into toml's spanned tree, then
-//! deserialized repeatedly: each failure is recorded with its position, the
-//! offending `key = value` entry is taken out of the tree, and the rest is tried
-//! again. The raw structs keep `deny_unknown_fields` and their typed fields, so
-//! serde stays the one place that decides what is valid. This module knows
-//! nothing about which keys exist; `config` does.
+//! of them at once. So a document is parsed once into toml's spanned tree and
+//! checked in two passes. First every entry is deserialized on its own (in a
+//! document holding only it and the tables around it), which finds each bad
+//! value and unknown key at the cost of that entry alone. Then the whole
+//! document, with those entries taken out, is deserialized repeatedly: each
+//! failure (a missing key, mostly) is recorded with its position, the offending
+//! entry is taken out, and the rest is tried again. The raw structs keep
+//! `deny_unknown_fields` and their typed fields, so serde stays the one place
+//! that decides what is valid. This module knows nothing about which keys
+//! exist; `config` does. Its work grows with the size of the text, not with
+//! size × problems: positions come from a [`LineIndex`] built once per file.
 
 use std::fmt;
 use std::ops::Range;
@@ -14,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeString, DeTable, DeValue};
 
 /// A position in a config file, 1-based, columns counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,15 +28,81 @@ pub struct LineCol {
     pub col: usize,
 }
 
-impl LineCol {
-    pub fn from_offset(text: &str, offset: usize) -> Self {
-        let offset = floor_char_boundary(text, offset.min(text.len()));
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        Self { line, col }
+/// Bytes per checkpoint of [`LineIndex`]'s character count: a lookup counts at
+/// most this many bytes, however long the line.
+const CHAR_BLOCK: usize = 1024;
+
+/// Turns byte offsets in one text into [`LineCol`]s. Built once per file, so
+/// each of thousands of problems costs a binary search instead of a scan of
+/// the text up to it (which made a large broken file take minutes).
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    /// The byte offset at which each line starts; the first is 0.
+    line_starts: Vec<usize>,
+    /// Characters (bytes that do not continue a UTF-8 sequence) before each
+    /// multiple of [`CHAR_BLOCK`]; empty when the text is ASCII, where bytes
+    /// and characters agree. Keeps columns cheap on one very long line too.
+    chars_before_block: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1))
+            .collect();
+        let chars_before_block = if text.is_ascii() {
+            Vec::new()
+        } else {
+            let mut before = 0;
+            bytes
+                .chunks(CHAR_BLOCK)
+                .map(|block| {
+                    let at = before;
+                    before += chars_in(block);
+                    at
+                })
+                .collect()
+        };
+        Self {
+            line_starts,
+            chars_before_block,
+        }
     }
+
+    /// The line and column of byte `offset` in `text`, the text this index was
+    /// built from. An offset past the end means the end; one inside a
+    /// character means that character.
+    pub fn locate(&self, text: &str, offset: usize) -> LineCol {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        // The first entry is 0, so at least one line starts at or before `offset`.
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let col = self
+            .chars_before(text, offset)
+            .saturating_sub(self.chars_before(text, start))
+            + 1;
+        LineCol { line, col }
+    }
+
+    /// Characters in `text[..offset]`, `offset` on a character boundary.
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        if self.chars_before_block.is_empty() {
+            return offset;
+        }
+        let block = offset / CHAR_BLOCK;
+        let base = self.chars_before_block.get(block).copied().unwrap_or(0);
+        base + chars_in(&text.as_bytes()[block * CHAR_BLOCK..offset])
+    }
+}
+
+/// Characters that start in `bytes`: every byte but UTF-8 continuation bytes.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -52,7 +123,7 @@ impl Location {
     pub fn new(source: &Source, span: Option<Range<usize>>) -> Self {
         Self {
             path: source.path.clone(),
-            at: span.map(|s| LineCol::from_offset(&source.text, s.start)),
+            at: span.map(|s| source.lines.locate(&source.text, s.start)),
         }
     }
 
@@ -103,11 +174,76 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The most problems a configuration error lists; the rest are counted. Nobody
+/// reads past the first screenful, and a log line or `/healthz` body per
+/// problem of a garbage file would be megabytes.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Problems in the order they are shown: the first [`MAX_PROBLEMS`], and a
+/// count of the rest, which are never built (a 1 MiB file can hold 1.5
+/// million syntax errors). Anything added after one was counted is counted
+/// too, so the list is always the first of all that were added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems {
+    listed: Vec<Problem>,
+    omitted: usize,
+}
+
+impl Problems {
+    pub fn push(&mut self, problem: Problem) {
+        self.push_with(|| problem);
+    }
+
+    /// Adds the problem `make` builds, building it only if it is listed.
+    pub fn push_with(&mut self, make: impl FnOnce() -> Problem) {
+        if self.omitted == 0 && self.listed.len() < MAX_PROBLEMS {
+            self.listed.push(make());
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// Adds `other`'s problems after these.
+    pub fn append(&mut self, other: Problems) {
+        for problem in other.listed {
+            self.push(problem);
+        }
+        self.omitted += other.omitted;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty() && self.omitted == 0
+    }
+
+    /// The problems listed, and how many more there were.
+    pub fn into_parts(self) -> (Vec<Problem>, usize) {
+        (self.listed, self.omitted)
+    }
+}
+
+impl FromIterator<Problem> for Problems {
+    fn from_iter<I: IntoIterator<Item = Problem>>(iter: I) -> Self {
+        let mut problems = Problems::default();
+        for problem in iter {
+            problems.push(problem);
+        }
+        problems
+    }
+}
+
 /// The text of one config file and where it came from.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
+    lines: LineIndex,
+}
+
+impl Source {
+    pub fn new(path: PathBuf, text: String) -> Self {
+        let lines = LineIndex::new(&text);
+        Self { path, text, lines }
+    }
 }
 
 /// The deepest `key = value` entry whose key or value contains `span`, as the
@@ -157,86 +293,169 @@ fn table_containing(table: &DeTable<'_>, span: &Range<usize>) -> Option<Vec<Stri
 fn remove_entry(table: &mut DeTable<'_>, path: &[String]) -> bool {
     match path {
         [] => false,
-        [last] => {
-            let key = table
-                .keys()
-                .find(|k| k.get_ref().as_ref() == last.as_str())
-                .cloned();
-            key.is_some_and(|key| table.remove(&key).is_some())
-        }
-        [first, rest @ ..] => table.iter_mut().any(|(k, v)| {
-            k.get_ref().as_ref() == first.as_str()
-                && match v.get_mut() {
-                    DeValue::Table(inner) => remove_entry(inner, rest),
-                    _ => false,
-                }
-        }),
+        [last] => table.remove(last.as_str()).is_some(),
+        [first, rest @ ..] => match table.get_mut(first.as_str()).map(|v| v.get_mut()) {
+            Some(DeValue::Table(inner)) => remove_entry(inner, rest),
+            _ => false,
+        },
     }
 }
 
-/// Bounds the retry loop; a config file has far fewer keys than this.
+/// The first pass: each entry deserialized alone. Retrying the whole document
+/// once per problem cost size × problems (seconds for a file of unknown keys);
+/// this costs the size once. It relies on serde's derived structs judging each
+/// field by itself, and takes only errors that belong to the entry probed (or
+/// an unknown key on the way to it): a "missing" key is expected in a probe,
+/// and anything else is left to the whole-document pass.
+struct Screen<'a, 'i> {
+    source: &'a Source,
+    tree_span: Range<usize>,
+    /// The tables around the entry probed: key and the table's span.
+    around: Vec<(&'a Spanned<DeString<'i>>, Range<usize>)>,
+    /// The keys leading to the entry probed, itself included.
+    names: Vec<String>,
+    /// Entries found wrong, in the order found, with their problem.
+    found: Vec<(Vec<String>, Problem)>,
+}
+
+impl<'a, 'i> Screen<'a, 'i> {
+    fn walk<T: DeserializeOwned>(&mut self, table: &'a DeTable<'i>) {
+        for (key, value) in table.iter() {
+            self.names.push(key.get_ref().to_string());
+            // A table already reported (an unknown one) hides what is in it.
+            let reported = self
+                .found
+                .last()
+                .is_some_and(|(bad, _)| self.names.starts_with(bad));
+            if !reported {
+                match value.get_ref() {
+                    DeValue::Table(inner) if !inner.is_empty() => {
+                        self.around.push((key, value.span()));
+                        self.walk::<T>(inner);
+                        self.around.pop();
+                    }
+                    _ => self.probe::<T>(key, value),
+                }
+            }
+            self.names.pop();
+        }
+    }
+
+    fn probe<T: DeserializeOwned>(
+        &mut self,
+        key: &Spanned<DeString<'i>>,
+        value: &Spanned<DeValue<'i>>,
+    ) {
+        let mut probe = DeTable::new();
+        probe.insert(key.clone(), value.clone());
+        for (key, span) in self.around.iter().rev() {
+            let mut outer = DeTable::new();
+            outer.insert(
+                (*key).clone(),
+                Spanned::new(span.clone(), DeValue::Table(probe)),
+            );
+            probe = outer;
+        }
+        let de = toml::Deserializer::from(Spanned::new(self.tree_span.clone(), probe.clone()));
+        let Err(err) = T::deserialize(de) else {
+            return;
+        };
+        let message = err.message();
+        if missing_field(message).is_some() {
+            return;
+        }
+        let Some(path) = err.span().and_then(|s| entry_containing(&probe, &s)) else {
+            return;
+        };
+        if path.len() != self.names.len() && !message.starts_with("unknown field") {
+            return;
+        }
+        let problem = Problem::at(self.source, err.span(), entry_message(&path, message));
+        self.found.push((path, problem));
+    }
+}
+
+/// `path.to.key: message`, in the words an admin editing TOML uses.
+fn entry_message(path: &[String], message: &str) -> String {
+    format!(
+        "{}: {}",
+        path.join("."),
+        message.replacen("unknown field", "unknown key", 1)
+    )
+}
+
+/// Bounds the whole-document pass. After the first pass it meets only missing
+/// keys (one per table) and the rare error no entry shows alone.
 const MAX_ATTEMPTS: usize = 256;
 
 /// Deserializes `source` into `T`, returning the value (when the parts that are
-/// left still make a whole `T`) and every problem found on the way.
-pub fn deserialize_all<T: DeserializeOwned>(source: &Source) -> (Option<T>, Vec<Problem>) {
+/// left still make a whole `T`) and every problem found on the way, in file
+/// order.
+pub fn deserialize_all<T: DeserializeOwned>(source: &Source) -> (Option<T>, Problems) {
     let (tree, syntax_errors) = DeTable::parse_recoverable(&source.text);
     if !syntax_errors.is_empty() {
         // After a syntax error the tree is a guess; reporting type errors in it
-        // would only add noise.
-        let problems = syntax_errors
-            .into_iter()
-            .map(|e| Problem::at(source, e.span(), e.message().to_owned()))
-            .collect();
+        // would only add noise. Only the problems listed are built.
+        let mut problems = Problems::default();
+        for e in &syntax_errors {
+            problems.push_with(|| Problem::at(source, e.span(), e.message().to_owned()));
+        }
         return (None, problems);
     }
     let tree_span = tree.span();
     let mut tree: DeTable<'_> = tree.into_inner();
-    let mut problems = Vec::new();
+    let mut screen = Screen {
+        source,
+        tree_span: tree_span.clone(),
+        around: Vec::new(),
+        names: Vec::new(),
+        found: Vec::new(),
+    };
+    screen.walk::<T>(&tree);
+    let found = screen.found;
+    let mut problems = Vec::with_capacity(found.len());
     // Paths of entries taken out after being reported.
-    let mut removed: Vec<Vec<String>> = Vec::new();
+    let mut removed: Vec<Vec<String>> = Vec::with_capacity(found.len());
+    for (path, problem) in found {
+        remove_entry(&mut tree, &path);
+        removed.push(path);
+        problems.push(problem);
+    }
     for _ in 0..MAX_ATTEMPTS {
         let de = toml::Deserializer::from(Spanned::new(tree_span.clone(), tree.clone()));
         match T::deserialize(de) {
             Ok(value) => return (Some(value), sorted(problems)),
             Err(err) => {
                 let message = err.message().to_owned();
-                if let Some(field) = missing_field(&message)
-                    && let Some(path) = removed
-                        .iter()
-                        .find(|p| p.last().is_some_and(|l| l == field))
-                {
-                    // We took that required entry out ourselves after reporting
-                    // it. Its table can no longer be read, so take the table out
-                    // too and look on in the rest; at the root there is no rest.
-                    let parent = path[..path.len() - 1].to_vec();
-                    if parent.is_empty() || !remove_entry(&mut tree, &parent) {
+                if let Some(field) = missing_field(&message) {
+                    // The table that lacks the key. The root's errors carry the
+                    // document's span, which a `[table]` header at the very
+                    // start would also contain.
+                    let table = match err.span() {
+                        Some(s) if s != tree_span => {
+                            table_containing(&tree, &s).unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let mut key = table.clone();
+                    key.push(field.to_owned());
+                    if !removed.contains(&key) {
+                        // Really missing: report it.
+                        let message = format!("missing required key `{field}`");
+                        problems.push(Problem::at(source, err.span(), message));
+                    }
+                    // Either way the table cannot be read without the key: set
+                    // it aside and look on in the rest; at the root there is no
+                    // rest.
+                    if table.is_empty() || !remove_entry(&mut tree, &table) {
                         return (None, sorted(problems));
                     }
-                    removed.push(parent);
+                    removed.push(table);
                     continue;
-                }
-                if let Some(field) = missing_field(&message) {
-                    // Nothing to take out: report it, then set aside the table
-                    // that lacks the key and look on in the rest.
-                    let message = format!("missing required key `{field}`");
-                    problems.push(Problem::at(source, err.span(), message));
-                    let table = err.span().and_then(|s| table_containing(&tree, &s));
-                    match table {
-                        Some(path) if remove_entry(&mut tree, &path) => {
-                            removed.push(path);
-                            continue;
-                        }
-                        _ => return (None, sorted(problems)),
-                    }
                 }
                 let path = err.span().and_then(|s| entry_containing(&tree, &s));
                 let message = match &path {
-                    Some(path) => format!(
-                        "{}: {}",
-                        path.join("."),
-                        message.replacen("unknown field", "unknown key", 1)
-                    ),
+                    Some(path) => entry_message(path, &message),
                     None => message,
                 };
                 problems.push(Problem::at(source, err.span(), message));
@@ -251,9 +470,9 @@ pub fn deserialize_all<T: DeserializeOwned>(source: &Source) -> (Option<T>, Vec<
 }
 
 /// Problems in file order, which is how an admin works through them.
-fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+fn sorted(mut problems: Vec<Problem>) -> Problems {
     problems.sort_by_key(|p| p.location.at);
-    problems
+    problems.into_iter().collect()
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -285,23 +504,58 @@ mod tests {
     }
 
     fn run(text: &str) -> (Option<Outer>, Vec<String>) {
-        let source = Source {
-            path: PathBuf::from("t.toml"),
-            text: text.to_owned(),
-        };
+        let source = Source::new(PathBuf::from("t.toml"), text.to_owned());
         let (v, p) = deserialize_all::<Outer>(&source);
-        (v, p.iter().map(|p| p.to_string()).collect())
+        let (listed, omitted) = p.into_parts();
+        assert_eq!(omitted, 0, "the tests stay under the limit");
+        (v, listed.iter().map(|p| p.to_string()).collect())
+    }
+
+    /// The position of byte `offset` found the slow, obvious way.
+    fn scanned(text: &str, offset: usize) -> LineCol {
+        let before = &text[..floor_char_boundary(text, offset.min(text.len()))];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        LineCol {
+            line: before.matches('\n').count() + 1,
+            col: before[line_start..].chars().count() + 1,
+        }
+    }
+
+    fn locate(text: &str, offset: usize) -> LineCol {
+        LineIndex::new(text).locate(text, offset)
     }
 
     #[test]
     fn line_col_counts_characters() {
         let text = "a = 1\nbé = \"x\"\n";
-        assert_eq!(LineCol::from_offset(text, 0), LineCol { line: 1, col: 1 });
+        assert_eq!(locate(text, 0), LineCol { line: 1, col: 1 });
         let second_equals = text.rfind('=').expect("literal has '='");
-        assert_eq!(
-            LineCol::from_offset(text, second_equals),
-            LineCol { line: 2, col: 4 }
-        );
+        assert_eq!(locate(text, second_equals), LineCol { line: 2, col: 4 });
+        // Past the end is the end; inside `é` is `é`.
+        assert_eq!(locate(text, 999), LineCol { line: 3, col: 1 });
+        let e_acute = text.find('é').expect("literal has 'é'");
+        assert_eq!(locate(text, e_acute + 1), LineCol { line: 2, col: 2 });
+    }
+
+    #[test]
+    fn line_index_agrees_with_a_scan_at_every_offset() {
+        // Multi-byte characters on both sides of a checkpoint, a line longer
+        // than one, CRLF, an empty line and no final newline.
+        let long: String = "aé€😀".repeat(CHAR_BLOCK / 3);
+        let text = format!("x = 1\r\n\n{long}\ny = \"{long}\"\nz");
+        let index = LineIndex::new(&text);
+        for offset in 0..=text.len() + 1 {
+            assert_eq!(
+                index.locate(&text, offset),
+                scanned(&text, offset),
+                "offset {offset}"
+            );
+        }
+        let ascii = "k = 1\n".repeat(CHAR_BLOCK);
+        let index = LineIndex::new(&ascii);
+        for offset in (0..=ascii.len()).step_by(7) {
+            assert_eq!(index.locate(&ascii, offset), scanned(&ascii, offset));
+        }
     }
 
     #[test]
@@ -357,6 +611,35 @@ mod tests {
             "{}",
             p[0]
         );
+    }
+
+    #[test]
+    fn a_missing_root_key_is_reported_once_when_a_table_comes_first() {
+        // The root's span is where the first `[table]` header starts too.
+        let (v, p) = run("[inner]\nflag = true\n");
+        assert!(v.is_none());
+        assert_eq!(p, vec!["t.toml:1:1: missing required key `name`"]);
+    }
+
+    #[test]
+    fn every_problem_is_found_however_many_there_are() {
+        // More than the whole-document pass may try: each is found alone.
+        let mut text = String::from("name = \"x\"\n[inner]\nflag = true\n");
+        for i in 0..MAX_ATTEMPTS + 50 {
+            text.push_str(&format!("extra{i} = {i}\n"));
+        }
+        text.push_str("level = \"high\"\n");
+        let source = Source::new(PathBuf::from("t.toml"), text);
+        let (v, p) = deserialize_all::<Outer>(&source);
+        assert!(v.is_some(), "the rest still makes a whole value");
+        let (listed, omitted) = p.into_parts();
+        assert_eq!(listed.len() + omitted, MAX_ATTEMPTS + 51);
+        assert_eq!(listed.len(), MAX_PROBLEMS);
+        // The first hundred in file order: extra0 on line 4, and on.
+        for (i, p) in listed.iter().enumerate() {
+            let want = format!("t.toml:{}:1: inner.extra{i}: unknown key `extra{i}`", i + 4);
+            assert!(p.to_string().starts_with(&want), "{p}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use url::Url;
 
-pub use document::{LineCol, Location, Problem, Source};
+pub use document::{LineCol, Location, MAX_PROBLEMS, Problem, Problems, Source};
 pub use schedule::CronSchedule;
 
 use crate::article::{ArticleFilter, parse_http_url};
@@ -41,10 +41,48 @@ pub const DEFAULT_REFRESH: &str = "*/5 * * * *";
 /// The shortest `[schedule].watch` interval: each poll is one query.
 const MIN_WATCH: Duration = Duration::from_millis(50);
 
-/// Everything wrong with a configuration, one problem per line.
+/// The largest config or feed file that is read, in bytes. Real ones are a
+/// few hundred bytes; a file near this size is the wrong file (a log, a data
+/// dump), and refusing it unread keeps a reload cheap whatever it holds.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Everything wrong with a configuration, one problem per line: the first
+/// [`MAX_PROBLEMS`] in file order, then a line counting the rest. `check`,
+/// the service's log and `/healthz` all show it, so they agree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
+    /// The first problems, at most [`MAX_PROBLEMS`].
     pub problems: Vec<Problem>,
+    /// How many more problems were found than `problems` lists.
+    pub omitted: usize,
+}
+
+impl ConfigError {
+    /// Keeps the first [`MAX_PROBLEMS`] of `problems` and counts the rest.
+    pub fn new(problems: impl IntoIterator<Item = Problem>) -> Self {
+        Self::from(problems.into_iter().collect::<Problems>())
+    }
+
+    /// Every problem found, listed or not.
+    pub fn total(&self) -> usize {
+        self.problems.len() + self.omitted
+    }
+
+    /// The line that stands for the problems not listed, if any.
+    pub fn omitted_line(&self) -> Option<String> {
+        match self.omitted {
+            0 => None,
+            1 => Some("… and 1 more problem".to_owned()),
+            n => Some(format!("… and {n} more problems")),
+        }
+    }
+}
+
+impl From<Problems> for ConfigError {
+    fn from(problems: Problems) -> Self {
+        let (problems, omitted) = problems.into_parts();
+        Self { problems, omitted }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -55,8 +93,60 @@ impl fmt::Display for ConfigError {
             }
             write!(f, "{p}")?;
         }
+        if let Some(line) = self.omitted_line() {
+            write!(f, "\n{line}")?;
+        }
         Ok(())
     }
+}
+
+/// Why a config file was not read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// Over [`MAX_FILE_BYTES`]; `None` when it grew past it while being read.
+    #[error(
+        "file is {}; a config file may be at most 1 MiB (is this the right file?)",
+        describe_size(*.0)
+    )]
+    TooLarge(Option<u64>),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// `4.8 MiB`, rounded up so that no refused size reads as the limit itself.
+fn describe_size(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(bytes) => {
+            let tenths = (u128::from(bytes) * 10).div_ceil(1 << 20);
+            format!("{}.{} MiB", tenths / 10, tenths % 10)
+        }
+        None => "more than 1 MiB".to_owned(),
+    }
+}
+
+/// Reads one config file, refusing it unread when it is over the limit. The
+/// metadata says so at once; the bounded read catches a file that grows
+/// while it is read.
+fn read_source(path: &Path) -> Result<Source, ReadError> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(ReadError::TooLarge(Some(len)));
+    }
+    let text = read_bounded(file, len)?;
+    Ok(Source::new(path.to_owned(), text))
+}
+
+/// At most [`MAX_FILE_BYTES`] of `reader` as text; `expected` sizes the buffer.
+fn read_bounded(reader: impl std::io::Read, expected: u64) -> Result<String, ReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(usize::try_from(expected.min(MAX_FILE_BYTES)).unwrap_or(0));
+    reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ReadError::TooLarge(None));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// A feed's name: the stem of its file, `[a-z0-9-]+`, and the `{name}` in its URLs.
@@ -420,13 +510,15 @@ impl Config {
     /// Reads and checks the service config at `path` and every feed file in its
     /// feeds directory. Relative paths resolve against the working directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            problems: vec![Problem::in_file(path, format!("cannot read config: {e}"))],
+        let main = read_source(path).map_err(|e| {
+            ConfigError::new(vec![Problem::in_file(
+                path,
+                match e {
+                    ReadError::Io(e) => format!("cannot read config: {e}"),
+                    too_large => too_large.to_string(),
+                },
+            )])
         })?;
-        let main = Source {
-            path: path.to_owned(),
-            text,
-        };
         let (mut partial, mut problems) = compile_main(&main);
         // When the main file has problems, its feeds folder and schedule are
         // still read where they are sound, so feed files get checked too.
@@ -456,11 +548,18 @@ impl Config {
                     )));
                 }
                 for source in sources {
+                    let source = match source {
+                        Ok(source) => source,
+                        Err(problem) => {
+                            problems.push(problem);
+                            continue;
+                        }
+                    };
                     match compile_feed(&source, default_refresh.as_ref()) {
                         Ok(spec) => {
                             feeds.insert(spec.name.clone(), spec);
                         }
-                        Err(mut p) => problems.append(&mut p),
+                        Err(p) => problems.append(p),
                     }
                 }
             }
@@ -478,7 +577,7 @@ impl Config {
                 feeds_dir: main.feeds_dir,
                 feeds,
             }),
-            _ => Err(ConfigError { problems }),
+            _ => Err(ConfigError::from(problems)),
         }
     }
 }
@@ -495,7 +594,7 @@ struct MainParts {
     feeds_dir_at: Location,
 }
 
-fn compile_main(source: &Source) -> (Option<MainParts>, Vec<Problem>) {
+fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
     let (raw, mut problems) = document::deserialize_all::<RawMain>(source);
     let Some(raw) = raw else {
         return (None, problems);
@@ -675,8 +774,9 @@ fn lenient_main(source: &Source) -> LenientMain {
 }
 
 /// Every `*.toml` file directly in `dir`, sorted by name so errors come out in a
-/// stable order. Other files (editor backups, READMEs) are not feeds.
-fn read_feed_sources(dir: &Path) -> Result<Vec<Source>, String> {
+/// stable order. Other files (editor backups, READMEs) are not feeds. A file
+/// over [`MAX_FILE_BYTES`] is a problem of its own, and the others are read on.
+fn read_feed_sources(dir: &Path) -> Result<Vec<Result<Source, Problem>>, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("feeds.dir: cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
@@ -686,9 +786,12 @@ fn read_feed_sources(dir: &Path) -> Result<Vec<Source>, String> {
     paths.sort();
     let mut sources = Vec::with_capacity(paths.len());
     for path in paths {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push(Source { path, text }),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        match read_source(&path) {
+            Ok(source) => sources.push(Ok(source)),
+            Err(too_large @ ReadError::TooLarge(_)) => {
+                sources.push(Err(Problem::in_file(&path, too_large.to_string())));
+            }
+            Err(ReadError::Io(e)) => return Err(format!("cannot read {}: {e}", path.display())),
         }
     }
     Ok(sources)
@@ -699,13 +802,13 @@ fn read_feed_sources(dir: &Path) -> Result<Vec<Source>, String> {
 fn compile_feed(
     source: &Source,
     default_refresh: Option<&CronSchedule>,
-) -> Result<FeedSpec, Vec<Problem>> {
+) -> Result<FeedSpec, Problems> {
     let stem = source
         .path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let name = match stem.parse::<FeedName>() {
         Ok(n) => Some(n),
         Err(e) => {
@@ -713,8 +816,8 @@ fn compile_feed(
             None
         }
     };
-    let (raw, mut found) = document::deserialize_all::<RawFeed>(source);
-    problems.append(&mut found);
+    let (raw, found) = document::deserialize_all::<RawFeed>(source);
+    problems.append(found);
     let Some(raw) = raw else {
         return Err(problems);
     };

@@ -1,5 +1,6 @@
 use super::*;
 use std::fs;
+use std::io::Read;
 use tempfile::TempDir;
 
 /// A config directory in a temp folder: `feedsmith.toml` plus `feeds/*.toml`.
@@ -211,6 +212,23 @@ fn main_file_rules() {
 }
 
 #[test]
+fn a_bad_key_in_one_table_does_not_hide_a_missing_key_of_the_same_name_in_another() {
+    // `feeds.dir` is reported and taken out first; `output` lacks its own `dir`.
+    let main = MAIN
+        .replace("dir = \"FEEDS\"", "dir = 3")
+        .replace("[feeds]", "[output]\n\n[feeds]");
+    let f = Fixture::new(&main, &[latest()]);
+    // (Whatever follows comes from the default feeds folder, `feeds`.)
+    assert_eq!(
+        f.problems()[..2],
+        [
+            "DIR/feedsmith.toml:12:1: missing required key `dir`",
+            "DIR/feedsmith.toml:15:7: feeds.dir: invalid type: integer `3`, expected path string",
+        ]
+    );
+}
+
+#[test]
 fn postgres_pool_size_is_read_and_defaults_to_8() {
     let pg = MAIN.replace(
         "url = \"sqlite::memory:\"",
@@ -395,4 +413,142 @@ fn feed_settings_are_typed_and_refresh_overrides_the_global_schedule() {
     assert_eq!(world.sections, vec!["World", "Europe"]);
     let latest = &c.feeds[&"latest".parse::<FeedName>().expect("name")];
     assert_eq!(latest.refresh.source(), "0 */15 * * * *");
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_unread_with_its_path() {
+    let limit = usize::try_from(MAX_FILE_BYTES).expect("fits");
+    // Valid TOML, so only the size can be why it is refused.
+    let big_feed = format!("title = \"Big\"\n{}", "# padding\n".repeat(limit / 10));
+    let f = Fixture::new(MAIN, &[latest(), ("big.toml", &big_feed)]);
+    assert_eq!(
+        f.problems(),
+        vec![
+            "DIR/feeds/big.toml: file is 1.1 MiB; a config file may be at most 1 MiB (is this the right file?)"
+        ]
+    );
+
+    let big_main = format!("{MAIN}{}", "#".repeat(5 * limit));
+    let f = Fixture::new(&big_main, &[latest()]);
+    assert_eq!(
+        f.problems(),
+        vec![
+            "DIR/feedsmith.toml: file is 5.1 MiB; a config file may be at most 1 MiB (is this the right file?)"
+        ]
+    );
+
+    // Exactly at the limit is read.
+    let at_limit = format!("title = \"Full\"\n{}", "#".repeat(limit - 16));
+    assert_eq!(at_limit.len(), limit - 1);
+    let f = Fixture::new(MAIN, &[latest(), ("full.toml", &format!("{at_limit}\n"))]);
+    assert_eq!(f.load().expect("valid").feeds.len(), 2);
+}
+
+#[test]
+fn a_file_that_grows_past_the_limit_while_read_is_refused() {
+    let limit = usize::try_from(MAX_FILE_BYTES).expect("fits");
+    // Its size said it was small; the reader keeps giving bytes.
+    let endless = std::io::repeat(b'#');
+    let err = read_bounded(endless, 10).expect_err("over the limit");
+    assert_eq!(
+        err.to_string(),
+        "file is more than 1 MiB; a config file may be at most 1 MiB (is this the right file?)"
+    );
+    let text = read_bounded(std::io::repeat(b'#').take(MAX_FILE_BYTES), 10).expect("at the limit");
+    assert_eq!(text.len(), limit);
+}
+
+#[test]
+fn thousands_of_problems_list_the_first_hundred_and_count_the_rest() {
+    let limit = usize::try_from(MAX_FILE_BYTES).expect("fits");
+    // Just under the limit: a valid title, then unknown keys with their line.
+    let mut text = String::from("title = \"Noisy\"\n");
+    let mut keys = 0;
+    while text.len() + 40 < limit {
+        keys += 1;
+        text.push_str(&format!("key{keys} = {keys}\n"));
+    }
+    let f = Fixture::new(MAIN, &[latest(), ("noisy.toml", &text)]);
+    let err = f.load().expect_err("invalid");
+    assert!(keys > 50_000, "{keys}");
+    assert_eq!(err.problems.len(), MAX_PROBLEMS);
+    assert_eq!(err.omitted, keys - MAX_PROBLEMS);
+    assert_eq!(err.total(), keys);
+    // File order, with exact positions: key1 is on line 2, keyN on line N+1.
+    for (i, p) in err.problems.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(
+            p.location.at,
+            Some(LineCol {
+                line: n + 1,
+                col: 1
+            }),
+            "{p}"
+        );
+        assert!(
+            p.message
+                .starts_with(&format!("key{n}: unknown key `key{n}`")),
+            "{p}"
+        );
+    }
+    let shown = err.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), MAX_PROBLEMS + 1);
+    assert_eq!(
+        lines[MAX_PROBLEMS],
+        format!("… and {} more problems", keys - MAX_PROBLEMS)
+    );
+
+    // Syntax errors are capped the same way.
+    let garbage = "=\n".repeat(limit / 4);
+    let f = Fixture::new(MAIN, &[latest(), ("garbage.toml", &garbage)]);
+    let err = f.load().expect_err("invalid");
+    assert_eq!(err.problems.len(), MAX_PROBLEMS);
+    assert!(err.omitted > limit / 4, "{}", err.omitted);
+    assert_eq!(
+        err.to_string().lines().last(),
+        Some(format!("… and {} more problems", err.omitted).as_str())
+    );
+}
+
+#[test]
+fn problems_in_several_files_are_capped_in_file_order() {
+    let unknown = |n: usize| -> String {
+        let mut text = String::from("title = \"T\"\n");
+        for i in 0..n {
+            text.push_str(&format!("x{i} = 1\n"));
+        }
+        text
+    };
+    let main = MAIN.replace("[store]", "[store]\npool = 3");
+    let f = Fixture::new(
+        &main,
+        &[("a.toml", &unknown(60)), ("b.toml", &unknown(60)), latest()],
+    );
+    let err = f.load().expect_err("invalid");
+    let root = f.dir.path().display().to_string();
+    let files: Vec<String> = err
+        .problems
+        .iter()
+        .map(|p| p.location.path.display().to_string().replace(&root, "DIR"))
+        .collect();
+    assert_eq!(files[0], "DIR/feedsmith.toml");
+    assert!(
+        files[1..61].iter().all(|f| f == "DIR/feeds/a.toml"),
+        "{files:?}"
+    );
+    assert!(
+        files[61..].iter().all(|f| f == "DIR/feeds/b.toml"),
+        "{files:?}"
+    );
+    assert_eq!((err.problems.len(), err.omitted), (100, 21));
+    assert_eq!(
+        ConfigError::new(err.problems.clone()).omitted_line(),
+        None,
+        "a hundred fit"
+    );
+    assert_eq!(
+        err.omitted_line().as_deref(),
+        Some("… and 21 more problems")
+    );
 }

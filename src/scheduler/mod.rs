@@ -9,8 +9,9 @@
 //! only feeds whose content could have changed, keeps the last good documents
 //! when the store or a build fails (retrying with back-off), and publishes all
 //! formats of every rebuilt feed in one swap before writing them to the output
-//! folder. Configuration reloads arrive as [`Control`] messages; watching files
-//! and signals is the caller's job. It never serves requests.
+//! folder. Reloaded configurations arrive already read and checked, as
+//! [`Control`] messages from the reloader: the scheduler never reads a config
+//! file, so a slow one never stops publishing. It never serves requests.
 
 mod health;
 
@@ -29,7 +30,7 @@ use tracing::{error, info, warn};
 
 use crate::article::ArticleId;
 use crate::builder::{self, BuildError, Document, FeedMeta};
-use crate::config::{Config, FeedName, FeedSpec};
+use crate::config::{Config, ConfigError, FeedName, FeedSpec};
 use crate::publish::{self, PublishedFeed, PublishedSet, Publisher, Representation};
 use crate::store::{ArticleStore, Revision, StoreError};
 
@@ -42,11 +43,14 @@ pub trait StoreOpener: Send + Sync {
 
 pub type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Work for the scheduler besides its schedules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Work for the scheduler besides its schedules: what a reload made of the
+/// configuration files (see `reloader`).
+#[derive(Debug)]
 pub enum Control {
-    /// Re-read the configuration (a watched file changed, or SIGHUP).
-    Reload,
+    /// Valid as a whole: apply it.
+    Apply(Box<Config>),
+    /// Refused: keep running on the configuration in force, and say why.
+    Rejected(ConfigError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -372,7 +376,8 @@ impl Scheduler {
             tokio::select! {
                 () = &mut shutdown => break,
                 msg = control.recv(), if control_open => match msg {
-                    Some(Control::Reload) => self.reload().await,
+                    Some(Control::Apply(config)) => self.apply(*config).await,
+                    Some(Control::Rejected(e)) => self.rejected(&e),
                     None => control_open = false,
                 },
                 () = tokio::time::sleep(wake) => self.on_wake().await,
@@ -684,31 +689,21 @@ impl Scheduler {
         }
     }
 
-    /// Re-reads the configuration; applies it whole if valid, else keeps
-    /// running on the current one and says why, with file:line:col.
-    async fn reload(&mut self) {
-        let path = self.config.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
-        let new = match loaded {
-            Ok(Ok(config)) => config,
-            Ok(Err(e)) => {
-                for problem in &e.problems {
-                    error!(%problem, "configuration error");
-                }
-                let generation = self.health.generation();
-                error!(
-                    errors = e.problems.len(),
-                    generation, "configuration rejected; still running on the previous one"
-                );
-                self.health.config_rejected(Utc::now(), e.to_string());
-                return;
-            }
-            Err(e) => {
-                error!(error = %e, "reading the configuration failed; still running on the previous one");
-                return;
-            }
-        };
-        self.apply(new).await;
+    /// A reloaded configuration was refused: keep running on the current one
+    /// and say why, with file:line:col.
+    fn rejected(&self, e: &ConfigError) {
+        for problem in &e.problems {
+            error!(%problem, "configuration error");
+        }
+        if let Some(line) = e.omitted_line() {
+            error!("{line}");
+        }
+        let generation = self.health.generation();
+        error!(
+            errors = e.total(),
+            generation, "configuration rejected; still running on the previous one"
+        );
+        self.health.config_rejected(Utc::now(), e.to_string());
     }
 
     async fn apply(&mut self, mut new: Config) {

@@ -303,6 +303,8 @@ pub struct ServiceOptions {
     pub extra_feeds: Vec<(String, String)>,
     /// More `[store]` lines.
     pub store_extra: String,
+    /// What reads a changed configuration; default `Config::load`.
+    pub loader: Option<feedsmith::reloader::Loader>,
 }
 
 impl Default for ServiceOptions {
@@ -313,6 +315,7 @@ impl Default for ServiceOptions {
             down: false,
             extra_feeds: Vec::new(),
             store_extra: String::new(),
+            loader: None,
         }
     }
 }
@@ -342,12 +345,16 @@ impl Service {
             down: down.clone(),
             queries: std::sync::Arc::clone(&queries),
         });
+        let loader = options
+            .loader
+            .clone()
+            .unwrap_or_else(feedsmith::reloader::config_loader);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stop = async {
                 let _ = rx.await;
             };
-            if let Err(e) = feedsmith::app::run_with(config, opener, listener, stop).await {
+            if let Err(e) = feedsmith::app::run_with(config, opener, loader, listener, stop).await {
                 panic!("service failed: {e}");
             }
         });
