@@ -15,6 +15,12 @@
 #   SLOWLORIS slowloris connections (default 1000)
 #   SLOW_BYTE_MS  each slowloris connection sends one byte of its never-ending
 #             request head every this many ms (default 1000)
+#   SLOWLORIS_FROM  the address the slowloris connects from (default
+#             127.0.0.2: an attacker is not the readers' address; any
+#             127.0.0.0/8 address works on loopback). 127.0.0.1 puts it behind
+#             the same per-address limit as wrk's readers.
+#   SLOW_REOPEN_MS  a closed slowloris connection is reopened after this many
+#             ms (default 1000, a slowloris tool's tick; 0 reopens at once)
 #   CONNS / THREADS / PACE_MS  wrk connections (default 32), threads (default
 #             2), and the pause of each connection after every response
 #             (default 2 ms, serve.sh's Lua delay): a fixed offered load
@@ -91,6 +97,8 @@ slice=${SLICE:-60}
 articles=${ARTICLES:-2000}
 n_feeds=${FEEDS:-20}
 slowloris=${SLOWLORIS:-1000}
+slowloris_from=${SLOWLORIS_FROM:-127.0.0.2}
+slow_reopen_ms=${SLOW_REOPEN_MS:-1000}
 slow_byte_ms=${SLOW_BYTE_MS:-1000}
 conns=${CONNS:-32}
 threads=${THREADS:-2}
@@ -584,7 +592,7 @@ echo "site:      SQLite store, $articles generated articles, ${#feed_names[@]} f
 echo "load:      wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$threads -c$conns, each connection pausing $pace_ms ms after every response; $idx paths rotated" \
   "(${variant_count[plain]:-0} plain, ${variant_count[gzip]:-0} 'Accept-Encoding: gzip, br', ${variant_count[conditional]:-0} the same with If-None-Match of the current ETag)"
 echo "soak:      ${duration} s in ${slice} s wrk slices; a write every 1 s; a reload every ${reload_every} s (edit / SIGHUP alternately, an invalid edit every ${invalid_every} from the 3rd);" \
-  "slowloris $slowloris connections, one byte every ${slow_byte_ms} ms"
+  "slowloris $slowloris connections from $slowloris_from, one byte every ${slow_byte_ms} ms, reopened ${slow_reopen_ms} ms after a close"
 echo
 
 # --- 1. baseline --------------------------------------------------------------
@@ -605,6 +613,7 @@ sample 0
 : >"$work/reloads.tsv"
 : >"$work/slowloris.events"
 python3 bench/soak_helper.py slowloris --port "$port" --conns "$slowloris" --byte-ms "$slow_byte_ms" \
+  --from "$slowloris_from" --reopen-ms "$slow_reopen_ms" \
   --events "$work/slowloris.events" >"$work/slowloris.log" 2>&1 &
 slow_pid=$!
 monitor &

@@ -56,7 +56,7 @@ def head_bytes(port):
         yield from f"X-Slow-{n}: {n}\r\n".encode()
 
 
-async def slowloris(port, conns, byte_s, events_path):
+async def slowloris(port, conns, byte_s, events_path, source, reopen_s):
     # Each connection is a socket: 1000 of them need more than the usual 1024 fds.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = conns + 100
@@ -75,7 +75,7 @@ async def slowloris(port, conns, byte_s, events_path):
         await asyncio.sleep(slot / 250)
         while not stop.is_set():
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
             except OSError as e:
                 state["connect_errors"] += 1
                 events.write(f"connect_error\t{time.time():.3f}\t{type(e).__name__}: {e}\n")
@@ -126,6 +126,9 @@ async def slowloris(port, conns, byte_s, events_path):
                 return
             state["closes"] += 1
             events.write(f"close\t{time.time():.3f}\t{time.monotonic() - t0:.3f}\t{how}\t{sent}\n")
+            # Reopen on the next tick, as slowloris tools do, rather than in a
+            # tight loop (which would be a connection flood, another attack).
+            await asyncio.sleep(reopen_s)
 
     async def status():
         while not stop.is_set():
@@ -519,7 +522,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "slowloris":
         asyncio.run(slowloris(int(arg(args, "--port")), int(arg(args, "--conns")),
-                              int(arg(args, "--byte-ms")) / 1000, arg(args, "--events")))
+                              int(arg(args, "--byte-ms")) / 1000, arg(args, "--events"),
+                              arg(args, "--from", "127.0.0.1"), float(arg(args, "--reopen-ms", "0")) / 1000))
     elif cmd == "etags":
         etags(int(arg(args, "--port")), arg(args, "--paths"), arg(args, "--out"), float(arg(args, "--every", "1")))
     elif cmd == "report":
