@@ -10,6 +10,7 @@
 
 mod document;
 pub mod schedule;
+mod syntax;
 
 use std::collections::BTreeMap;
 use std::fmt;
