@@ -793,6 +793,28 @@ mod tests {
         }
     }
 
+    /// Inputs that fail the import_json fuzz target's round-trip check on the
+    /// code before the fix: each was accepted with a time that could not be
+    /// written back as RFC 3339 (and a year-10000 one made publishing panic in
+    /// httpdate).
+    #[test]
+    fn fuzz_reproducers_with_times_beyond_four_digit_years_are_rejected() {
+        for bytes in [
+            &br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"+10000-01-01T00:00:00"}"#[..],
+            br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"-0001-01-01T00:00:00"}"#,
+            br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"2025-01-01T00:00:00Z","updated_at":"9999-12-31T23:59:59-01:00"}"#,
+        ] {
+            let items = parse_file_bytes(Path::new("f.json"), bytes, Dublin);
+            let reasons = reasons(&items);
+            assert_eq!(items.len(), 1);
+            assert_eq!(reasons.len(), 1, "accepted: {}", String::from_utf8_lossy(bytes));
+            assert!(
+                reasons[0].contains("outside the years 0000 to 9999"),
+                "{reasons:?}"
+            );
+        }
+    }
+
     #[test]
     fn an_id_first_given_in_an_invalid_article_still_counts_as_given() {
         let text = format!(
