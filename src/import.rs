@@ -5,17 +5,19 @@
 //! array, or one object per line), handing each to `article` for validation
 //! and writing the valid ones to the store in transactions. A rejected article
 //! never stops the others, and every rejection names the file, the article and
-//! the field. It reports progress through [`ImportObserver`] and never draws
+//! the field. An id given twice in one file is rejected where it repeats. It reports progress through [`ImportObserver`] and never draws
 //! anything itself, so the CLI decides what a terminal shows.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use crate::article::{Checked, FieldError, RawArticle, ValidationContext};
+use crate::article::{ArticleId, Checked, FieldError, RawArticle, ValidationContext};
 use crate::store::{ArticleStore, StoreError, Upserted};
 
 /// Articles written per store transaction. Large enough that a 100 000-article
@@ -244,10 +246,124 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<Rejection>) {
 
 type Item = Result<Checked, Rejection>;
 
+/// The two shapes of article file in CONTRACT §3, told apart by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `.json`: one article object or an array of them.
+    Json,
+    /// `.jsonl`: one article object per line.
+    JsonLines,
+}
+
+impl FileKind {
+    pub fn of(path: &Path) -> Self {
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            FileKind::JsonLines
+        } else {
+            FileKind::Json
+        }
+    }
+}
+
+/// Parses and validates one file's contents exactly as an import does, without
+/// opening the file or a store; `path` only names the file in rejections and
+/// picks its [`FileKind`]. The entry point of the `import_json` fuzz target.
+#[doc(hidden)]
+pub fn parse_file_bytes(path: &Path, bytes: &[u8], timezone: Tz) -> Vec<Item> {
+    let ctx = ValidationContext { timezone };
+    let mut items = Vec::new();
+    let mut collect = |batch: Vec<Item>| {
+        items.extend(batch);
+        true
+    };
+    match FileKind::of(path) {
+        FileKind::JsonLines => parse_lines(path, bytes, ctx, &mut collect),
+        FileKind::Json => parse_json(path, bytes, ctx, &mut collect),
+    }
+    items
+}
+
 /// Reads one file into validated articles and rejections, in file order,
 /// handing them to `emit` in batches of at most [`BATCH_SIZE`]. Stops early
 /// when `emit` returns false (the importer has given up).
 fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>) -> bool) {
+    let cannot_read = |e: std::io::Error| {
+        vec![Err(Rejection {
+            file: path.to_owned(),
+            article: String::new(),
+            reason: format!("cannot read: {e}"),
+        })]
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            emit(cannot_read(e));
+            return;
+        }
+    };
+    match FileKind::of(path) {
+        // Streamed line by line, so a large file is never held in memory whole.
+        FileKind::JsonLines => parse_lines(path, BufReader::new(file), ctx, emit),
+        FileKind::Json => {
+            let mut bytes = Vec::new();
+            match BufReader::new(file).read_to_end(&mut bytes) {
+                Ok(_) => parse_json(path, &bytes, ctx, emit),
+                Err(e) => {
+                    emit(cannot_read(e));
+                }
+            }
+        }
+    }
+}
+
+/// One article object per line; blank lines are skipped.
+fn parse_lines(
+    path: &Path,
+    reader: impl BufRead,
+    ctx: ValidationContext,
+    emit: &mut dyn FnMut(Vec<Item>) -> bool,
+) {
+    let mut seen = SeenIds::default();
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let position = format!("line {}", i + 1);
+        let item = match line.map(String::from_utf8) {
+            Err(e) => Err(format!("cannot read: {e}")),
+            Ok(Err(e)) => {
+                let (_, column) = line_col(e.as_bytes(), e.utf8_error().valid_up_to());
+                Err(format!("not UTF-8 at column {column}"))
+            }
+            Ok(Ok(line)) if line.trim().is_empty() => continue,
+            Ok(Ok(line)) => serde_json::from_str::<Value>(&line).map_err(|e| {
+                // A line holds no newline, so only the column says anything.
+                let (_, column, message) = describe_json_error(&line, &e);
+                format!("not valid JSON at column {column}: {message}")
+            }),
+        };
+        batch.push(match item {
+            Ok(value) => check(path, position, value, ctx, &mut seen),
+            Err(reason) => Err(Rejection {
+                file: path.to_owned(),
+                article: position,
+                reason,
+            }),
+        });
+        if batch.len() == BATCH_SIZE && !emit(std::mem::take(&mut batch)) {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        emit(batch);
+    }
+}
+
+/// One article object, or an array of them.
+fn parse_json(
+    path: &Path,
+    bytes: &[u8],
+    ctx: ValidationContext,
+    emit: &mut dyn FnMut(Vec<Item>) -> bool,
+) {
     let whole_file = |reason: String| {
         vec![Err(Rejection {
             file: path.to_owned(),
@@ -255,56 +371,27 @@ fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>
             reason,
         })]
     };
-    if path.extension().is_some_and(|x| x == "jsonl") {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                emit(whole_file(format!("cannot read: {e}")));
-                return;
-            }
-        };
-        let mut batch = Vec::with_capacity(BATCH_SIZE);
-        for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-            let position = format!("line {}", i + 1);
-            let item = match line.map(String::from_utf8) {
-                Err(e) => Err(format!("cannot read: {e}")),
-                Ok(Err(_)) => Err("not UTF-8".to_owned()),
-                Ok(Ok(line)) if line.trim().is_empty() => continue,
-                Ok(Ok(line)) => serde_json::from_str::<Value>(&line)
-                    .map_err(|e| format!("not valid JSON: {}", strip_location(&e))),
-            };
-            batch.push(match item {
-                Ok(value) => check(path, position, value, ctx),
-                Err(reason) => Err(Rejection {
-                    file: path.to_owned(),
-                    article: position,
-                    reason,
-                }),
-            });
-            if batch.len() == BATCH_SIZE && !emit(std::mem::take(&mut batch)) {
-                return;
-            }
-        }
-        if !batch.is_empty() {
-            emit(batch);
-        }
-        return;
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
         Err(e) => {
-            emit(whole_file(format!("cannot read: {e}")));
+            let (line, column) = line_col(bytes, e.valid_up_to());
+            emit(whole_file(format!(
+                "not UTF-8 at line {line} column {column}"
+            )));
             return;
         }
     };
-    match serde_json::from_str::<Value>(&text) {
+    let mut seen = SeenIds::default();
+    match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(items)) => {
             let mut items = items.into_iter().enumerate().peekable();
             while items.peek().is_some() {
                 let batch: Vec<Item> = items
                     .by_ref()
                     .take(BATCH_SIZE)
-                    .map(|(i, value)| check(path, format!("article {}", i + 1), value, ctx))
+                    .map(|(i, value)| {
+                        check(path, format!("article {}", i + 1), value, ctx, &mut seen)
+                    })
                     .collect();
                 if !emit(batch) {
                     return;
@@ -312,7 +399,7 @@ fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>
             }
         }
         Ok(value @ Value::Object(_)) => {
-            emit(vec![check(path, String::new(), value, ctx)]);
+            emit(vec![check(path, String::new(), value, ctx, &mut seen)]);
         }
         Ok(_) => {
             emit(whole_file(
@@ -320,14 +407,136 @@ fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>
             ));
         }
         Err(e) => {
+            let (line, column, message) = describe_json_error(text, &e);
             emit(whole_file(format!(
-                "not valid JSON at line {} column {}: {}",
-                e.line(),
-                e.column(),
-                strip_location(&e)
+                "not valid JSON at line {line} column {column}: {message}"
             )));
         }
     }
+}
+
+/// 1-based line and column of byte `offset` in `text`, the column counted in
+/// characters as an editor shows it. Bytes that are not UTF-8 count as one
+/// character each, so the column of the first bad byte is still right.
+fn line_col(text: &[u8], offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Where a JSON syntax error is and what is wrong there. serde_json's wording
+/// for a lone UTF-16 surrogate ("unexpected end of hex escape") and for a cut
+/// short `\u` escape ("invalid escape") does not say what to fix, so the text
+/// at the error is looked at and those two are named; anything else keeps
+/// serde_json's message at its position. serde_json has no public error codes,
+/// so its wording is matched; the tests below pin it, and a new wording only
+/// falls back to serde_json's message.
+fn describe_json_error(text: &str, e: &serde_json::Error) -> (usize, usize, String) {
+    let message = strip_location(e);
+    // serde_json's column counts the bytes read on its line, so this is the
+    // offset just past the byte it stopped at.
+    let line_start = if e.line() <= 1 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', text.as_bytes())
+            .nth(e.line() - 2)
+            .map_or(text.len(), |i| i + 1)
+    };
+    let end = (line_start + e.column()).min(text.len());
+    let found = match message.as_str() {
+        // After `\uD800` serde_json reads one more byte (or an escape that is
+        // not `\u`) before it gives up; a pair of `\u` escapes whose second is
+        // no low half, or a low half alone, fails just after the escape.
+        "unexpected end of hex escape" => [7, 8]
+            .into_iter()
+            .find_map(|back| surrogate_at(text, end.checked_sub(back)?, 0xD800..=0xDBFF)),
+        "lone leading surrogate in hex escape" => end
+            .checked_sub(12)
+            .filter(|&at| unicode_escape_at(text, at + 6).is_some())
+            .and_then(|at| surrogate_at(text, at, 0xD800..=0xDBFF))
+            .or_else(|| surrogate_at(text, end.checked_sub(6)?, 0xDC00..=0xDFFF)),
+        "invalid escape" => end.checked_sub(6).and_then(|at| {
+            let digits = truncated_unicode_escape_at(text, at)?;
+            Some((
+                at,
+                format!(
+                    "\\u{digits} is not a complete escape: \\u must be followed by four hex digits"
+                ),
+            ))
+        }),
+        _ => None,
+    };
+    match found {
+        Some((at, message)) => {
+            let (line, column) = line_col(text.as_bytes(), at);
+            (line, column, message)
+        }
+        None => {
+            // The character serde_json stopped in, not the byte after it.
+            let mut at = end.saturating_sub(1).max(line_start);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let (line, column) = line_col(text.as_bytes(), at);
+            (line, column, message)
+        }
+    }
+}
+
+/// A `\uXXXX` escape at byte `at` whose code unit is in `range`, described.
+fn surrogate_at(
+    text: &str,
+    at: usize,
+    range: std::ops::RangeInclusive<u16>,
+) -> Option<(usize, String)> {
+    unicode_escape_at(text, at).filter(|u| range.contains(u))?;
+    // Quoted as written (`\uDBFF` stays upper case) so it can be searched for.
+    let escape = text.get(at..at + 6)?;
+    Some((
+        at,
+        format!(
+            "{escape} is half of a UTF-16 surrogate pair with no other half; JSON text must encode whole characters"
+        ),
+    ))
+}
+
+/// The code unit of a `\uXXXX` escape starting at byte `at`, if one does.
+fn unicode_escape_at(text: &str, at: usize) -> Option<u16> {
+    let escape = text.as_bytes().get(at..at + 6)?;
+    if !escape.starts_with(b"\\u") || !is_escape_start(text, at) {
+        return None;
+    }
+    let hex = std::str::from_utf8(&escape[2..]).ok()?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// The hex digits of a `\u` escape at byte `at` that has fewer than four.
+fn truncated_unicode_escape_at(text: &str, at: usize) -> Option<&str> {
+    let rest = text.get(at..)?.strip_prefix("\\u")?;
+    if !is_escape_start(text, at) {
+        return None;
+    }
+    let digits = rest
+        .bytes()
+        .take(4)
+        .take_while(u8::is_ascii_hexdigit)
+        .count();
+    (digits < 4).then(|| &rest[..digits])
+}
+
+/// Whether the backslash at byte `at` starts an escape rather than ending one
+/// (`\\u` is an escaped backslash followed by the letter u).
+fn is_escape_start(text: &str, at: usize) -> bool {
+    let before = &text.as_bytes()[..at];
+    before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
 }
 
 /// serde_json appends " at line L column C" to messages; we place it ourselves.
@@ -339,7 +548,20 @@ fn strip_location(e: &serde_json::Error) -> String {
     }
 }
 
-fn check(path: &Path, position: String, value: Value, ctx: ValidationContext) -> Item {
+/// Ids already given in the file being read, with where each first appeared.
+/// An id given twice in one file is a mistake in that file (which one did its
+/// author mean?), so later occurrences are rejected; across files the later
+/// path wins, as documented.
+#[derive(Default)]
+struct SeenIds(HashMap<ArticleId, String>);
+
+fn check(
+    path: &Path,
+    position: String,
+    value: Value,
+    ctx: ValidationContext,
+    seen: &mut SeenIds,
+) -> Item {
     let id = value
         .get("id")
         .and_then(Value::as_str)
@@ -348,7 +570,7 @@ fn check(path: &Path, position: String, value: Value, ctx: ValidationContext) ->
         (true, Some(id)) => format!("id {id:?}"),
         (true, None) => "article".to_owned(),
         (false, Some(id)) => format!("{position} (id {id:?})"),
-        (false, None) => position,
+        (false, None) => position.clone(),
     };
     let reject = |reason: String| Rejection {
         file: path.to_owned(),
@@ -357,6 +579,26 @@ fn check(path: &Path, position: String, value: Value, ctx: ValidationContext) ->
     };
     if !value.is_object() {
         return Err(reject("expected an article object".to_owned()));
+    }
+    // Only well-formed ids are tracked: a malformed one is rejected for
+    // itself, and this keeps the map's keys at most 128 bytes each.
+    if let Some(id) = value
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<ArticleId>().ok())
+    {
+        match seen.0.entry(id) {
+            Entry::Occupied(first) => {
+                return Err(reject(format!(
+                    "duplicate id {:?}: already given at {} of this file",
+                    first.key().as_str(),
+                    first.get()
+                )));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+        }
     }
     let raw: RawArticle = match serde_path_to_error::deserialize(value) {
         Ok(raw) => raw,
@@ -379,4 +621,216 @@ fn join(errors: &[FieldError]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Europe::Dublin;
+
+    fn article(id: &str, headline: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
+        )
+    }
+
+    fn parse(name: &str, text: &str) -> Vec<Item> {
+        parse_file_bytes(Path::new(name), text.as_bytes(), Dublin)
+    }
+
+    /// The reasons of every rejection, in order.
+    fn reasons(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|i| i.as_ref().err())
+            .map(|r| {
+                if r.article.is_empty() {
+                    r.reason.clone()
+                } else {
+                    format!("{}: {}", r.article, r.reason)
+                }
+            })
+            .collect()
+    }
+
+    const HALF: &str = "is half of a UTF-16 surrogate pair with no other half; JSON text must encode whole characters";
+
+    #[test]
+    fn every_way_a_surrogate_can_be_alone_is_named_with_its_column() {
+        // (headline as written in JSON, the escape named, where it starts in the headline)
+        let cases = [
+            (r"\ud800", r"\ud800", 0),
+            (r"\udc00", r"\udc00", 0),
+            (r"\ud800x", r"\ud800", 0),
+            (r"ab é \ud800é", r"\ud800", 5),
+            (r"\ud800\n", r"\ud800", 0),
+            (r"\ud800\u0041", r"\ud800", 0),
+            (r"\ud800\ud800", r"\ud800", 0),
+            (r"\\\ud800", r"\ud800", 2),
+            (r"\uDBFF", r"\uDBFF", 0),
+        ];
+        for (headline, escape, start) in cases {
+            let line = article("a", headline);
+            let before = line.find(headline).expect("headline in line");
+            let column = line[..before].chars().count() + start + 1;
+            let json = format!("[\n{line}\n]");
+            assert_eq!(
+                reasons(&parse("f.json", &json)),
+                [format!(
+                    "not valid JSON at line 2 column {column}: {escape} {HALF}"
+                )],
+                "{headline}"
+            );
+            assert_eq!(
+                reasons(&parse("f.jsonl", &line)),
+                [format!(
+                    "line 1: not valid JSON at column {column}: {escape} {HALF}"
+                )],
+                "{headline}"
+            );
+        }
+    }
+
+    #[test]
+    fn escapes_that_are_not_lone_surrogates_keep_their_own_messages() {
+        // A whole pair, and an escaped backslash before "ud800", are fine.
+        for headline in [r"\ud83d\ude00", r"\\ud800"] {
+            let items = parse("f.jsonl", &article("a", headline));
+            assert!(items.iter().all(Result::is_ok), "{:?}", reasons(&items));
+        }
+        let cut = article("a", r"\u12");
+        let column = cut.find(r"\u12").expect("escape") + 1;
+        assert_eq!(
+            reasons(&parse("f.jsonl", &cut)),
+            [format!(
+                "line 1: not valid JSON at column {column}: \\u12 is not a complete escape: \\u must be followed by four hex digits"
+            )]
+        );
+        // Cut off by the end of the text: serde_json's own words are right.
+        let reasons = reasons(&parse("f.json", r#"{"id": "\ud8"#));
+        assert_eq!(reasons.len(), 1);
+        assert!(
+            reasons[0].starts_with("not valid JSON at line 1 column ")
+                && reasons[0].contains("EOF while parsing a string")
+                && !reasons[0].contains("surrogate"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn other_errors_are_placed_at_the_character_serde_json_stopped_at() {
+        let text = "[\n  {\"headline\": \"Café\",\n  oops\n]";
+        assert_eq!(
+            reasons(&parse("f.json", text)),
+            ["not valid JSON at line 3 column 3: key must be a string"]
+        );
+        // Columns count characters: "é" is two bytes but one column.
+        let text = "{\"headline\": \"é\" oops}";
+        let column = text[..text.find("oops").expect("oops")].chars().count() + 1;
+        assert_eq!(
+            reasons(&parse("f.json", text)),
+            [format!(
+                "not valid JSON at line 1 column {column}: expected `,` or `}}`"
+            )]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_placed() {
+        let mut json = b"[\n  \"caf".to_vec();
+        json.extend([0xE9, b'"', b']']);
+        assert_eq!(
+            reasons(&parse_file_bytes(Path::new("f.json"), &json, Dublin)),
+            ["not UTF-8 at line 2 column 7"]
+        );
+        let mut lines = format!("{}\n", article("a", "fine")).into_bytes();
+        lines.extend(b"ab\xffc\n");
+        assert_eq!(
+            reasons(&parse_file_bytes(Path::new("f.jsonl"), &lines, Dublin)),
+            ["line 2: not UTF-8 at column 3"]
+        );
+    }
+
+    #[test]
+    fn a_repeated_id_is_rejected_at_each_later_occurrence_even_across_batches() {
+        let mut objects: Vec<String> = (0..BATCH_SIZE + 10)
+            .map(|i| article(&format!("id-{i}"), "unique"))
+            .collect();
+        objects[2] = article("twice", "first");
+        objects[BATCH_SIZE + 5] = article("twice", "second");
+        objects.push(article("id-7", "again"));
+        let total = objects.len();
+        for (name, text, first, later) in [
+            (
+                "f.json",
+                format!("[{}]", objects.join(",\n")),
+                "article",
+                "article",
+            ),
+            ("f.jsonl", objects.join("\n"), "line", "line"),
+        ] {
+            let items = parse(name, &text);
+            assert_eq!(items.len(), total, "{name}");
+            assert_eq!(
+                reasons(&items),
+                [
+                    format!(
+                        "{later} {} (id \"twice\"): duplicate id \"twice\": already given at {first} 3 of this file",
+                        BATCH_SIZE + 6
+                    ),
+                    format!(
+                        "{later} {total} (id \"id-7\"): duplicate id \"id-7\": already given at {first} 8 of this file"
+                    ),
+                ],
+                "{name}"
+            );
+            let twice = items
+                .iter()
+                .flatten()
+                .find(|c| c.article.id.as_str() == "twice")
+                .expect("first occurrence accepted");
+            assert_eq!(twice.article.headline, "first");
+        }
+    }
+
+    /// Inputs that fail the import_json fuzz target's round-trip check on the
+    /// code before the fix: each was accepted with a time that could not be
+    /// written back as RFC 3339 (and a year-10000 one made publishing panic in
+    /// httpdate).
+    #[test]
+    fn fuzz_reproducers_with_times_beyond_four_digit_years_are_rejected() {
+        for bytes in [
+            &br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"+10000-01-01T00:00:00"}"#[..],
+            br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"-0001-01-01T00:00:00"}"#,
+            br#"{"id":"a","url":"https://e.com/","headline":"h","published_at":"2025-01-01T00:00:00Z","updated_at":"9999-12-31T23:59:59-01:00"}"#,
+        ] {
+            let items = parse_file_bytes(Path::new("f.json"), bytes, Dublin);
+            let reasons = reasons(&items);
+            assert_eq!(items.len(), 1);
+            assert_eq!(reasons.len(), 1, "accepted: {}", String::from_utf8_lossy(bytes));
+            assert!(
+                reasons[0].contains("outside the years 0000 to 9999"),
+                "{reasons:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_id_first_given_in_an_invalid_article_still_counts_as_given() {
+        let text = format!(
+            "{}\n{}\n",
+            r#"{"id": "x", "url": "ftp://e.com/x", "headline": "H", "published_at": "2025-01-01T10:00:00Z"}"#,
+            article("x", "fixed")
+        );
+        let reasons = reasons(&parse("f.jsonl", &text));
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("line 1 (id \"x\"): url:"),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons[1],
+            "line 2 (id \"x\"): duplicate id \"x\": already given at line 1 of this file"
+        );
+    }
 }

@@ -251,6 +251,128 @@ fn a_file_that_is_not_json_is_rejected_with_its_position() {
 }
 
 #[test]
+fn a_lone_surrogate_escape_is_named_in_json_and_jsonl_files() {
+    let site = Site::new();
+    let article = |id: &str, headline: &str| {
+        format!(
+            r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
+        )
+    };
+    // The first line is long enough that a byte-counted and a character-counted
+    // column would differ if the text before the escape were not ASCII.
+    let json_text = format!("[\n{}\n]\n", article("a", r"Café \ud800"));
+    let json = site.write("in/one.json", &json_text);
+    let lines = [
+        article("b", r"\udc00 first"),
+        article("c", r"\ud800x"),
+        article("d", r"\u12"),
+    ];
+    let jsonl = site.write("in/lines.jsonl", &format!("{}\n", lines.join("\n")));
+    let out = site.run(&["import", &site.dir.path().join("in").display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let half = "is half of a UTF-16 surrogate pair with no other half; JSON text must encode whole characters";
+    // Columns count characters, as an editor shows them.
+    let column = |line: &str, escape: &str| {
+        let at = line.find(escape).expect("escape in fixture");
+        line[..at].chars().count() + 1
+    };
+    let json_line = json_text.lines().nth(1).expect("second line");
+    let expected = [
+        format!(
+            "rejected: {}: not valid JSON at line 2 column {}: \\ud800 {half}",
+            json.display(),
+            column(json_line, r"\ud800")
+        ),
+        format!(
+            "rejected: {}: line 1: not valid JSON at column {}: \\udc00 {half}",
+            jsonl.display(),
+            column(&lines[0], r"\udc00")
+        ),
+        format!(
+            "rejected: {}: line 2: not valid JSON at column {}: \\ud800 {half}",
+            jsonl.display(),
+            column(&lines[1], r"\ud800")
+        ),
+    ];
+    for expected in &expected {
+        assert!(
+            err.lines().any(|l| l == expected),
+            "missing {expected:?} in\n{err}"
+        );
+    }
+    // A truncated escape is a different mistake and keeps a message of its own.
+    let truncated = err
+        .lines()
+        .find(|l| l.contains(&format!("{}: line 3:", jsonl.display())))
+        .unwrap_or_else(|| panic!("no rejection for line 3 in\n{err}"));
+    assert!(
+        truncated.contains(&format!(
+            "not valid JSON at column {}: \\u12 is not a complete escape",
+            column(&lines[2], r"\u12")
+        )) && !truncated.contains("surrogate"),
+        "{truncated}"
+    );
+}
+
+#[tokio::test]
+async fn an_id_given_twice_in_one_file_is_rejected_where_it_repeats() {
+    let site = Site::new();
+    let one = |id: &str, headline: &str| {
+        format!(
+            r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
+        )
+    };
+    let json = site.write(
+        "in/a.json",
+        &format!(
+            "[{}, {}, {}, {}]",
+            one("x", "first x"),
+            one("y", "only y"),
+            one("x", "second x"),
+            one("x", "third x")
+        ),
+    );
+    let jsonl = site.write(
+        "in/b.jsonl",
+        &format!("{}\n\n{}\n", one("z", "first z"), one("z", "second z")),
+    );
+    let out = site.run(&["import", &site.dir.path().join("in").display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 3, updated 0, unchanged 0, rejected 3"
+    );
+    let err = stderr(&out);
+    let (json, jsonl) = (json.display(), jsonl.display());
+    for expected in [
+        format!(
+            "rejected: {json}: article 3 (id \"x\"): duplicate id \"x\": already given at article 1 of this file"
+        ),
+        format!(
+            "rejected: {json}: article 4 (id \"x\"): duplicate id \"x\": already given at article 1 of this file"
+        ),
+        format!(
+            "rejected: {jsonl}: line 3 (id \"z\"): duplicate id \"z\": already given at line 1 of this file"
+        ),
+    ] {
+        assert!(
+            err.lines().any(|l| l == expected),
+            "missing {expected:?} in\n{err}"
+        );
+    }
+    let store = site.store().await;
+    for (id, headline) in [("x", "first x"), ("y", "only y"), ("z", "first z")] {
+        let stored = store
+            .get(&id.parse().expect("id"))
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(stored.article.headline, headline, "{id}");
+    }
+}
+
+#[test]
 fn check_reports_every_mistake_with_line_and_column() {
     let site = Site::new();
     let config = fs::read_to_string(site.config()).expect("read");

@@ -9,7 +9,7 @@
 //!   (still in summer time) is taken, as a newsroom writing at that hour most
 //!   likely meant the first pass.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use thiserror::Error;
 
@@ -23,13 +23,35 @@ pub enum TimeError {
         "{input:?} does not exist in {zone}: the clocks go forward over it; write the time with its offset"
     )]
     Gap { input: String, zone: Tz },
+    #[error(
+        "{input:?} is {instant} in UTC, outside the years 0000 to 9999 that RFC 3339 (and so every feed format) can write"
+    )]
+    OutOfRange { input: String, instant: String },
 }
 
 const LOCAL_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"];
 
 /// Parses an article time to an instant. Times with an offset (`Z`, `+01:00`)
 /// are exact; times without one are read in `zone`.
+///
+/// The instant must fall in the years 0000 to 9999 in UTC. `%Y` reads signed
+/// years of any length (`+10000`), and an offset can carry 9999-12-31 over
+/// into year 10000; such a time cannot be written back as RFC 3339, so Atom
+/// and JSON Feed could not carry it, and `Last-Modified` (httpdate) panics on
+/// it when the feed is published.
 pub fn parse_time(input: &str, zone: Tz) -> Result<DateTime<Utc>, TimeError> {
+    let t = parse_instant(input, zone)?;
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(TimeError::OutOfRange {
+            input: input.to_owned(),
+            instant: t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        })
+    }
+}
+
+fn parse_instant(input: &str, zone: Tz) -> Result<DateTime<Utc>, TimeError> {
     let s = input.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -123,6 +145,40 @@ mod tests {
         assert_eq!(
             parse_time("2025-10-26T02:00:00", Dublin),
             Ok(utc("2025-10-26T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn instants_outside_four_digit_years_are_rejected() {
+        // Each was accepted, and fails the import_json fuzz target's
+        // round-trip check: it cannot be read back from its own RFC 3339 form.
+        for (bad, instant) in [
+            ("+10000-01-01T00:00:00", "+10000-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59-01:00", "+10000-01-01T00:59:59Z"),
+            ("0000-01-01T00:00:00+01:00", "-0001-12-31T23:00:00Z"),
+            ("-0001-06-01 12:00:00", "-0001-06-01T12:25:21Z"),
+        ] {
+            let err = parse_time(bad, Dublin).expect_err(bad);
+            assert_eq!(
+                err,
+                TimeError::OutOfRange {
+                    input: bad.to_owned(),
+                    instant: instant.to_owned()
+                }
+            );
+            assert!(
+                err.to_string().contains("outside the years 0000 to 9999"),
+                "{err}"
+            );
+        }
+        // The edges themselves are fine.
+        assert_eq!(
+            parse_time("9999-12-31T23:59:59.999Z", Dublin),
+            Ok(utc("9999-12-31T23:59:59.999Z"))
+        );
+        assert_eq!(
+            parse_time("0000-01-01T00:00:00Z", Dublin),
+            Ok(utc("0000-01-01T00:00:00Z"))
         );
     }
 

@@ -879,5 +879,24 @@ fn compile_feed(
     }
 }
 
+/// Checks a main config text and feed texts as [`Config::load`] does, with the
+/// texts given instead of read, and returns every problem. The entry point of
+/// the `config_toml` fuzz target; only `store.seed_dir`'s directory check
+/// looks at the filesystem.
+#[doc(hidden)]
+pub fn check_texts(main: &Source, feeds: &[Source]) -> Vec<Problem> {
+    let (parts, mut problems) = compile_main(main);
+    let refresh = match parts {
+        Some(p) => Some(p.refresh),
+        None => lenient_main(main).refresh,
+    };
+    for feed in feeds {
+        if let Err(mut found) = compile_feed(feed, refresh.as_ref()) {
+            problems.append(&mut found);
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests;
