@@ -880,9 +880,10 @@ fn compile_feed(
 }
 
 /// Checks a main config text and feed texts as [`Config::load`] does, with the
-/// texts given instead of read, and returns every problem. The entry point of
-/// the `config_toml` fuzz target; only `store.seed_dir`'s directory check
-/// looks at the filesystem.
+/// texts given instead of read, and returns the problems it lists (the first
+/// [`document::MAX_PROBLEMS`] of each file). The entry point of the
+/// `config_toml` fuzz target; only `store.seed_dir`'s directory check looks at
+/// the filesystem.
 #[doc(hidden)]
 pub fn check_texts(main: &Source, feeds: &[Source]) -> Vec<Problem> {
     let (parts, mut problems) = compile_main(main);
@@ -891,11 +892,11 @@ pub fn check_texts(main: &Source, feeds: &[Source]) -> Vec<Problem> {
         None => lenient_main(main).refresh,
     };
     for feed in feeds {
-        if let Err(mut found) = compile_feed(feed, refresh.as_ref()) {
-            problems.append(&mut found);
+        if let Err(found) = compile_feed(feed, refresh.as_ref()) {
+            problems.append(found);
         }
     }
-    problems
+    problems.into_parts().0
 }
 
 #[cfg(test)]
