@@ -333,7 +333,7 @@ impl<'a> Entry<'a> {
 /// headline or body, so editing those never duplicates the item in a reader.
 pub fn tag_uri(authority: &str, article: &Article) -> String {
     use chrono::Datelike;
-    let day = article.published_at.date_naive();
+    let day = writable(article.published_at).date_naive();
     format!(
         "tag:{authority},{:04}-{:02}-{:02}:{}",
         day.year(),
@@ -427,16 +427,34 @@ pub fn build(
 
 /// RFC 3339 in the site's zone, whole seconds unless the time has fractions.
 pub(crate) fn rfc3339(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone)
+    writable(t)
+        .with_timezone(&zone)
         .to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
 /// RFC 822 (as updated by RFC 1123/2822) with a numeric offset in the site's
 /// zone and a two-digit day: `Tue, 29 Sep 2015 12:50:00 +0100`.
 pub(crate) fn rfc822(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone)
+    writable(t)
+        .with_timezone(&zone)
         .format("%a, %d %b %Y %H:%M:%S %z")
         .to_string()
+}
+
+/// `t`, moved into the range every format can write in every zone: years of
+/// four digits even a day's offset away (0000-01-02 to 9999-12-30 in UTC).
+/// Import refuses times outside 0000–9999, but a CMS writing rows directly is
+/// not validated, and chrono would write `+10000-…`, which no reader parses.
+pub(crate) fn writable(t: DateTime<Utc>) -> DateTime<Utc> {
+    let day = |y, m, d| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    };
+    match (day(0, 1, 2), day(9999, 12, 31)) {
+        (Some(first), Some(last_day)) => t.clamp(first, last_day - chrono::Duration::seconds(1)),
+        _ => t,
+    }
 }
 
 /// The media type of an image: as given, or guessed from the URL's extension.

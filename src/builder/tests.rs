@@ -44,6 +44,26 @@ fn build_one(articles: &[Article], format: Format) -> Document {
 }
 
 #[test]
+fn times_no_format_can_write_are_clamped_not_written_with_five_digits() {
+    // Only a row written straight into the store can hold such a time.
+    let mut far = article(json!({"id": "far"}));
+    far.published_at = DateTime::from_timestamp(400_000_000_000, 0).expect("year 14645");
+    far.updated_at = far.published_at;
+    for format in Format::ALL {
+        let doc = text(&build_one(std::slice::from_ref(&far), format));
+        assert!(!doc.contains("+1464") && !doc.contains("14645"), "{doc}");
+        assert!(
+            doc.contains("9999-12-30T23:59:59") || doc.contains("30 Dec 9999 23:59:59"),
+            "{doc}"
+        );
+    }
+    let early = DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc);
+    assert_eq!(rfc3339(early, chrono_tz::UTC), "0000-01-02T00:00:00+00:00");
+}
+
+#[test]
 fn rss_dates_carry_the_site_offset() {
     let summer = article(json!({"id": "s", "published_at": "2025-09-29T12:50:00"}));
     let winter = article(json!({"id": "w", "published_at": "2025-01-29T12:50:00"}));

@@ -204,9 +204,17 @@ impl Representation {
     }
 }
 
-/// `Last-Modified` has second precision; sub-second parts are dropped.
+/// The last second an HTTP date can carry (9999-12-31T23:59:59Z); httpdate
+/// panics on a later one.
+const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+/// `Last-Modified` has second precision; sub-second parts are dropped. Times
+/// before 1970 are written as 1970 and after 9999 as 9999: only a row a CMS
+/// wrote directly, unvalidated, can carry one.
 pub fn http_date(t: DateTime<Utc>) -> String {
-    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+    let secs = u64::try_from(t.timestamp())
+        .unwrap_or(0)
+        .min(LAST_HTTP_DATE);
     httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
@@ -324,6 +332,14 @@ mod tests {
         let again = r.identity.file.as_ref().expect("file");
         assert!(Arc::ptr_eq(&first, again), "an attached file is kept");
         assert!(!rep(b"<rss/>").needs_files(), "small documents need none");
+    }
+
+    #[test]
+    fn dates_past_9999_are_written_as_its_last_second_not_a_panic() {
+        let far = DateTime::from_timestamp(400_000_000_000, 0).expect("year 14645");
+        assert_eq!(http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let before = DateTime::from_timestamp(-100, 0).expect("1969");
+        assert_eq!(http_date(before), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]
