@@ -5,6 +5,9 @@
 # a crash (or a timeout, leak or out-of-memory), printing each reproducer's path;
 # replay one with `cargo +nightly fuzz run TARGET PATH`.
 # Usage: scripts/fuzz.sh [SECONDS]
+# FUZZ_TARGET_DIR, if set, is where the fuzz build goes instead of fuzz/target
+# (the sanitizer build of every dependency takes ten minutes or more, so CI
+# keeps it across clean clones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +25,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+target_dir=()
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
+  target_dir=(--target-dir "$FUZZ_TARGET_DIR")
+fi
+
 echo "== building the fuzz targets"
-cargo +nightly fuzz build
+cargo +nightly fuzz build "${target_dir[@]}"
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -40,7 +48,7 @@ for target in $(cargo +nightly fuzz list); do
     cp -R "fuzz/corpus/$target/." "$corpus/"
   fi
   echo "== $target: ${seconds}s from $(find "$corpus" -type f | wc -l) corpus files"
-  if cargo +nightly fuzz run "$target" "$corpus" -- \
+  if cargo +nightly fuzz run "${target_dir[@]}" "$target" "$corpus" -- \
     -max_total_time="$seconds" -print_final_stats=1; then
     echo "== $target: no crash; corpus now $(find "$corpus" -type f | wc -l) files"
   else

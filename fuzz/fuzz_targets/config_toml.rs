@@ -28,10 +28,7 @@ url = "sqlite::memory:"
 const FEED: &str = "title = \"Latest\"\n";
 
 fn source(path: &str, text: &str) -> Source {
-    Source {
-        path: PathBuf::from(path),
-        text: text.to_owned(),
-    }
+    Source::new(PathBuf::from(path), text.to_owned())
 }
 
 fuzz_target!(|data: &[u8]| {
