@@ -50,40 +50,20 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves an HTTP/1 connection the fast path handed over, starting with the
-/// bytes it already read.
-pub(super) async fn serve_http1(
-    stream: TcpStream,
-    prefix: Bytes,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    guard: &SlotGuard,
-    stopping: watch::Receiver<bool>,
-) {
-    let activity = Activity::new(guard.slot().clone(), shared);
-    let service = service(shared, &activity, peer);
-    let io = TokioIo::new(Rewind::new(stream, prefix));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.settings.header_read_timeout)
-        .max_buf_size(shared.settings.max_header_bytes.max(8192))
-        .keep_alive(true);
-    let conn = builder.serve_connection(io, service);
-    drive(
-        conn,
-        |c| c.graceful_shutdown(),
-        &activity,
-        guard,
-        stopping,
-        peer,
-    )
-    .await;
+/// Which of hyper's servers takes a connection over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Protocol {
+    /// An HTTP/1 connection, from the request the fast path did not take.
+    Http1,
+    /// An HTTP/2 connection whose preface and first SETTINGS frame the fast
+    /// path has already read.
+    Http2,
 }
 
-/// Serves an HTTP/2 connection whose preface and first SETTINGS frame the
-/// fast path has already read (they are in `prefix`).
-pub(super) async fn serve_http2(
+/// Serves a connection the fast path handed over, starting with `prefix`,
+/// the bytes it already read.
+pub(super) async fn serve(
+    protocol: Protocol,
     stream: TcpStream,
     prefix: Bytes,
     peer: SocketAddr,
@@ -94,23 +74,32 @@ pub(super) async fn serve_http2(
     let activity = Activity::new(guard.slot().clone(), shared);
     let service = service(shared, &activity, peer);
     let io = TokioIo::new(Rewind::new(stream, prefix));
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
-        .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_TIMEOUT);
-    let conn = builder.serve_connection(io, service);
-    drive(
-        conn,
-        |c| c.graceful_shutdown(),
-        &activity,
-        guard,
-        stopping,
-        peer,
-    )
-    .await;
+    let settings = &shared.settings;
+    match protocol {
+        Protocol::Http1 => {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(settings.header_read_timeout)
+                .max_buf_size(settings.max_header_bytes.max(8192))
+                .keep_alive(true)
+                .serve_connection(io, service);
+            let shutdown =
+                |c: Pin<&mut _>| hyper::server::conn::http1::Connection::graceful_shutdown(c);
+            drive(conn, shutdown, &activity, guard, stopping, peer).await;
+        }
+        Protocol::Http2 => {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+                .max_concurrent_streams(256)
+                .keep_alive_interval(H2_PING_INTERVAL)
+                .keep_alive_timeout(H2_PING_TIMEOUT)
+                .serve_connection(io, service);
+            let shutdown =
+                |c: Pin<&mut _>| hyper::server::conn::http2::Connection::graceful_shutdown(c);
+            drive(conn, shutdown, &activity, guard, stopping, peer).await;
+        }
+    }
 }
 
 fn service(

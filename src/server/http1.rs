@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use super::conditional::is_conditional;
 use super::conn::{Phase, SlotGuard};
+use super::fallback::Protocol;
 use super::{
     Reply, ReplyBody, Shared, content_length, decide, framing_problem, log_access, text_reply,
 };
@@ -56,12 +57,14 @@ const SHORT_WRITE: Duration = Duration::from_secs(1);
 pub enum Handoff {
     /// The connection is finished.
     Closed,
-    /// hyper's HTTP/1 server takes over, starting with `prefix`, the bytes
-    /// already read.
-    Http1 { stream: TcpStream, prefix: Bytes },
-    /// hyper's HTTP/2 server takes over; `prefix` holds the preface and the
-    /// client's first frame.
-    Http2 { stream: TcpStream, prefix: Bytes },
+    /// hyper's server for `protocol` takes over, starting with `prefix`,
+    /// the bytes already read (for HTTP/2: the preface and the client's
+    /// first frame).
+    Hyper {
+        protocol: Protocol,
+        stream: TcpStream,
+        prefix: Bytes,
+    },
 }
 
 /// A request this module answers itself.
@@ -198,13 +201,15 @@ pub async fn serve(
                 match parse(&buf) {
                     Parsed::Simple(req, len) => break (req, len),
                     Parsed::Http1 => {
-                        return Handoff::Http1 {
+                        return Handoff::Hyper {
+                            protocol: Protocol::Http1,
                             stream,
                             prefix: buf.freeze(),
                         };
                     }
                     Parsed::Http2 => {
-                        return Handoff::Http2 {
+                        return Handoff::Hyper {
+                            protocol: Protocol::Http2,
                             stream,
                             prefix: buf.freeze(),
                         };
@@ -220,11 +225,15 @@ pub async fn serve(
                     // An oversized head is hyper's to refuse (431) or, for
                     // HTTP/2, a SETTINGS frame too large to be real.
                     Parsed::Partial if buf.len() > settings.max_header_bytes => {
-                        let prefix = buf.freeze();
-                        return if looks_like_http2(&prefix) {
-                            Handoff::Http2 { stream, prefix }
+                        let protocol = if looks_like_http2(&buf) {
+                            Protocol::Http2
                         } else {
-                            Handoff::Http1 { stream, prefix }
+                            Protocol::Http1
+                        };
+                        return Handoff::Hyper {
+                            protocol,
+                            stream,
+                            prefix: buf.freeze(),
                         };
                     }
                     Parsed::Partial => {}

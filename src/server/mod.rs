@@ -200,11 +200,13 @@ pub async fn serve(
         tokio::spawn(async move {
             match http1::serve(stream, peer, &shared, &guard, stopping.clone()).await {
                 http1::Handoff::Closed => {}
-                http1::Handoff::Http1 { stream, prefix } => {
-                    fallback::serve_http1(stream, prefix, peer, &shared, &guard, stopping).await;
-                }
-                http1::Handoff::Http2 { stream, prefix } => {
-                    fallback::serve_http2(stream, prefix, peer, &shared, &guard, stopping).await;
+                http1::Handoff::Hyper {
+                    protocol,
+                    stream,
+                    prefix,
+                } => {
+                    fallback::serve(protocol, stream, prefix, peer, &shared, &guard, stopping)
+                        .await;
                 }
             }
             debug!(%peer, "connection closed");
