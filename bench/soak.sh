@@ -38,6 +38,10 @@
 #             QUIET_TIMEOUT s (default 300) until the machine is below
 #             QUIET_LIMIT % of one core busy (default 10), as serve.sh does
 #   PORT      port on 127.0.0.1 (default 18095)
+#   SERVER_CPUS / TOOLS_CPUS  optional taskset CPU lists: pin the server to
+#             SERVER_CPUS and everything else (wrk, slowloris, imports, checks)
+#             to TOOLS_CPUS, baseline and soak alike, so the load tools do not
+#             take the server's core (unset: no pinning, the default)
 #   OUT       file to save the output to (default
 #             bench/results/soak-DATE-COMMIT[-DURATIONs].txt, the suffix when
 #             DURATION is not 600)
@@ -90,6 +94,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+
+# The tools run pinned by running this whole script pinned; the server gets
+# its own CPUs when it starts.
+if [[ -n ${TOOLS_CPUS:-} && -z ${SOAK_PINNED:-} ]]; then
+  SOAK_PINNED=1 exec taskset -c "$TOOLS_CPUS" "$0" "$@"
+fi
+server_pin=()
+[[ -n ${SERVER_CPUS:-} ]] && server_pin=(taskset -c "$SERVER_CPUS")
 
 duration=${DURATION:-600}
 baseline=${BASELINE:-30}
@@ -258,7 +270,7 @@ python3 bench/gen_articles.py "$articles" "$work/articles.jsonl"
   { tail -n 20 "$work/preload.log"; die "importing the generated articles failed"; }
 
 (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port on 127.0.0.1 is already in use; set PORT to a free one"
-env -u RUST_LOG "$bin" --config "$conf" serve </dev/null >"$work/server.log" 2>&1 &
+env -u RUST_LOG "${server_pin[@]}" "$bin" --config "$conf" serve </dev/null >"$work/server.log" 2>&1 &
 server_pid=$!
 started=$SECONDS
 for name in "${feed_names[@]}"; do
@@ -588,6 +600,8 @@ reloader() {
 # --- setup summary --------------------------------------------------------------
 echo "soak: $(date -u '+%F %T UTC'), commit $rev$dirty, $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "feedsmith: $bin (release, built $(date -u -r "$bin" '+%F %T UTC')), serve without RUST_LOG (shipped default: info, access log on), stderr to a file"
+[[ -n ${SERVER_CPUS:-}${TOOLS_CPUS:-} ]] &&
+  echo "pinned:    server on CPUs ${SERVER_CPUS:-any}, load tools on CPUs ${TOOLS_CPUS:-any} (taskset)"
 echo "site:      SQLite store, $articles generated articles, ${#feed_names[@]} feeds (${feed_names[*]}), [schedule] watch = \"1s\", other keys at their defaults"
 echo "load:      wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$threads -c$conns, each connection pausing $pace_ms ms after every response; $idx paths rotated" \
   "(${variant_count[plain]:-0} plain, ${variant_count[gzip]:-0} 'Accept-Encoding: gzip, br', ${variant_count[conditional]:-0} the same with If-None-Match of the current ETag)"

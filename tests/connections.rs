@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, article};
+use common::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -270,17 +270,8 @@ fn has_goaway(mut frames: &[u8]) -> bool {
 
 /// Publishes a latest feed of several megabytes.
 async fn big_feed(server: &TestServer) -> usize {
-    let batch: Vec<_> = (0..50)
-        .map(|i| {
-            article(
-                &format!("bulk-{i:05}"),
-                "2026-10-01T10:00:00Z",
-                serde_json::json!({"body_html": format!("<p>{}</p>", "long text ".repeat(8_000))}),
-            )
-        })
-        .collect();
-    server.store.upsert(&batch).await.expect("write");
-    server.republish().await;
+    let body = format!("<p>{}</p>", "long text ".repeat(8_000));
+    server.publish_long_articles("bulk", 50, &body).await;
     server
         .publisher
         .snapshot()

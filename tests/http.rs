@@ -556,17 +556,8 @@ async fn graceful_shutdown_finishes_an_in_flight_response() {
     let mut server = TestServer::start("shutdown_grace = \"20s\"").await;
     // A feed far bigger than the socket buffers, so its response is still being
     // written when shutdown starts.
-    let batch: Vec<_> = (0..60)
-        .map(|i| {
-            article(
-                &format!("bulk-{i:05}"),
-                "2026-10-01T10:00:00Z",
-                serde_json::json!({"body_html": format!("<p>{}</p>", "long text ".repeat(6_000))}),
-            )
-        })
-        .collect();
-    server.store.upsert(&batch).await.expect("write");
-    server.republish().await;
+    let body = format!("<p>{}</p>", "long text ".repeat(6_000));
+    server.publish_long_articles("bulk", 60, &body).await;
     let mut s = TcpStream::connect(server.addr).await.expect("connect");
     s.write_all(b"GET /feeds/latest.rss HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -642,17 +633,8 @@ async fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec
 #[tokio::test]
 async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
     let server = TestServer::start("").await;
-    let batch: Vec<_> = (0..60)
-        .map(|i| {
-            article(
-                &format!("big-{i:03}"),
-                "2026-10-01T10:00:00Z",
-                serde_json::json!({"body_html": format!("<p>{}</p>", "word ".repeat(2_000))}),
-            )
-        })
-        .collect();
-    server.store.upsert(&batch).await.expect("write");
-    server.republish().await;
+    let body = format!("<p>{}</p>", "word ".repeat(2_000));
+    server.publish_long_articles("big", 60, &body).await;
     let snapshot = server.publisher.snapshot();
     let rep = snapshot
         .document("latest", feedsmith::config::Format::Rss)

@@ -158,6 +158,22 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// Stores `count` articles (`{prefix}-00000`…) whose body is
+    /// `body_html`, then republishes: a feed far bigger than socket buffers.
+    pub async fn publish_long_articles(&self, prefix: &str, count: usize, body_html: &str) {
+        let batch: Vec<_> = (0..count)
+            .map(|i| {
+                article(
+                    &format!("{prefix}-{i:05}"),
+                    "2026-10-01T10:00:00Z",
+                    serde_json::json!({ "body_html": body_html }),
+                )
+            })
+            .collect();
+        self.store.upsert(&batch).await.expect("write");
+        self.republish().await;
+    }
+
     /// Rebuilds and publishes every feed, as a scheduled refresh will.
     pub async fn republish(&self) {
         let set =
