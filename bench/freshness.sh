@@ -67,7 +67,8 @@ cron_secs=${CRON_SECS:-10}
 configs=${CONFIGS:-"watch cron"}
 feed=${FEED:-latest.rss}
 articles=${ARTICLES:-0}
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 out=${OUT:-bench/results/freshness-$(date +%F).txt}
 
 die() { printf 'freshness: %s\n' "$*" >&2; exit 1; }
@@ -120,15 +121,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bin=$target_dir/release/feedsmith
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  echo "building: cargo build --release --bin feedsmith (CARGO_TARGET_DIR=$target_dir)"
-  cargo build --release --quiet --bin feedsmith || die "cargo build failed"
-fi
-[[ -x $bin ]] || die "no binary at $bin (build it, or unset SKIP_BUILD)"
+build_release
 
 poll_s=$(printf '%d.%03d' $((poll_ms / 1000)) $((poll_ms % 1000)))
-now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -59,13 +59,12 @@ fs_port=${FS_PORT:-18080}
 ngx_port=${NGX_PORT:-18081}
 profile=${PROFILE:-0}
 pace_ms=${PACE_MS:-}
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 out=${OUT:-"bench/results/serve-$(date +%F)$( ((repeats > 0)) || echo -profile).txt"}
 mkdir -p "$(dirname "$out")"
 exec > >(tee "$out") 2>&1
-
-log() { printf '%s\n' "$*" >&2; }
 
 # --- packages -------------------------------------------------------------
 brotli_module=/usr/lib/nginx/modules/ngx_http_brotli_static_module.so
@@ -261,7 +260,6 @@ fi
 echo
 
 # --- measurement -----------------------------------------------------------
-clk_tck=$(getconf CLK_TCK)
 server_pids() {
   if [[ $1 == feedsmith ]]; then
     echo "$fs_pid"
@@ -299,31 +297,6 @@ run_wrk() { # server case conns seconds -> wrk output on stdout
   local script=()
   [[ -n $pace_ms ]] && script=(-s "$work/pace.lua")
   wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "${script[@]}" "${hdr[@]}" "$base$url_path"
-}
-
-# Busy CPU of the whole machine, in clock ticks: user+nice+system+irq+softirq+steal.
-machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
-# User+system CPU of this shell's finished children, in clock ticks (bash
-# `times`, which must run in this shell, not in a $(...) subshell).
-children_ticks() {
-  times >"$work/times"
-  tail -1 "$work/times" | awk -v hz="$clk_tck" '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] } printf "%.0f", s * hz }'
-}
-# Waits until nothing else keeps the machine busy: others' builds and tests
-# share the cores with the servers and wreck the figures. Gives up after
-# QUIET_TIMEOUT seconds (default 300) and goes on; the run's "other" column
-# then shows it.
-quiet_limit=${QUIET_LIMIT:-10}     # percent of one core
-quiet_timeout=${QUIET_TIMEOUT:-300}
-wait_quiet() {
-  local start=$SECONDS a b said=0
-  while :; do
-    a=$(machine_ticks); sleep 0.5; b=$(machine_ticks)
-    # ticks per 0.5 s -> percent of one core
-    (((b - a) * 200 / clk_tck <= quiet_limit)) && break
-    if ((!said)); then log "  (waiting for the machine to go quiet: $(((b - a) * 200 / clk_tck))% of a core busy)"; said=1; fi
-    ((SECONDS - start < quiet_timeout)) || { log "  (still busy after ${quiet_timeout}s; measuring anyway)"; break; }
-  done
 }
 
 measure() { # server case conns run

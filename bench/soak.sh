@@ -122,13 +122,11 @@ rss_flat_mb=${RSS_FLAT_MB:-4}
 fd_flat_pct=${FD_FLAT_PCT:-5}
 fd_flat_n=${FD_FLAT_N:-20}
 noise_pct=${NOISE_PCT:-20}
-quiet_limit=${QUIET_LIMIT:-10}
-quiet_timeout=${QUIET_TIMEOUT:-300}
 port=${PORT:-18095}
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 die() { printf 'soak: %s\n' "$*" >&2; exit 2; }
-log() { printf '%s\n' "$*" >&2; }
 
 for v in duration baseline slice articles n_feeds slowloris slow_byte_ms conns threads pace_ms reload_every \
   invalid_every rss_flat_pct rss_flat_mb fd_flat_pct fd_flat_n noise_pct quiet_limit quiet_timeout port; do
@@ -196,12 +194,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- build -------------------------------------------------------------------
-bin=$target_dir/release/feedsmith
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  log "building feedsmith (release, CARGO_TARGET_DIR=$target_dir)"
-  cargo build --release --quiet --locked --bin feedsmith || die "cargo build failed"
-fi
-[[ -x $bin ]] || die "no binary at $bin (build it, or unset SKIP_BUILD)"
+build_release
 
 # --- site ----------------------------------------------------------------------
 base=http://127.0.0.1:$port
@@ -389,10 +382,6 @@ run_wrk() { # seconds result-file
 }
 
 # --- measurement helpers -------------------------------------------------------
-clk_tck=$(getconf CLK_TCK)
-now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
-# Busy CPU of the whole machine, in clock ticks: user+nice+system+irq+softirq+steal.
-machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 # utime+stime (+ cutime+cstime, their reaped children) of processes, in ticks.
 proc_ticks() {
   local total=0 pid f
@@ -403,21 +392,6 @@ proc_ticks() {
     total=$((total + ${12} + ${13} + ${14} + ${15}))
   done
   echo "$total"
-}
-# CPU of this shell's reaped children (wrk, curl), in ticks (bash `times`, in this shell).
-children_ticks() {
-  times >"$work/times"
-  tail -1 "$work/times" | awk -v hz="$clk_tck" '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] } printf "%.0f", s * hz }'
-}
-# Waits until nothing else keeps the machine busy (others' builds share the cores).
-wait_quiet() {
-  local start=$SECONDS a b said=0
-  while :; do
-    a=$(machine_ticks); sleep 0.5; b=$(machine_ticks)
-    (((b - a) * 200 / clk_tck <= quiet_limit)) && break
-    if ((!said)); then log "  (waiting for the machine to go quiet: $(((b - a) * 200 / clk_tck))% of a core busy)"; said=1; fi
-    ((SECONDS - start < quiet_timeout)) || { log "  (still busy after ${quiet_timeout}s; measuring anyway)"; break; }
-  done
 }
 sample() { # index: the server's memory, fds, threads and CPU, plus the machine's CPU
   local st=/proc/$server_pid/status rss hwm thr fds cpu ours
