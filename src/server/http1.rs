@@ -195,6 +195,15 @@ pub async fn serve(
     // preface) within the header timeout, counted from the accept.
     let mut head_deadline = Some(tokio::time::Instant::now() + settings.header_read_timeout);
     let mut idle_since = tokio::time::Instant::now();
+    // One timer per connection, moved only when the deadline comes earlier:
+    // a later deadline (the next keep-alive wait) is left to the timer firing
+    // early and being set again, so a busy keep-alive connection does not
+    // insert into and remove from the timer wheel on every request.
+    let mut armed = head_deadline.unwrap_or(idle_since);
+    let timer = tokio::time::sleep_until(armed);
+    tokio::pin!(timer);
+    let evicted = slot.evicted();
+    tokio::pin!(evicted);
     loop {
         let (request, len) = loop {
             if !buf.is_empty() {
@@ -243,8 +252,15 @@ pub async fn serve(
                 return Handoff::Closed;
             }
             let deadline = head_deadline.unwrap_or(idle_since + settings.idle_timeout);
+            if deadline < armed {
+                timer.as_mut().reset(deadline);
+                armed = deadline;
+            }
             let was_empty = buf.is_empty();
             tokio::select! {
+                // Reading first: when the next request is already here, the
+                // timer is not even looked at.
+                biased;
                 read = stream.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return Handoff::Closed,
                     Ok(_) => {
@@ -256,15 +272,7 @@ pub async fn serve(
                         }
                     }
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    guard.registry().record_timeout();
-                    if !buf.is_empty() {
-                        write_short(&mut stream, REQUEST_TIMEOUT).await;
-                    }
-                    let _ = stream.shutdown().await;
-                    return Handoff::Closed;
-                }
-                () = slot.evicted() => {
+                () = &mut evicted => {
                     // Shed to make room: a client caught mid-request hears
                     // why; an idle one just sees the close, as with any
                     // keep-alive connection.
@@ -277,6 +285,20 @@ pub async fn serve(
                     if changed.is_err() || buf.is_empty() {
                         return Handoff::Closed;
                     }
+                }
+                () = &mut timer => {
+                    if tokio::time::Instant::now() < deadline {
+                        // Set for an earlier wait; this one ends later.
+                        timer.as_mut().reset(deadline);
+                        armed = deadline;
+                        continue;
+                    }
+                    guard.registry().record_timeout();
+                    if !buf.is_empty() {
+                        write_short(&mut stream, REQUEST_TIMEOUT).await;
+                    }
+                    let _ = stream.shutdown().await;
+                    return Handoff::Closed;
                 }
             }
         };
@@ -373,7 +395,7 @@ pub(super) fn head_bytes(reply: &Reply, connection: Connection) -> Vec<u8> {
         head.extend_from_slice(format!("content-length: {}\r\n", reply.body.len()).as_bytes());
     }
     head.extend_from_slice(b"date: ");
-    head.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
+    push_date_now(&mut head);
     head.extend_from_slice(b"\r\n");
     if !reply.headers.contains_key(CONNECTION) {
         match connection {
@@ -384,6 +406,26 @@ pub(super) fn head_bytes(reply: &Reply, connection: Connection) -> Vec<u8> {
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// Appends the `Date` value for now. Formatting an HTTP date costs more than
+/// the rest of a small response's head, and it changes once a second, so each
+/// worker thread keeps the last one (as nginx keeps its cached time).
+fn push_date_now(head: &mut Vec<u8>) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *text = httpdate::fmt_http_date(now);
+            *at = secs;
+        }
+        head.extend_from_slice(text.as_bytes());
+    });
 }
 
 async fn write_reply(
