@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use http::HeaderValue;
 
 use crate::builder::ETag;
 
@@ -78,12 +79,17 @@ pub struct Variant {
     pub etag: ETag,
     /// The same bytes in a file, for zero-copy sending (large bodies only).
     pub file: Option<Arc<BodyFile>>,
+    /// `etag` as a header value, made once so a response does not copy it.
+    /// Always present for tags we make; `None` would leave the header out.
+    pub etag_header: Option<HeaderValue>,
 }
 
 impl Variant {
     fn new(encoding: Encoding, body: Bytes) -> Self {
+        let etag = ETag::of(&body);
         Self {
-            etag: ETag::of(&body),
+            etag_header: HeaderValue::from_str(etag.as_str()).ok(),
+            etag,
             encoding,
             body,
             file: None,
@@ -116,6 +122,9 @@ pub struct Representation {
     /// `Last-Modified` as an IMF-fixdate, formatted once.
     pub last_modified_http: String,
     pub cache_control: String,
+    /// `last_modified_http` and `cache_control` as header values, made once.
+    pub last_modified_header: Option<HeaderValue>,
+    pub cache_control_header: Option<HeaderValue>,
     pub identity: Variant,
     pub gzip: Option<Variant>,
     pub brotli: Option<Variant>,
@@ -158,10 +167,13 @@ impl Representation {
         } else {
             (None, None)
         };
+        let last_modified_http = http_date(last_modified);
         Self {
             content_type,
             last_modified,
-            last_modified_http: http_date(last_modified),
+            last_modified_header: HeaderValue::from_str(&last_modified_http).ok(),
+            last_modified_http,
+            cache_control_header: HeaderValue::from_str(&cache_control).ok(),
             cache_control,
             identity: Variant::new(Encoding::Identity, body),
             gzip,

@@ -466,17 +466,18 @@ fn represent(rep: Option<&Arc<Representation>>, headers: &HeaderMap) -> Reply {
         Outcome::NotModified => StatusCode::NOT_MODIFIED,
         Outcome::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
     };
-    let mut h = HeaderMap::new();
-    // Header values we built ourselves are always valid; leave one out rather
-    // than panic if it ever is not.
-    let mut set = |name, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
+    let mut h = HeaderMap::with_capacity(8);
+    // Values made when the document was published: cloning one shares its
+    // bytes. They are always valid; one that was not would be left out.
+    for (name, value) in [
+        (ETAG, &variant.etag_header),
+        (LAST_MODIFIED, &rep.last_modified_header),
+        (CACHE_CONTROL, &rep.cache_control_header),
+    ] {
+        if let Some(v) = value {
+            h.insert(name, v.clone());
         }
-    };
-    set(ETAG, variant.etag.as_str());
-    set(LAST_MODIFIED, &rep.last_modified_http);
-    set(CACHE_CONTROL, &rep.cache_control);
+    }
     h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     let body = if status == StatusCode::OK {
         h.insert(CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
