@@ -382,3 +382,35 @@ async fn stop_and_read_fifo(
     let bytes = reader.join().expect("reader");
     String::from_utf8(bytes).expect("utf-8")
 }
+
+/// A reload that changes `[server.access_log]` applies it: the next lines
+/// come out in the new format, and `/healthz` says so.
+#[tokio::test]
+async fn a_reloaded_access_log_section_is_applied() {
+    let service = common::Service::start(common::ServiceOptions::default()).await;
+    service.first_refresh(20).await;
+    let config = service.path("feedsmith.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("[server.access_log]\n"));
+    std::fs::write(
+        &config,
+        text.replace(
+            "[server.access_log]\n",
+            "[server.access_log]\nformat = \"json\"\n",
+        ),
+    )
+    .expect("edit");
+    service
+        .wait_for(15, "the json access log", || async {
+            let h = service.health().await;
+            (h["access_log"]["format"] == "json").then_some(())
+        })
+        .await;
+    service.get("/feeds/latest.json?after-reload").await;
+    let dir = service.stop().await;
+    let log = std::fs::read_to_string(dir.path().join("access.log")).expect("log");
+    let first = log.lines().next().expect("a line");
+    assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
+    let last: Value = serde_json::from_str(log.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["path"], "/feeds/latest.json?after-reload", "{log}");
+}
