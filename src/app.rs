@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, PublishedSet, Publisher};
@@ -52,6 +53,9 @@ pub enum AppError {
         #[source]
         source: ImportError,
     },
+    /// `[server.access_log]` could not be started (its file does not open).
+    #[error("server.access_log: {0}")]
+    AccessLog(#[from] AccessLogError),
 }
 
 /// Whether opening the store for a command may seed it.
@@ -214,6 +218,8 @@ pub async fn run_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    // First, so a log that cannot be opened stops start-up before anything runs.
+    let access_log = AccessLog::start(&config.server.access_log)?;
     let config = Arc::new(config);
     let publisher = Arc::new(Publisher::new(scheduler::initial_set(&config).await));
     let health = Arc::new(Health::new(1));
@@ -222,14 +228,19 @@ pub async fn run_with(
     let (reload, reloader) = Reloader::new(config.path.clone(), loader, control);
     let reloading = tokio::spawn(reloader.run());
     let watcher = tokio::spawn(watch_files(scheduler.subscribe(), reload.clone()));
+    let following = tokio::spawn(follow_access_log(
+        scheduler.subscribe(),
+        access_log.0.clone(),
+    ));
     let hangup = tokio::spawn(reload_on_sighup(reload));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
     }));
-    serve_with_health(&config, publisher, health, listener, shutdown).await;
+    serve_with_health(&config, publisher, health, access_log, listener, shutdown).await;
     let _ = stop.send(());
     watcher.abort();
+    following.abort();
     hangup.abort();
     reloading.abort();
     // A refresh in progress finishes its step; do not wait forever on a stuck store.
@@ -243,41 +254,56 @@ pub async fn run_with(
 }
 
 /// Serves whatever `publisher` holds — which its owner may replace at any
-/// time — until `shutdown` completes.
+/// time — until `shutdown` completes, with the configured access log.
 pub async fn serve(
     config: &Config,
     publisher: Arc<Publisher>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), AppError> {
+    let access_log = AccessLog::start(&config.server.access_log)?;
     let health = Arc::new(Health::new(1));
-    serve_with_health(config, publisher, health, listener, shutdown).await;
+    serve_with_health(config, publisher, health, access_log, listener, shutdown).await;
+    Ok(())
 }
 
+/// Serves until `shutdown`, then writes the last access log lines (the
+/// writer thread finishes before this returns, so they are on disk).
 async fn serve_with_health(
     config: &Config,
     publisher: Arc<Publisher>,
     health: Arc<Health>,
+    (access_log, writer): (AccessLog, access_log::Writer),
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, feeds = config.feeds.len(), "serving");
     }
-    let report = health_reporter(publisher.clone(), health);
+    let reopening = tokio::spawn(reopen_on_sigusr1(access_log.clone()));
+    let report = health_reporter(publisher.clone(), health, access_log.clone());
     server::serve(
         listener,
         publisher,
         report,
         server_settings(config),
+        access_log,
         shutdown,
     )
     .await;
+    reopening.abort();
+    if let Err(e) = tokio::task::spawn_blocking(move || writer.finish()).await {
+        warn!(error = %e, "the access log writer failed while finishing");
+    }
 }
 
 /// `/healthz`: what a load balancer or an admin needs to know, with the
-/// server's connection figures.
-fn health_reporter(publisher: Arc<Publisher>, health: Arc<Health>) -> server::HealthReport {
+/// server's connection figures and the access log's.
+fn health_reporter(
+    publisher: Arc<Publisher>,
+    health: Arc<Health>,
+    access_log: AccessLog,
+) -> server::HealthReport {
     Arc::new(move |connections: &server::ConnectionStats| {
         let set = publisher.snapshot();
         let mut body = health.report(Utc::now(), set.feeds.len(), set.published_at);
@@ -286,9 +312,46 @@ fn health_reporter(publisher: Arc<Publisher>, health: Arc<Health>) -> server::He
                 "connections".into(),
                 serde_json::to_value(connections).unwrap_or_default(),
             );
+            fields.insert(
+                "access_log".into(),
+                serde_json::to_value(access_log.stats()).unwrap_or_default(),
+            );
         }
         Bytes::from(body.to_string())
     })
+}
+
+/// SIGUSR1 reopens a file access log at its path, the logrotate convention
+/// (`postrotate kill -USR1 …`).
+async fn reopen_on_sigusr1(access_log: AccessLog) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut signals) = signal(SignalKind::user_defined1()) else {
+            warn!("cannot listen for SIGUSR1; the access log cannot be reopened after rotation");
+            return;
+        };
+        while signals.recv().await.is_some() {
+            tracing::debug!("SIGUSR1: reopening the access log");
+            access_log.reopen();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = access_log;
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Applies each newly applied configuration's `[server.access_log]`.
+async fn follow_access_log(mut applied: watch::Receiver<Arc<Config>>, access_log: AccessLog) {
+    loop {
+        let config = applied.borrow_and_update().clone();
+        access_log.reconfigure(&config.server.access_log);
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Waits this long after a file event for the editor to finish writing.

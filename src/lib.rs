@@ -12,10 +12,12 @@
 //! - [`import`]: reading article files into the store.
 //! - [`publish`]: the served set, and the output folder written atomically.
 //! - [`server`]: the HTTP server answering from the published set.
+//! - [`access_log`]: the operator's per-request log, written off the request path.
 //! - [`scheduler`]: refreshing feeds on their schedules, reloads, faults.
 //! - [`reloader`]: reading a changed configuration off the scheduler's loop.
 //! - [`app`]: wiring the parts together for the commands.
 
+pub mod access_log;
 pub mod app;
 pub mod article;
 pub mod builder;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use feedsmith::app;
-use feedsmith::config::{Config, DEFAULT_CONFIG_PATH};
+use feedsmith::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
 use feedsmith::import::{self, ImportObserver, Rejection};
 use feedsmith::store;
 
@@ -53,14 +53,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The config says how to log, so it is read first; its problems (and
+    // anything else before this point) go to stderr as plain lines.
+    let Some(config) = load_config(&cli.config) else {
+        return ExitCode::from(1);
+    };
+    init_logging(config.log.format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -68,12 +66,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The service's own log on stderr: `[log] format`, the level from
+/// `RUST_LOG` (default info), colour only when stderr is a terminal (and
+/// `NO_COLOR` is not set): never escape codes in a file or a journal.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }
 
@@ -136,10 +154,7 @@ fn load_config(path: &std::path::Path) -> Option<Config> {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let Some(config) = load_config(&cli.config) else {
-        return Ok(ExitCode::from(1));
-    };
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check(&config).await,
         Command::Import { paths } => import(&config, &paths).await,

@@ -520,12 +520,7 @@ struct Running {
 impl Running {
     fn start(site: &Site) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-            .arg("--config")
-            .arg(site.config())
-            .arg("serve")
-            .current_dir(repo_root())
-            .env("RUST_LOG", "info,feedsmith::access=warn")
+        let mut child = serve_command(site)
             .env("NO_COLOR", "1")
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -579,6 +574,20 @@ impl Running {
             .expect("run kill");
         assert!(status.success());
     }
+}
+
+/// `feedsmith serve` on `site`'s config, at `RUST_LOG=info`, its stdout (an
+/// access log on `-`) discarded.
+fn serve_command(site: &Site) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feedsmith"));
+    command
+        .arg("--config")
+        .arg(site.config())
+        .arg("serve")
+        .current_dir(repo_root())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null());
+    command
 }
 
 impl Drop for Running {
@@ -650,4 +659,171 @@ fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
     serve.signal("TERM");
     let status = serve.child.wait().expect("wait");
     assert!(status.success(), "graceful exit on SIGTERM: {status}");
+}
+
+/// A `serve` config for `site` on a free port; `extra` goes at the end.
+fn serve_config(site: &Site, extra: &str) {
+    site.write(
+        "feedsmith.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://127.0.0.1:8080\"\n\n\
+             [site]\ntitle = \"T\"\ntimezone = \"Europe/Dublin\"\n\n\
+             [store]\nurl = \"sqlite://{db}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n\n{extra}\n",
+            db = site.dir.path().join("data/articles.db").display(),
+            out = site.dir.path().join("published").display(),
+            feeds = site.dir.path().join("feeds").display(),
+        ),
+    );
+}
+
+/// The address in a `serving addr=…` log line.
+fn served_addr(line: &str) -> String {
+    let at = line.find("127.0.0.1:").expect("address in the line");
+    line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect()
+}
+
+/// One `GET` over a fresh connection; the response's status line.
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).expect("read");
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until `path` holds `n` lines (the writer writes every 100 ms).
+fn wait_for_lines(path: &std::path::Path, n: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never reached {n} lines: {text:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigusr1_reopens_the_access_log_after_logrotate_renames_it() {
+    let site = Site::new();
+    let log = site.dir.path().join("access.log");
+    let rotated = site.dir.path().join("access.log.1");
+    serve_config(
+        &site,
+        &format!("[server.access_log]\npath = \"{}\"", log.display()),
+    );
+    let mut serve = Running::start(&site);
+    let addr = served_addr(&serve.wait_for_line(&["serving", "127.0.0.1:"]));
+
+    assert!(get(&addr, "/before-rotation").contains("404"));
+    wait_for_lines(&log, 1);
+    // logrotate: rename, then signal. Lines until the reopen still go to the
+    // renamed file (the writer holds it open).
+    fs::rename(&log, &rotated).expect("rename");
+    assert!(get(&addr, "/between").contains("404"));
+    wait_for_lines(&rotated, 2);
+    serve.signal("USR1");
+    serve.wait_for_line(&["reopened the access log", "access.log"]);
+    assert!(get(&addr, "/after-rotation").contains("404"));
+    assert!(get(&addr, "/healthz").contains("200"));
+
+    serve.signal("TERM");
+    let status = serve.child.wait().expect("wait");
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    let old = fs::read_to_string(&rotated).expect("rotated log");
+    let new = fs::read_to_string(&log).expect("new log");
+    let targets = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split('"').nth(1).unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        targets(&old),
+        ["GET /before-rotation HTTP/1.1", "GET /between HTTP/1.1"]
+    );
+    // Written at exit: the last lines are flushed before the process ends.
+    assert_eq!(
+        targets(&new),
+        ["GET /after-rotation HTTP/1.1", "GET /healthz HTTP/1.1"]
+    );
+}
+
+/// `serve` with stderr to a file (not a terminal), as under a supervisor.
+fn serve_to_file(site: &Site, stderr_path: &std::path::Path) -> String {
+    let stderr = fs::File::create(stderr_path).expect("stderr file");
+    let mut child = serve_command(site)
+        .env_remove("NO_COLOR")
+        .stderr(stderr)
+        .spawn()
+        .expect("start feedsmith serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let addr = loop {
+        let text = fs::read_to_string(stderr_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("serving")) {
+            break served_addr(line);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not start: {text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(get(&addr, "/feeds/not-logged-here.rss").contains("404"));
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "{exit}");
+    fs::read_to_string(stderr_path).expect("stderr")
+}
+
+#[test]
+fn the_service_log_has_no_colour_codes_in_a_file_and_no_request_lines() {
+    let site = Site::new();
+    serve_config(&site, "");
+    let text = serve_to_file(&site, &site.dir.path().join("stderr.log"));
+    assert!(text.contains("serving"), "{text}");
+    assert!(!text.contains("\x1b["), "colour codes in a file: {text:?}");
+    assert!(
+        !text.contains("not-logged-here"),
+        "a request in the service log: {text}"
+    );
+}
+
+#[test]
+fn log_format_json_makes_every_service_log_line_an_object() {
+    let site = Site::new();
+    serve_config(&site, "[log]\nformat = \"json\"");
+    let text = serve_to_file(&site, &site.dir.path().join("stderr.log"));
+    assert!(text.lines().count() >= 2, "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(text.contains("\"serving\""), "{text}");
+    assert!(!text.contains("\x1b["), "{text:?}");
 }

@@ -297,6 +297,7 @@ struct RawMain {
     output: Option<RawOutput>,
     schedule: Option<RawSchedule>,
     feeds: Option<RawFeedsSection>,
+    log: Option<RawLog>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +315,41 @@ struct RawServer {
     send_timeout: Option<Interval>,
     min_send_rate: Option<Rate>,
     shutdown_grace: Option<Interval>,
+    access_log: Option<RawAccessLog>,
+}
+
+/// `[server.access_log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    format: Option<AccessLogFormat>,
+    path: Option<Spanned<PathBuf>>,
+    buffer_kib: Option<BufferKib>,
+}
+
+/// `server.access_log.buffer_kib`: 4 KiB to 1 GiB.
+#[derive(Debug, Clone, Copy)]
+struct BufferKib(usize);
+
+impl<'de> Deserialize<'de> for BufferKib {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = whole_number(d, 1 << 20, "")?;
+        if n < 4 {
+            return Err(serde::de::Error::custom(format!(
+                "{n} is out of range 4..={}",
+                1 << 20
+            )));
+        }
+        // u32 always fits in usize on the platforms feedsmith builds for.
+        Ok(BufferKib(n as usize))
+    }
+}
+
+/// `[log]`: the service's own log (not the access log).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
 }
 
 /// A duration written with its unit, such as `"30s"`, `"5m"` or `"1d"`.
@@ -444,6 +480,88 @@ pub struct ServerConfig {
     /// Bytes per second.
     pub min_send_rate: u64,
     pub shutdown_grace: Duration,
+    /// `[server.access_log]`: one line per request, for the operator.
+    pub access_log: AccessLogConfig,
+}
+
+/// How the access log writes each request's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// nginx's and Apache's `combined` format, which log analysers read.
+    Combined,
+    /// One JSON object per line.
+    Json,
+    /// No access log.
+    Off,
+}
+
+impl AccessLogFormat {
+    /// The name written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessLogFormat::Combined => "combined",
+            AccessLogFormat::Json => "json",
+            AccessLogFormat::Off => "off",
+        }
+    }
+}
+
+/// Where a log goes: standard output (`"-"`) or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDestination {
+    Stdout,
+    File(PathBuf),
+}
+
+impl fmt::Display for LogDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogDestination::Stdout => f.write_str("-"),
+            LogDestination::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// `[server.access_log]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    pub format: AccessLogFormat,
+    /// Relative paths resolve against the working directory.
+    pub path: LogDestination,
+    /// Lines waiting to be written are held up to this many bytes; past it
+    /// new lines are dropped (and counted) rather than wait.
+    pub buffer_bytes: usize,
+}
+
+/// The access log's buffer unless `buffer_kib` says otherwise: 1 MiB.
+pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 1 << 20;
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self {
+            format: AccessLogFormat::Combined,
+            path: LogDestination::Stdout,
+            buffer_bytes: DEFAULT_ACCESS_LOG_BUFFER,
+        }
+    }
+}
+
+/// The format of the service's own log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
+}
+
+/// `[log]`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone)]
@@ -505,6 +623,8 @@ pub struct Config {
     pub watch: Option<Duration>,
     pub feeds_dir: PathBuf,
     pub feeds: BTreeMap<FeedName, FeedSpec>,
+    /// `[log]`: the service's own log.
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -577,6 +697,7 @@ impl Config {
                 watch: main.watch,
                 feeds_dir: main.feeds_dir,
                 feeds,
+                log: main.log,
             }),
             _ => Err(ConfigError::from(problems)),
         }
@@ -593,6 +714,7 @@ struct MainParts {
     watch: Option<Duration>,
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
+    log: LogConfig,
 }
 
 fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
@@ -649,6 +771,28 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         .map(|f| (f.dir.get_ref().clone(), Some(f.dir.span())))
         .unwrap_or_else(|| (PathBuf::from("feeds"), None));
     let base_url = raw.server.base_url.0;
+    let access_log = match raw.server.access_log {
+        None => AccessLogConfig::default(),
+        Some(raw) => AccessLogConfig {
+            format: raw.format.unwrap_or(AccessLogFormat::Combined),
+            path: match raw.path {
+                None => LogDestination::Stdout,
+                Some(p) if p.get_ref().as_os_str() == "-" => LogDestination::Stdout,
+                Some(p) if p.get_ref().as_os_str().is_empty() => {
+                    problems.push(Problem::at(
+                        source,
+                        Some(p.span()),
+                        "server.access_log.path: must not be empty; \"-\" is standard output",
+                    ));
+                    LogDestination::Stdout
+                }
+                Some(p) => LogDestination::File(p.into_inner()),
+            },
+            buffer_bytes: raw
+                .buffer_kib
+                .map_or(DEFAULT_ACCESS_LOG_BUFFER, |k| k.0 * 1024),
+        },
+    };
     let parts = MainParts {
         site: SiteConfig {
             title: raw.site.title.0,
@@ -694,6 +838,7 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
                 .server
                 .shutdown_grace
                 .map_or(Duration::from_secs(10), |i| i.0),
+            access_log,
         },
         store: StoreConfig {
             url_at: Location::new(source, Some(raw.store.url.span())),
@@ -728,6 +873,9 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         },
         feeds_dir_at: Location::new(source, feeds_dir.1),
         feeds_dir: feeds_dir.0,
+        log: LogConfig {
+            format: raw.log.and_then(|l| l.format).unwrap_or_default(),
+        },
     };
     (Some(parts), problems)
 }

@@ -552,3 +552,72 @@ fn problems_in_several_files_are_capped_in_file_order() {
         Some("… and 21 more problems")
     );
 }
+
+#[test]
+fn the_access_log_defaults_to_combined_on_stdout_and_the_service_log_to_text() {
+    let c = Fixture::new(MAIN, &[latest()]).load().expect("valid");
+    assert_eq!(c.server.access_log.format, AccessLogFormat::Combined);
+    assert_eq!(c.server.access_log.path, LogDestination::Stdout);
+    assert_eq!(c.server.access_log.buffer_bytes, 1 << 20);
+    assert_eq!(c.log.format, LogFormat::Text);
+    let set = MAIN.replace(
+        "[site]",
+        "[server.access_log]\nformat = \"json\"\npath = \"logs/access.log\"\nbuffer_kib = 64\n\n\
+         [log]\nformat = \"json\"\n\n[site]",
+    );
+    let c = Fixture::new(&set, &[latest()]).load().expect("valid");
+    assert_eq!(c.server.access_log.format, AccessLogFormat::Json);
+    // Relative, like every path in the file: resolved against the working directory.
+    assert_eq!(
+        c.server.access_log.path,
+        LogDestination::File(PathBuf::from("logs/access.log"))
+    );
+    assert_eq!(c.server.access_log.buffer_bytes, 64 * 1024);
+    assert_eq!(c.log.format, LogFormat::Json);
+    let off = MAIN.replace(
+        "[site]",
+        "[server.access_log]\nformat = \"off\"\npath = \"-\"\n\n[site]",
+    );
+    let c = Fixture::new(&off, &[latest()]).load().expect("valid");
+    assert_eq!(c.server.access_log.format, AccessLogFormat::Off);
+    assert_eq!(c.server.access_log.path, LogDestination::Stdout);
+}
+
+#[test]
+fn access_log_and_log_mistakes_are_reported_with_positions() {
+    for (lines, at, needle) in [
+        (
+            "[server.access_log]\nformat = \"common\"",
+            "DIR/feedsmith.toml:6:10",
+            "server.access_log.format: unknown variant `common`, expected one of `combined`, `json`, `off`",
+        ),
+        (
+            "[server.access_log]\npath = \"\"",
+            "DIR/feedsmith.toml:6:8",
+            "server.access_log.path: must not be empty",
+        ),
+        (
+            "[server.access_log]\nbuffer_kib = 1",
+            "DIR/feedsmith.toml:6:14",
+            "1 is out of range 4..=1048576",
+        ),
+        (
+            "[server.access_log]\nfile = \"x\"",
+            "DIR/feedsmith.toml:6:1",
+            "server.access_log.file: unknown key `file`",
+        ),
+        (
+            "[log]\nformat = \"xml\"",
+            "DIR/feedsmith.toml:6:10",
+            "log.format: unknown variant `xml`, expected `text` or `json`",
+        ),
+        (
+            "[log]\nlevel = \"debug\"",
+            "DIR/feedsmith.toml:6:1",
+            "log.level: unknown key `level`",
+        ),
+    ] {
+        let bad = MAIN.replace("[site]", &format!("{lines}\n\n[site]"));
+        fails_at(&Fixture::new(&bad, &[latest()]), at, needle);
+    }
+}

@@ -33,7 +33,6 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::conditional::is_conditional;
 use super::conn::{Phase, Slot, SlotGuard};
 use super::http1::Rewind;
 use super::{Shared, content_length, decide, framing_problem, log_access, text_reply};
@@ -154,14 +153,21 @@ fn handle(
         }
     };
     let data = reply.body.bytes();
+    let uri = req.uri();
+    let target = match (uri.path_and_query(), uri.authority()) {
+        (Some(pq), _) => pq.as_str(),
+        // CONNECT's authority form
+        (None, Some(authority)) => authority.as_str(),
+        (None, None) => uri.path(),
+    };
     log_access(
+        shared,
         peer,
         req.method(),
-        req.uri().path(),
-        reply.status,
-        data.len(),
-        reply.encoding,
-        is_conditional(req.headers()),
+        target,
+        req.version(),
+        req.headers(),
+        &reply,
         started,
     );
     let body = TrackedBody {

@@ -27,13 +27,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use nix::sys::socket::{MsgFlags, send};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::conditional::is_conditional;
 use super::conn::{Phase, SlotGuard};
 use super::fallback::Protocol;
 use super::{
@@ -70,11 +69,29 @@ pub enum Handoff {
 /// A request this module answers itself.
 pub(super) struct Simple {
     pub(super) method: Method,
-    pub(super) path: String,
+    /// The request target as sent: the path, then any query.
+    pub(super) target: String,
+    /// How much of `target` is the path.
+    path_len: usize,
     pub(super) headers: HeaderMap,
     keep_alive: bool,
     /// HTTP/1.0 keeps a connection open only when the response says so.
     http10: bool,
+}
+
+impl Simple {
+    /// The target without its query, which is what routes match.
+    pub(super) fn path(&self) -> &str {
+        self.target.get(..self.path_len).unwrap_or(&self.target)
+    }
+
+    fn version(&self) -> Version {
+        if self.http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        }
+    }
 }
 
 pub(super) enum Parsed {
@@ -166,11 +183,12 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
     if hyper_needed || !matches!(content_length(&headers), Ok(None | Some(0))) {
         return Parsed::Http1;
     }
-    let path = target.split('?').next().unwrap_or(target).to_owned();
+    let path_len = target.find('?').unwrap_or(target.len());
     Parsed::Simple(
         Simple {
             method,
-            path,
+            target: target.to_owned(),
+            path_len,
             headers,
             keep_alive,
             http10: !http11,
@@ -310,19 +328,19 @@ pub async fn serve(
             &snapshot,
             &|| shared.health_body(),
             &request.method,
-            &request.path,
+            request.path(),
             &request.headers,
             false,
         );
         let keep_alive = request.keep_alive && !*shutdown.borrow() && !slot.is_evicted();
         log_access(
+            shared,
             peer,
             &request.method,
-            &request.path,
-            reply.status,
-            reply.body.len(),
-            reply.encoding,
-            is_conditional(&request.headers),
+            &request.target,
+            request.version(),
+            &request.headers,
+            &reply,
             started,
         );
         let connection = match (keep_alive, request.http10) {
@@ -610,7 +628,7 @@ mod tests {
         )
         .expect("simple");
         assert_eq!(r.method, Method::GET);
-        assert_eq!(r.path, "/feeds/latest.rss");
+        assert_eq!(r.path(), "/feeds/latest.rss");
         assert!(r.keep_alive);
         assert_eq!(r.headers["if-none-match"], "\"x\"");
         let r = simple(b"HEAD / HTTP/1.0\r\n\r\n").expect("simple");

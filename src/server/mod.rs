@@ -31,12 +31,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST,
-    LAST_MODIFIED, RETRY_AFTER, VARY, X_CONTENT_TYPE_OPTIONS,
+    LAST_MODIFIED, REFERER, RETRY_AFTER, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
 };
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use crate::access_log::{AccessLog, Conditional, Entry};
 use crate::publish::{Encoding, PublishedSet, Publisher, Representation};
 use conditional::{Outcome, evaluate, negotiate};
 pub use conn::ConnectionStats;
@@ -99,6 +100,7 @@ pub(crate) struct Shared {
     pub health: HealthReport,
     pub settings: ServerSettings,
     pub registry: Arc<Registry>,
+    pub access_log: AccessLog,
 }
 
 impl Shared {
@@ -113,12 +115,14 @@ impl Shared {
 const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// Serves `publisher`'s documents on `listener` until `shutdown` completes,
-/// then lets in-flight responses finish for up to `shutdown_grace`.
+/// then lets in-flight responses finish for up to `shutdown_grace`. Each
+/// answered request goes to `access_log`.
 pub async fn serve(
     listener: TcpListener,
     publisher: Arc<Publisher>,
     health: HealthReport,
     settings: ServerSettings,
+    access_log: AccessLog,
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry::new(SlotLimits {
@@ -130,6 +134,7 @@ pub async fn serve(
         health,
         settings: settings.clone(),
         registry: registry.clone(),
+        access_log,
     });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut accept_errors = 0u32;
@@ -425,28 +430,44 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     Ok(length)
 }
 
+/// Hands one answered request to the access log. The off check comes first:
+/// with the log off a request pays one atomic load. `target` is the request
+/// target as sent (path and query).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn log_access(
+    shared: &Shared,
     peer: std::net::SocketAddr,
     method: &Method,
-    path: &str,
-    status: StatusCode,
-    bytes: usize,
-    encoding: Option<&'static str>,
-    conditional: bool,
+    target: &str,
+    version: Version,
+    headers: &HeaderMap,
+    reply: &Reply,
     started: std::time::Instant,
 ) {
-    info!(
-        target: "feedsmith::access",
-        %peer,
-        method = %method,
-        path,
-        status = status.as_u16(),
-        bytes,
-        encoding = encoding.unwrap_or("-"),
-        conditional,
-        micros = started.elapsed().as_micros() as u64,
-    );
+    if !shared.access_log.enabled() {
+        return;
+    }
+    let protocol = match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    };
+    let status = reply.status.as_u16();
+    shared.access_log.record(&Entry {
+        peer,
+        method: method.as_str(),
+        target,
+        protocol,
+        status,
+        body_bytes: reply.body.len() as u64,
+        encoding: reply.encoding,
+        conditional: Conditional::of(conditional::is_conditional(headers), status),
+        started,
+        user_agent: headers.get(USER_AGENT).map(HeaderValue::as_bytes),
+        referer: headers.get(REFERER).map(HeaderValue::as_bytes),
+    });
 }
 
 /// A 200, 304 or 412 for a published representation, or a 404 if there is none.

@@ -100,13 +100,28 @@ pub struct TestServer {
     pub publisher: std::sync::Arc<feedsmith::publish::Publisher>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
+    /// Where the access log goes unless the test said otherwise.
+    pub access_log: PathBuf,
     _dir: TempDir,
 }
 
 impl TestServer {
-    /// Starts the server; `extra_server` lines are added to `[server]`.
+    /// Starts the server; `extra_server` lines are added to `[server]`. The
+    /// access log (combined) goes to [`TestServer::access_log`].
     pub async fn start(extra_server: &str) -> Self {
+        Self::start_with_access_log(extra_server, "").await
+    }
+
+    /// [`TestServer::start`] with `access_log` lines in `[server.access_log]`;
+    /// without a `path` among them the log goes to [`TestServer::access_log`].
+    pub async fn start_with_access_log(extra_server: &str, access_log: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let log_path = dir.path().join("access.log");
+        let access_log = if access_log.contains("path") {
+            access_log.to_owned()
+        } else {
+            format!("{access_log}\npath = \"{}\"", log_path.display())
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -114,6 +129,7 @@ impl TestServer {
         let root = repo_root();
         let config_text = format!(
             "[server]\nlisten = \"{addr}\"\nbase_url = \"http://{addr}\"\n{extra_server}\n\n\
+             [server.access_log]\n{access_log}\n\n\
              [site]\ntitle = \"Example News & Co\"\ntimezone = \"Europe/Dublin\"\nlanguage = \"en-IE\"\n\n\
              [store]\nurl = \"sqlite://{db}\"\nseed_dir = \"{seed}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
             db = dir.path().join("articles.db").display(),
@@ -139,7 +155,8 @@ impl TestServer {
                 feedsmith::app::serve(&config, publisher, listener, async {
                     let _ = rx.await;
                 })
-                .await;
+                .await
+                .expect("serve");
             })
         };
         Self {
@@ -150,6 +167,7 @@ impl TestServer {
             publisher,
             shutdown: Some(tx),
             task: Some(task),
+            access_log: log_path,
             _dir: dir,
         }
     }
@@ -496,11 +514,13 @@ pub fn write_config(
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("articles.db").display()));
     let text = format!(
         "[server]\nlisten = \"{addr}\"\nbase_url = \"http://news.example.com\"\n\n\
+         [server.access_log]\npath = \"{access_log}\"\n\n\
          [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
          [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
          [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
         seed = repo_root().join("examples/articles").display(),
         out = dir.join("published").display(),
+        access_log = dir.join("access.log").display(),
         schedule = options.schedule,
         store_extra = options.store_extra,
         feeds = dir.join("feeds").display(),
