@@ -427,11 +427,18 @@ for l in $logs; do
           if ((run % 2)); then order="feedsmith nginx"; else order="nginx feedsmith"; fi
           for server in $order; do measure "$server" "$l" "$s" "$case" "$conns" "$run"; done
         done
+        if [[ $l == on ]]; then
+          # Both logs really were written: a line per request, warm-up included.
+          sleep 0.5
+          printf '  access log lines: feedsmith %s (dropped since start: %s), nginx %s\n' \
+            "$(grep -cE '" [0-9]{3} [0-9]+ "' "$work/feedsmith-on.log" || true)" \
+            "$(curl -fsS "${fs_base[on]}/healthz" | sed -n 's/.*"lines_dropped":\([0-9]*\).*/\1/p')" \
+            "$(wc -l <"$work/nginx-access.log")"
+        fi
       done
     done
   done
 done
-[[ " $logs " == *" on "* ]] && echo "access log lines in the last cell: feedsmith $(grep -c '" [0-9][0-9][0-9] ' "$work/feedsmith-on.log" || true), nginx $(wc -l <"$work/nginx-access.log")"
 
 echo
 echo "== summary (medians over $repeats runs per server; ratio = feedsmith/nginx of runs paired by repeat)"
