@@ -55,7 +55,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The config says how to log, so it is read first; its problems (and
     // anything else before this point) go to stderr as plain lines.
-    let Some(config) = load_config(&cli.config) else {
+    // `import` only writes to the store: it reads the service config alone,
+    // so a broken feed file does not stop the newsroom's writes.
+    let only_main = matches!(cli.command, Command::Import { .. });
+    let Some(config) = load_config(&cli.config, only_main) else {
         return ExitCode::from(1);
     };
     init_logging(config.log.format);
@@ -138,8 +141,13 @@ async fn shutdown_signal() {
 }
 
 /// Loads the config, printing every problem; `None` means it was invalid.
-fn load_config(path: &std::path::Path) -> Option<Config> {
-    match Config::load(path) {
+fn load_config(path: &std::path::Path, only_main: bool) -> Option<Config> {
+    let loaded = if only_main {
+        Config::load_without_feeds(path)
+    } else {
+        Config::load(path)
+    };
+    match loaded {
         Ok(config) => Some(config),
         Err(e) => {
             eprintln!("{e}");

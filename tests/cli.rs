@@ -227,6 +227,58 @@ async fn single_objects_arrays_and_directories_import_in_sorted_order() {
     assert_eq!(same.article.headline, "from b/2");
 }
 
+#[tokio::test]
+async fn import_goes_on_while_a_feed_file_is_broken_and_the_main_config_is_still_checked() {
+    let site = Site::new();
+    site.write(
+        "feeds/latest.toml",
+        "title = \"Latest\"\nlimit = \"many\"\n",
+    );
+    let check = site.run(&["check"]);
+    assert!(
+        !check.status.success(),
+        "check must still refuse the feed file"
+    );
+    assert!(
+        stderr(&check).contains("latest.toml:2:9"),
+        "{}",
+        stderr(&check)
+    );
+    site.write(
+        "one.json",
+        r#"{"id": "written-anyway", "url": "https://e.com/w", "headline": "Still stored", "published_at": "2025-01-01T10:00:00Z"}"#,
+    );
+    let out = site.run(&[
+        "import",
+        &site.dir.path().join("one.json").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 1, updated 0, unchanged 0, rejected 0"
+    );
+    let store = site.store().await;
+    assert!(
+        store
+            .get(&"written-anyway".parse().expect("id"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    // A broken main file still stops an import: it names the store.
+    site.write("feedsmith.toml", "[site]\ntitle = 3\n");
+    let out = site.run(&[
+        "import",
+        &site.dir.path().join("one.json").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("feedsmith.toml:2:9"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_file_that_is_not_json_is_rejected_with_its_position() {
     let site = Site::new();

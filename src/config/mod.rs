@@ -631,15 +631,7 @@ impl Config {
     /// Reads and checks the service config at `path` and every feed file in its
     /// feeds directory. Relative paths resolve against the working directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let main = read_source(path).map_err(|e| {
-            ConfigError::new(vec![Problem::in_file(
-                path,
-                match e {
-                    ReadError::Io(e) => format!("cannot read config: {e}"),
-                    too_large => too_large.to_string(),
-                },
-            )])
-        })?;
+        let main = read_main(path)?;
         let (mut partial, mut problems) = compile_main(&main);
         // When the main file has problems, its feeds folder and schedule are
         // still read where they are sound, so feed files get checked too.
@@ -687,21 +679,37 @@ impl Config {
             Err(message) => problems.push(feeds_dir_at.problem(message)),
         }
         match partial.take() {
-            Some(main) if problems.is_empty() => Ok(Config {
-                path: path.to_owned(),
-                server: main.server,
-                site: main.site,
-                store: main.store,
-                output_dir: main.output_dir,
-                refresh: main.refresh,
-                watch: main.watch,
-                feeds_dir: main.feeds_dir,
-                feeds,
-                log: main.log,
-            }),
+            Some(main) if problems.is_empty() => Ok(main.into_config(path, feeds)),
             _ => Err(ConfigError::from(problems)),
         }
     }
+
+    /// Reads and checks the service config at `path` alone, with no feeds:
+    /// for commands that only write to the store (`import`), so that a feed
+    /// file an admin is halfway through editing does not stop the newsroom's
+    /// writes.
+    pub fn load_without_feeds(path: &Path) -> Result<Config, ConfigError> {
+        let main = read_main(path)?;
+        match compile_main(&main) {
+            (Some(main), problems) if problems.is_empty() => {
+                Ok(main.into_config(path, BTreeMap::new()))
+            }
+            (_, problems) => Err(ConfigError::from(problems)),
+        }
+    }
+}
+
+/// The service config file's text, or why it cannot be had.
+fn read_main(path: &Path) -> Result<Source, ConfigError> {
+    read_source(path).map_err(|e| {
+        ConfigError::new(vec![Problem::in_file(
+            path,
+            match e {
+                ReadError::Io(e) => format!("cannot read config: {e}"),
+                too_large => too_large.to_string(),
+            },
+        )])
+    })
 }
 
 /// What the main file alone yields, before the feed files are read.
@@ -715,6 +723,23 @@ struct MainParts {
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
     log: LogConfig,
+}
+
+impl MainParts {
+    fn into_config(self, path: &Path, feeds: BTreeMap<FeedName, FeedSpec>) -> Config {
+        Config {
+            path: path.to_owned(),
+            server: self.server,
+            site: self.site,
+            store: self.store,
+            output_dir: self.output_dir,
+            refresh: self.refresh,
+            watch: self.watch,
+            feeds_dir: self.feeds_dir,
+            feeds,
+            log: self.log,
+        }
+    }
 }
 
 fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
