@@ -249,14 +249,6 @@ watch = "1s"
 dir = "$work/feeds"
 TOML
 "$bin" --config "$conf" check >"$work/check.log" 2>&1 || { cat "$work/check.log"; die "feedsmith check rejected the config"; }
-# The writes use a config of their own on the same store, as a CMS on another
-# host would: `import` reads the whole configuration, feeds folder included, so
-# with the service's own config every write would fail while the soak's
-# deliberate invalid feed file is in place.
-mkdir -p "$work/import-feeds"
-cp "$work/feeds/latest.toml" "$work/import-feeds/"
-sed "s:^dir = \"$work/feeds\"\$:dir = \"$work/import-feeds\":" "$conf" >"$work/import.toml"
-grep -q "import-feeds" "$work/import.toml" || die "could not write the importer's config"
 log "generating and importing $articles articles"
 python3 bench/gen_articles.py "$articles" "$work/articles.jsonl"
 "$bin" --config "$conf" import "$work/articles.jsonl" </dev/null >"$work/preload.log" 2>&1 ||
@@ -464,7 +456,7 @@ writer() {
  "section": "$section", "tags": ["$tag", "Soak"], "published_at": "$published", "updated_at": "$now"}
 JSON
     t0=$(now_us)
-    "$bin" --config "$work/import.toml" import "$file" >>"$work/import.log" 2>&1
+    "$bin" --config "$conf" import "$file" >>"$work/import.log" 2>&1
     rc=$?
     t1=$(now_us)
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(date +%s.%N)" "$kind" "$id" "$rc" "$(((t1 - t0) / 1000))" >>"$work/writes.tsv"
