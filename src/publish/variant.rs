@@ -119,10 +119,10 @@ impl Variant {
 pub struct Representation {
     pub content_type: &'static str,
     pub last_modified: DateTime<Utc>,
-    /// `Last-Modified` as an IMF-fixdate, formatted once.
-    pub last_modified_http: String,
     pub cache_control: String,
-    /// `last_modified_http` and `cache_control` as header values, made once.
+    /// `Last-Modified` (an IMF-fixdate) and `cache_control` as header values,
+    /// made once. Always present for values we make; `None` would leave the
+    /// header out.
     pub last_modified_header: Option<HeaderValue>,
     pub cache_control_header: Option<HeaderValue>,
     pub identity: Variant,
@@ -167,12 +167,10 @@ impl Representation {
         } else {
             (None, None)
         };
-        let last_modified_http = http_date(last_modified);
         Self {
             content_type,
             last_modified,
-            last_modified_header: HeaderValue::from_str(&last_modified_http).ok(),
-            last_modified_http,
+            last_modified_header: HeaderValue::from_str(&http_date(last_modified)).ok(),
             cache_control_header: HeaderValue::from_str(&cache_control).ok(),
             cache_control,
             identity: Variant::new(Encoding::Identity, body),
@@ -357,8 +355,8 @@ mod tests {
     #[test]
     fn last_modified_is_an_imf_fixdate_to_the_second() {
         assert_eq!(
-            rep(b"x").last_modified_http,
-            "Tue, 29 Sep 2015 09:50:00 GMT"
+            rep(b"x").last_modified_header,
+            Some(HeaderValue::from_static("Tue, 29 Sep 2015 09:50:00 GMT"))
         );
     }
 }

@@ -466,12 +466,8 @@ async fn write_reply(
         .await?;
         return sendfile_all(stream, &file.0, variant.body.len()).await;
     }
-    let body = reply.body.bytes();
-    if body.is_empty() {
-        return stream.write_all(&head).await;
-    }
     // Head and body in one writev: one system call, no copy of the body.
-    write_all_vectored(stream, &head, &body).await
+    write_all_vectored(stream, &head, &reply.body.bytes()).await
 }
 
 /// Writes `head` then `body` with `writev(2)`, waiting for the socket when
