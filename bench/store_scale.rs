@@ -1156,13 +1156,21 @@ async fn run_phases(
             Ok(scheduler::build_feed(&config, spec, store).await?)
         })
         .await?;
-        // What a refresh does next with changed documents: the gzip and brotli
-        // variants (`scheduler::represent_feed` without writing files).
+        // What making the variants of changed documents costs (the service
+        // does it in the background, after they are served).
         let cache_control = scheduler::feed_cache_control(&config, spec);
         let (represent, _) = time_async(args.reps_publish, 1, |_| async {
             Ok(docs
                 .iter()
-                .map(|d| publish::represent(d, cache_control.clone()))
+                .map(|d| {
+                    publish::Representation::compressed_now(
+                        d.body.clone(),
+                        d.content_type,
+                        d.last_modified,
+                        cache_control.clone(),
+                        None,
+                    )
+                })
                 .collect::<Vec<_>>())
         })
         .await?;

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
-use crate::publish::{self, PublishedSet, Publisher};
+use crate::publish::{self, Pipeline, PublishedSet, Publisher};
 use crate::reloader::{self, Loader, ReloadRequests, Reloader};
 use crate::scheduler::{self, Health, OpenError, RefreshError, Scheduler, StoreOpener};
 use crate::server::{self, ServerSettings};
@@ -141,6 +141,9 @@ pub async fn publish_all(
         ..PublishedSet::default()
     };
     let shared = Arc::new(config.clone());
+    // Large bodies off the heap, as the service keeps them (the heap if the
+    // folder cannot take them).
+    let bodies = publish::BodyStore::create(&config.output_dir).ok();
     for spec in config.feeds.values() {
         let built = scheduler::build_feed(config, spec, store)
             .await
@@ -149,16 +152,24 @@ pub async fn publish_all(
                 source,
             })?;
         publish::write_documents(&config.output_dir, &spec.name, &built.docs).await?;
-        let (config, spec) = (shared.clone(), spec.clone());
+        let (config, spec, bodies) = (shared.clone(), spec.clone(), bodies.clone());
         let name = spec.name.clone();
+        // Every variant made before returning: callers serve the set as it is.
         let feed = tokio::task::spawn_blocking(move || {
-            scheduler::represent_feed(&config, &spec, &built.docs, None)
+            let bodies = bodies.as_ref();
+            let feed = scheduler::represent_feed(&config, &spec, &built.docs, None, bodies);
+            for rep in feed.values() {
+                for encoding in publish::Encoding::COMPRESSED {
+                    let _ = rep.compress(encoding, bodies);
+                }
+            }
+            feed
         })
         .await?;
         set.feeds.insert(name, feed);
     }
     let (index, opml) =
-        tokio::task::spawn_blocking(move || scheduler::site_documents(&shared)).await?;
+        tokio::task::spawn_blocking(move || scheduler::site_documents(&shared, None)).await?;
     set.index = Some(Arc::new(index));
     set.opml = Some(Arc::new(opml));
     Ok(set)
@@ -221,10 +232,26 @@ pub async fn run_with(
     // First, so a log that cannot be opened stops start-up before anything runs.
     let access_log = AccessLog::start(&config.server.access_log)?;
     let config = Arc::new(config);
-    let publisher = Arc::new(Publisher::new(scheduler::initial_set(&config).await));
+    let publisher = Arc::new(Publisher::default());
     let health = Arc::new(Health::new(1));
+    let reporting = health.clone();
+    let pipeline = Arc::new(Pipeline::start(
+        &config.output_dir,
+        publisher.clone(),
+        Box::new(move |outcome| match outcome {
+            Ok(()) => reporting.output_ok(),
+            Err(e) => reporting.output_failed(Utc::now(), e.to_string()),
+        }),
+    ));
+    publisher.publish(scheduler::initial_set(&config, &pipeline).await);
     let (control, control_rx) = mpsc::channel(16);
-    let scheduler = Scheduler::new(config.clone(), opener, publisher.clone(), health.clone());
+    let scheduler = Scheduler::new(
+        config.clone(),
+        opener,
+        publisher.clone(),
+        pipeline.clone(),
+        health.clone(),
+    );
     let (reload, reloader) = Reloader::new(config.path.clone(), loader, control);
     let reloading = tokio::spawn(reloader.run());
     let watcher = tokio::spawn(watch_files(scheduler.subscribe(), reload.clone()));
@@ -249,6 +276,15 @@ pub async fn run_with(
         .is_err()
     {
         warn!("the scheduler did not stop within 10s; exiting anyway");
+    }
+    // What was served last goes to the output folder before the process ends,
+    // so the next start serves it at once (variants still being made are
+    // made again then).
+    if tokio::time::timeout(Duration::from_secs(10), pipeline.writer.flush())
+        .await
+        .is_err()
+    {
+        warn!("the output folder was not saved within 10s; exiting anyway");
     }
     Ok(())
 }

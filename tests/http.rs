@@ -641,10 +641,10 @@ async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
         .cloned()
         .expect("latest rss");
     assert!(
-        rep.identity.body.len() > 500_000 && rep.identity.file.is_some(),
+        rep.identity.body.len() > 500_000 && rep.identity.body.is_stored(),
         "big enough for sendfile"
     );
-    let gzip = rep.gzip.clone().expect("gzip");
+    let gzip = rep.gzip().cloned().expect("gzip");
 
     let mut s = TcpStream::connect(server.addr).await.expect("connect");
     // Three pipelined requests in one write, then a request hyper must handle.
@@ -660,12 +660,12 @@ async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(
         body,
-        rep.identity.body.to_vec(),
+        rep.identity.body.read().expect("read").to_vec(),
         "sendfile sent the identity bytes"
     );
     let (head, body) = read_response(&mut s, &mut pending).await;
     assert!(head.contains("content-encoding: gzip"), "{head}");
-    assert_eq!(body, gzip.body.to_vec());
+    assert_eq!(body, gzip.body.read().expect("read").to_vec());
     let (head, body) = read_response(&mut s, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200") && body.len() == rep.identity.body.len());
 
@@ -695,4 +695,94 @@ async fn large_bodies_pipelining_keep_alive_and_handoff_on_one_connection() {
         text.starts_with("HTTP/1.1 200") && text.contains("connection: close"),
         "{text}"
     );
+}
+
+/// A document published before its compressed variants exist, as the service
+/// serves every rebuilt document: a client asking for brotli meanwhile gets
+/// the identity bytes under identity's ETag, and once the variant is made, the
+/// brotli bytes under brotli's own ETag — never a body that does not match the
+/// tag sent with it. Fetched over HTTP/1 (the fast path, sendfile) and HTTP/2.
+#[tokio::test]
+async fn brotli_asked_for_during_background_compression_matches_its_etag() {
+    use feedsmith::publish::{BodyStore, Compressor, Representation};
+    let server = TestServer::start("").await;
+    let body = format!("<p>{}</p>", "a long story ".repeat(3_000));
+    server.publish_long_articles("pending", 20, &body).await;
+    let snapshot = server.publisher.snapshot();
+    let made = snapshot
+        .document("latest", feedsmith::config::Format::Rss)
+        .cloned()
+        .expect("latest rss");
+    let identity = made.identity.body.read().expect("read");
+    // The same document as the scheduler publishes it: identity only, in the
+    // body store, variants pending in a compressor that has not run yet.
+    let bodies = BodyStore::create(&server.config.output_dir).expect("body store");
+    let pending = std::sync::Arc::new(Representation::new(
+        identity.clone(),
+        made.content_type,
+        made.last_modified,
+        made.cache_control.clone(),
+        Some(&bodies),
+    ));
+    let mut set = (*snapshot).clone();
+    set.feeds
+        .get_mut("latest")
+        .expect("latest")
+        .insert(feedsmith::config::Format::Rss, pending.clone());
+    server.publisher.publish(set);
+    let compressor = Compressor::new(0, Some(bodies), Box::new(|_| {}));
+    compressor.submit(None, &pending);
+
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("h2 client");
+    let fetch = |client: reqwest::Client| {
+        let url = server.url("/feeds/latest.rss");
+        async move {
+            let r = client
+                .get(url)
+                .header("accept-encoding", "br")
+                .send()
+                .await
+                .expect("request");
+            let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+            let coding = r
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("coding").to_owned());
+            let bytes = r.bytes().await.expect("body").to_vec();
+            (etag, coding, bytes)
+        }
+    };
+    // reqwest is built without its decompression features: bodies arrive as sent.
+    let raw = reqwest::Client::new;
+    for client in [raw(), h2.clone()] {
+        let (etag, coding, bytes) = fetch(client).await;
+        assert_eq!(coding, None, "no brotli yet: identity");
+        assert_eq!(bytes, identity.to_vec());
+        assert_eq!(etag, pending.identity.etag.as_str());
+        assert_eq!(
+            etag,
+            feedsmith::builder::ETag::of(&bytes).as_str(),
+            "the tag is the bytes'"
+        );
+    }
+
+    tokio::task::spawn_blocking(move || compressor.run_all())
+        .await
+        .expect("compress");
+    let br = pending.brotli().expect("brotli made");
+    assert!(br.body.is_stored() || br.body.len() < feedsmith::publish::SENDFILE_MIN_BYTES);
+    for client in [raw(), h2] {
+        let (etag, coding, bytes) = fetch(client).await;
+        assert_eq!(coding.as_deref(), Some("br"));
+        assert_eq!(etag, br.etag.as_str());
+        assert_eq!(etag, feedsmith::builder::ETag::of(&bytes).as_str());
+        let mut decoded = Vec::new();
+        brotli::Decompressor::new(&bytes[..], 4096)
+            .read_to_end(&mut decoded)
+            .expect("unbrotli");
+        assert_eq!(decoded, identity.to_vec());
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::{Service, ServiceOptions, article};
-use feedsmith::publish::{self, PublishedFeed, PublishedSet, Publisher, SENDFILE_MIN_BYTES};
+use feedsmith::publish::{self, PublishedSet, Publisher, SENDFILE_MIN_BYTES};
 use feedsmith::scheduler::{self, Health, Scheduler};
 use feedsmith::store::ArticleStore;
 use serde_json::json;
@@ -395,15 +395,24 @@ async fn a_restart_serves_the_same_etags_before_the_store_is_reached() {
     );
 }
 
+/// The ETag of `path`'s gzip variant, once it is made (in the background,
+/// after the document is served).
 async fn gzip_etag(service: &Service, path: &str) -> String {
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", service.base))
-        .header("accept-encoding", "gzip")
-        .send()
+    service
+        .wait_for(10, "a gzip variant", || async {
+            let r = reqwest::Client::new()
+                .get(format!("{}{path}", service.base))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .expect("request");
+            let gzip = r
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "gzip");
+            gzip.then(|| r.headers()["etag"].to_str().expect("etag").to_owned())
+        })
         .await
-        .expect("request");
-    assert_eq!(r.headers()["content-encoding"], "gzip");
-    r.headers()["etag"].to_str().expect("etag").to_owned()
 }
 
 #[tokio::test]
@@ -484,11 +493,18 @@ async fn build_and_serve_write_the_same_bytes() {
 /// HTTP server) until every feed is published, and returns what it serves.
 async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
     let config = Arc::new(config);
-    let publisher = Arc::new(Publisher::new(scheduler::initial_set(&config).await));
+    let publisher = Arc::new(Publisher::default());
+    let pipeline = Arc::new(publish::Pipeline::start(
+        &config.output_dir,
+        publisher.clone(),
+        Box::new(|_| {}),
+    ));
+    publisher.publish(scheduler::initial_set(&config, &pipeline).await);
     let scheduler = Scheduler::new(
         config.clone(),
         Arc::new(feedsmith::app::ConfiguredStore),
         publisher.clone(),
+        pipeline.clone(),
         Arc::new(Health::new(1)),
     );
     let (_control, control_rx) = tokio::sync::mpsc::channel(1);
@@ -511,6 +527,11 @@ async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
     };
     let _ = stop.send(());
     task.await.expect("scheduler");
+    // Every variant made, so callers see the documents whole.
+    let compressing = pipeline.clone();
+    tokio::task::spawn_blocking(move || compressing.compressor.wait_idle())
+        .await
+        .expect("compressor");
     set
 }
 
@@ -545,9 +566,9 @@ async fn add_long_articles(config: &feedsmith::config::Config) {
     store.upsert(&articles).await.expect("upsert");
 }
 
-/// Every variant large enough for `sendfile` holds a file; returns how many
-/// there are.
-fn assert_large_variants_have_files(set: &PublishedSet) -> usize {
+/// Every variant large enough for `sendfile` is kept in the body store, off
+/// the heap; returns how many there are.
+fn assert_large_variants_are_stored(set: &PublishedSet) -> usize {
     let mut large = 0;
     for (name, feed) in &set.feeds {
         for (format, rep) in feed {
@@ -557,8 +578,8 @@ fn assert_large_variants_have_files(set: &PublishedSet) -> usize {
             {
                 large += 1;
                 assert!(
-                    v.file.is_some(),
-                    "{name}.{} ({}, {} bytes) has no file for zero-copy sending",
+                    v.body.is_stored(),
+                    "{name}.{} ({}, {} bytes) is on the heap",
                     format.extension(),
                     v.encoding.name(),
                     v.body.len()
@@ -570,7 +591,7 @@ fn assert_large_variants_have_files(set: &PublishedSet) -> usize {
 }
 
 #[tokio::test]
-async fn a_first_start_into_a_missing_output_folder_sends_large_variants_from_files() {
+async fn a_first_start_into_a_missing_output_folder_keeps_large_variants_off_the_heap() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = ServiceOptions::default();
     common::copy_feeds(dir.path(), &options);
@@ -583,15 +604,22 @@ async fn a_first_start_into_a_missing_output_folder_sends_large_variants_from_fi
     );
 
     let set = cold_start(config).await;
-    let large = assert_large_variants_have_files(&set);
+    let large = assert_large_variants_are_stored(&set);
     assert!(
         large > 0,
         "the sample feeds have no variant of {SENDFILE_MIN_BYTES} bytes, so this test proves nothing"
     );
+    let compressed = set
+        .feeds
+        .values()
+        .flat_map(|f| f.values())
+        .filter(|r| r.gzip().is_some() && r.brotli().is_some())
+        .count();
+    assert!(compressed > 0, "the background compressor made no variant");
 }
 
 #[tokio::test]
-async fn a_reused_document_without_its_files_gets_them_and_one_with_files_is_kept() {
+async fn an_unchanged_rebuild_keeps_its_representation_and_its_variants() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = ServiceOptions::default();
     common::copy_feeds(dir.path(), &options);
@@ -604,41 +632,27 @@ async fn a_reused_document_without_its_files_gets_them_and_one_with_files_is_kep
     let built = scheduler::build_feed(&config, spec, store.as_ref())
         .await
         .expect("build");
-    let cache = scheduler::feed_cache_control(&config, spec);
-    // As represented while the output folder was missing: no files.
-    let without: PublishedFeed = built
-        .docs
-        .iter()
-        .map(|d| (d.format, Arc::new(publish::represent(d, cache.clone()))))
-        .collect();
-    assert!(
-        without.values().any(|r| r.needs_files()),
-        "latest has no document of {SENDFILE_MIN_BYTES} bytes, so this test proves nothing"
-    );
-
-    let with = scheduler::represent_feed(&config, spec, &built.docs, Some(&without));
-    for (format, rep) in &with {
-        let old = &without[format];
-        assert_eq!(
-            rep.identity.etag, old.identity.etag,
-            "{format:?}: same bytes"
-        );
-        assert!(!rep.needs_files(), "{format:?} still has no file");
-        assert_eq!(
-            Arc::ptr_eq(rep, old),
-            !old.needs_files(),
-            "{format:?}: a copy only where files were missing"
-        );
-        if let (Some(a), Some(b)) = (&rep.gzip, &old.gzip) {
-            assert!(
-                a.body.as_ptr() == b.body.as_ptr(),
-                "bodies are shared, not copied"
-            );
-        }
+    let bodies = publish::BodyStore::create(dir.path()).expect("body store");
+    let first = scheduler::represent_feed(&config, spec, &built.docs, None, Some(&bodies));
+    for rep in first.values() {
+        assert!(rep.pending().next().is_some() || !rep.compressible());
+        rep.compress(publish::Encoding::Gzip, Some(&bodies))
+            .expect("gzip");
     }
-    let again = scheduler::represent_feed(&config, spec, &built.docs, Some(&with));
+    let again = scheduler::represent_feed(&config, spec, &built.docs, Some(&first), Some(&bodies));
     for (format, rep) in &again {
-        assert!(Arc::ptr_eq(rep, &with[format]), "{format:?}: kept as it is");
+        assert!(
+            Arc::ptr_eq(rep, &first[format]),
+            "{format:?}: kept as it is"
+        );
+    }
+    // A changed caching policy is a new representation, made afresh.
+    let mut other = config.clone();
+    other.server.cache_max_age = Some(std::time::Duration::from_secs(7));
+    let changed = scheduler::represent_feed(&other, spec, &built.docs, Some(&first), Some(&bodies));
+    for (format, rep) in &changed {
+        assert!(!Arc::ptr_eq(rep, &first[format]), "{format:?}: new policy");
+        assert_eq!(rep.identity.etag, first[format].identity.etag, "same bytes");
     }
 }
 
@@ -774,4 +788,70 @@ async fn a_refused_reload_lists_the_first_hundred_problems_in_healthz() {
     );
     assert_eq!(lines[100], "… and 30 more problems");
     assert_eq!(service.get("/feeds/latest.rss").await.0, 200);
+}
+
+/// Once the background work is done, every variant the service sends is
+/// byte for byte the file in the output folder (`{doc}`, `{doc}.gz`,
+/// `{doc}.br`), under the ETag of those bytes; before that, whatever it sends
+/// still matches its ETag.
+#[tokio::test]
+async fn served_bytes_of_every_variant_equal_the_output_folder_files() {
+    let service = Service::start(ServiceOptions::default()).await;
+    service.first_refresh(20).await;
+    let client = reqwest::Client::new();
+    let published = service.path("published");
+    let fetch = |path: &'static str, coding: &'static str| {
+        let client = client.clone();
+        let url = format!("{}{path}", service.base);
+        async move {
+            let r = client
+                .get(url)
+                .header("accept-encoding", coding)
+                .send()
+                .await
+                .expect("request");
+            let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+            let sent = r
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("coding").to_owned());
+            (etag, sent, r.bytes().await.expect("body").to_vec())
+        }
+    };
+    // Compressed variants and their files follow the documents: wait for all.
+    let compressed = service
+        .wait_for(20, "every variant in the output folder", || async {
+            let mut compressed = 0;
+            for path in FEEDS {
+                let file = published.join(path.trim_start_matches("/feeds/"));
+                for (coding, suffix) in [("identity", ""), ("gzip", ".gz"), ("br", ".br")] {
+                    let (etag, sent, bytes) = fetch(path, coding).await;
+                    assert_eq!(
+                        etag,
+                        feedsmith::builder::ETag::of(&bytes).as_str(),
+                        "{path} {coding}: the tag is the bytes'"
+                    );
+                    if coding != "identity" && sent.is_none() {
+                        if bytes.len() < feedsmith::publish::COMPRESS_MIN_BYTES {
+                            continue; // too small to compress: identity only
+                        }
+                        return None; // not made yet
+                    }
+                    let on_disk = format!("{}{suffix}", file.display());
+                    match std::fs::read(&on_disk) {
+                        Ok(disk) if disk == bytes => {}
+                        _ => return None, // not written yet
+                    }
+                    if coding != "identity" {
+                        compressed += 1;
+                    }
+                }
+            }
+            Some(compressed)
+        })
+        .await;
+    assert!(
+        compressed >= FEEDS.len(),
+        "only {compressed} compressed variants: the test proves little"
+    );
 }

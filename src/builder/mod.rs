@@ -116,7 +116,13 @@ pub struct ETag(String);
 
 impl ETag {
     pub fn of(bytes: &[u8]) -> Self {
-        Self(format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(bytes)))
+        Self::from_digest(xxhash_rust::xxh3::xxh3_128(bytes))
+    }
+
+    /// The tag of bytes whose 128-bit XXH3 is `digest` (hashed in pieces by
+    /// a caller that never holds them whole).
+    pub fn from_digest(digest: u128) -> Self {
+        Self(format!("\"{digest:032x}\""))
     }
 
     /// The tag with its quotes, as sent in the `ETag` header.

@@ -2,14 +2,20 @@
 //!
 //! This module owns what readers get. A published document carries its bytes
 //! in every encoding worth sending (identity, gzip, brotli), each with its own
-//! strong ETag, built once when the document is published and never per
-//! request. The whole set lives behind an `ArcSwap`: a request takes a snapshot
-//! without locking, and a new set replaces the old one in a single swap, so a
-//! reader never sees RSS from one build and Atom from another. It never builds
-//! documents or queries the store; it is handed finished ones.
+//! strong ETag, made once and never per request: identity when the document is
+//! published, the compressed variants just after, in the background
+//! (`compress`). Large bodies live in an unlinked file, not on the heap
+//! (`body`). The whole set lives behind an `ArcSwap`: a request takes a
+//! snapshot without locking, and a new set replaces the old one in a single
+//! swap, so a reader never sees RSS from one build and Atom from another. The
+//! output folder follows behind (`writer`). It never builds documents or
+//! queries the store; it is handed finished ones.
 
+mod body;
+mod compress;
 mod output;
 mod variant;
+mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,13 +23,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+pub use body::{Body, BodyStore, Region, SENDFILE_MIN_BYTES, StoreUsage};
+pub use compress::{Compressor, Done};
 pub use output::{
     Loaded, MANIFEST, PublishError, TempCleanup, Wanted, document_path, load, prepare, save,
     write_atomically, write_documents,
 };
-pub use variant::{
-    BodyFile, COMPRESS_MIN_BYTES, Encoding, Representation, SENDFILE_MIN_BYTES, Variant,
-};
+pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
+pub use writer::{OutputWriter, Report};
 
 use crate::builder::Document;
 use crate::config::{FeedName, Format};
@@ -85,13 +92,62 @@ impl Publisher {
     }
 }
 
-/// Prepares a built document for serving: compresses it (on the calling
-/// thread — call from `spawn_blocking`) and attaches its caching policy.
-pub fn represent(doc: &Document, cache_control: String) -> Representation {
+/// Prepares a built document for serving: keeps its bytes (a large body in
+/// `store`: call from `spawn_blocking`) and attaches its caching policy. Its
+/// compressed variants are pending (see [`Compressor`]).
+pub fn represent(
+    doc: &Document,
+    cache_control: String,
+    store: Option<&Arc<BodyStore>>,
+) -> Representation {
     Representation::new(
         doc.body.clone(),
         doc.content_type,
         doc.last_modified,
         cache_control,
+        store,
     )
+}
+
+/// What publishing uses besides the set itself: where large bodies go, who
+/// makes the compressed variants, who writes the output folder.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub store: Option<Arc<BodyStore>>,
+    pub compressor: Compressor,
+    pub writer: OutputWriter,
+}
+
+impl Pipeline {
+    /// The running service's pipeline: the body store in `dir` (on the heap
+    /// if it cannot be made there), a compressor per core, and a writer
+    /// task that saves what `publisher` serves. Call inside a runtime.
+    pub fn start(dir: &std::path::Path, publisher: Arc<Publisher>, report: Report) -> Self {
+        let store = match BodyStore::create(dir) {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "cannot make the body store; keeping document bodies in memory");
+                None
+            }
+        };
+        let writer = OutputWriter::start(publisher, report);
+        let ready = writer.clone();
+        let compressor = Compressor::per_core(
+            store.clone(),
+            Box::new(move |feed: &FeedName| ready.variants_ready(feed)),
+        );
+        Self {
+            store,
+            compressor,
+            writer,
+        }
+    }
+
+    /// Queues the compressed variants of every document of `feed`.
+    pub fn compress(&self, feed: &FeedName, docs: &PublishedFeed) {
+        for rep in docs.values() {
+            self.compressor.submit(Some(feed.clone()), rep);
+        }
+    }
 }

@@ -1,32 +1,40 @@
 //! A document as served: its bytes in each content coding, each with its own
 //! strong ETag, plus the header values every response for it repeats.
 //!
-//! Compression happens once, here, when a document is published; requests only
-//! pick a variant. Small documents are kept identity-only: below
-//! [`COMPRESS_MIN_BYTES`] the saving does not pay for a client's decompression.
+//! Compression never sits between a build and serving it. A representation
+//! is published with its identity bytes only; the compressed variants are
+//! made afterwards, off the publishing path (see `compress`), and each is set
+//! exactly once, complete with its own ETag. A request picks among the
+//! variants present at that instant, so a client never waits for compression
+//! and never gets bytes that do not match the ETag sent with them. Small
+//! documents are kept identity-only: below [`COMPRESS_MIN_BYTES`] the saving
+//! does not pay for a client's decompression.
 
-use std::fs::File;
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
 
+use super::body::{Body, BodyStore};
 use crate::builder::ETag;
 
 /// Documents smaller than this are served identity-only.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 
-/// Brotli quality for documents up to [`BROTLI_FAST_ABOVE`]. Compression sits
-/// on the path from a write to the served feed, for every format of every
-/// affected feed. Measured on a 220 KB RSS document (2026-12-02): quality 9
-/// gives 34.2 KB in 36 ms, quality 11 gives 31.7 KB in 785 ms — 8 % smaller for
-/// 20 times the CPU, which at two seconds per feed would defeat the watch poll.
+/// gzip level. Measured on real feeds (BENCHMARKS.md, "Compression levels"):
+/// level 6 gives files within 0.5 % of level 9's in 10 % less time; below 6
+/// they grow by a tenth or more.
+const GZIP_LEVEL: u32 = 6;
+
+/// Brotli quality for documents up to [`BROTLI_FAST_ABOVE`]. Brotli is made in
+/// the background, never before a document is served, so the better ratio of
+/// quality 9 (8 % smaller than gzip 6 on a 200 KB feed, 18 ms) is affordable;
+/// quality 11 is 16 times slower again for 8 % more.
 const BROTLI_QUALITY: u32 = 9;
-/// Above this size quality 7 keeps publishing fast (about a third of the time).
+/// Above this size quality 7 (twice as fast, 7 % larger) keeps the backlog short.
 const BROTLI_FAST_ABOVE: usize = 1024 * 1024;
 
 /// A content coding we send.
@@ -50,67 +58,38 @@ impl Encoding {
     pub fn name(self) -> &'static str {
         self.token().unwrap_or("identity")
     }
-}
 
-/// Bodies at least this large also get a file, so HTTP/1 responses can send
-/// them with `sendfile(2)` instead of copying them through user space; smaller
-/// ones cost less to write directly.
-pub const SENDFILE_MIN_BYTES: usize = 16 * 1024;
-
-/// An open, unlinked file holding exactly a variant's bytes. It lives as long
-/// as the variant: a response that is still sending it keeps it open even
-/// after a newer version has been published.
-#[derive(Debug)]
-pub struct BodyFile(pub File);
-
-/// Two variants are equal when their bytes are; the file is only a copy.
-impl PartialEq for BodyFile {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
+    /// The compressed codings, in the order they are made.
+    pub const COMPRESSED: [Encoding; 2] = [Encoding::Gzip, Encoding::Brotli];
 }
 
 /// One encoding of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub encoding: Encoding,
-    pub body: Bytes,
+    pub body: Body,
     /// The strong ETag of exactly these bytes.
     pub etag: ETag,
-    /// The same bytes in a file, for zero-copy sending (large bodies only).
-    pub file: Option<Arc<BodyFile>>,
     /// `etag` as a header value, made once so a response does not copy it.
     /// Always present for tags we make; `None` would leave the header out.
     pub etag_header: Option<HeaderValue>,
 }
 
 impl Variant {
-    fn new(encoding: Encoding, body: Bytes) -> Self {
-        let etag = ETag::of(&body);
+    /// Tags `bytes` and keeps them (in `store` when large, see [`Body::keep`]).
+    pub fn new(encoding: Encoding, bytes: Bytes, store: Option<&Arc<BodyStore>>) -> Self {
+        let etag = ETag::of(&bytes);
+        Self::tagged(encoding, Body::keep(bytes, store), etag)
+    }
+
+    /// A variant whose ETag the caller computed from exactly `body`'s bytes.
+    pub fn tagged(encoding: Encoding, body: Body, etag: ETag) -> Self {
         Self {
             etag_header: HeaderValue::from_str(etag.as_str()).ok(),
             etag,
             encoding,
             body,
-            file: None,
         }
-    }
-
-    /// Whether this variant is large enough for zero-copy sending but has no file yet.
-    fn needs_file(&self) -> bool {
-        self.body.len() >= SENDFILE_MIN_BYTES && self.file.is_none()
-    }
-
-    fn attach_file(&mut self, dir: &Path) -> std::io::Result<()> {
-        if !self.needs_file() {
-            return Ok(());
-        }
-        // An unlinked file on the output folder's disk: in the page cache,
-        // which sendfile reads faster than a memfd, and gone when closed.
-        let mut file = tempfile::tempfile_in(dir)?;
-        file.write_all(&self.body)?;
-        self.file = Some(Arc::new(BodyFile(file)));
-        Ok(())
     }
 }
 
@@ -126,46 +105,66 @@ pub struct Representation {
     pub last_modified_header: Option<HeaderValue>,
     pub cache_control_header: Option<HeaderValue>,
     pub identity: Variant,
-    pub gzip: Option<Variant>,
-    pub brotli: Option<Variant>,
+    /// Set once each, when made (see the module's documentation).
+    gzip: OnceLock<Variant>,
+    brotli: OnceLock<Variant>,
 }
 
 impl Representation {
-    /// Builds the variants of `body`. CPU-heavy for large bodies: call it off
-    /// the async runtime.
+    /// A document with its identity bytes only; the compressed variants are
+    /// pending until [`Representation::compress`] makes them. Keeps a large
+    /// body in `store` (a write to the page cache: call it off the async
+    /// runtime).
     pub fn new(
         body: Bytes,
         content_type: &'static str,
         last_modified: DateTime<Utc>,
         cache_control: String,
+        store: Option<&Arc<BodyStore>>,
     ) -> Self {
-        Self::with_compressed(body, content_type, last_modified, cache_control, None, None)
+        Self::from_variants(
+            Variant::new(Encoding::Identity, body, store),
+            [None, None],
+            content_type,
+            last_modified,
+            cache_control,
+        )
     }
 
-    /// Like [`Representation::new`], reusing compressed bytes made earlier for
-    /// this very body (as read back from the output folder) instead of
-    /// compressing again; a missing one is compressed here.
-    pub fn with_compressed(
+    /// [`Representation::new`] with every variant made at once, for small
+    /// documents made rarely (the index page) and for tools and tests.
+    /// CPU-heavy for large bodies.
+    pub fn compressed_now(
         body: Bytes,
         content_type: &'static str,
         last_modified: DateTime<Utc>,
         cache_control: String,
-        gzipped: Option<Bytes>,
-        brotlied: Option<Bytes>,
+        store: Option<&Arc<BodyStore>>,
     ) -> Self {
-        let (gzip, brotli) = if body.len() >= COMPRESS_MIN_BYTES {
-            (
-                Some(Variant::new(
-                    Encoding::Gzip,
-                    gzipped.unwrap_or_else(|| gzip(&body)),
-                )),
-                Some(Variant::new(
-                    Encoding::Brotli,
-                    brotlied.unwrap_or_else(|| brotli(&body)),
-                )),
-            )
-        } else {
-            (None, None)
+        let rep = Self::new(body, content_type, last_modified, cache_control, store);
+        for encoding in Encoding::COMPRESSED {
+            // Reading an identity body just written cannot fail but for a
+            // broken disk; the variant is then missing, and identity is served.
+            let _ = rep.compress(encoding, store);
+        }
+        rep
+    }
+
+    /// A representation from variants made earlier (read back from the
+    /// output folder). A compressed variant given here is not made again.
+    pub fn from_variants(
+        identity: Variant,
+        [gzip, brotli]: [Option<Variant>; 2],
+        content_type: &'static str,
+        last_modified: DateTime<Utc>,
+        cache_control: String,
+    ) -> Self {
+        let set = |v: Option<Variant>| {
+            let cell = OnceLock::new();
+            if let Some(v) = v {
+                let _ = cell.set(v);
+            }
+            cell
         };
         Self {
             content_type,
@@ -173,44 +172,79 @@ impl Representation {
             last_modified_header: HeaderValue::from_str(&http_date(last_modified)).ok(),
             cache_control_header: HeaderValue::from_str(&cache_control).ok(),
             cache_control,
-            identity: Variant::new(Encoding::Identity, body),
-            gzip,
-            brotli,
+            identity,
+            gzip: set(gzip),
+            brotli: set(brotli),
         }
+    }
+
+    /// Whether the document is large enough to be sent compressed.
+    pub fn compressible(&self) -> bool {
+        self.identity.body.len() >= COMPRESS_MIN_BYTES
+    }
+
+    fn cell(&self, encoding: Encoding) -> Option<&OnceLock<Variant>> {
+        match encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(&self.gzip),
+            Encoding::Brotli => Some(&self.brotli),
+        }
+    }
+
+    /// The compressed codings still to be made, in the order to make them.
+    pub fn pending(&self) -> impl Iterator<Item = Encoding> + '_ {
+        Encoding::COMPRESSED
+            .into_iter()
+            .filter(|&e| self.compressible() && self.cell(e).is_some_and(|c| c.get().is_none()))
+    }
+
+    /// Makes the `encoding` variant if it is pending: reads the identity
+    /// bytes, compresses them, keeps the result (in `store` when large) and
+    /// publishes it. Blocking and CPU-heavy. `Ok(false)` if there was nothing
+    /// to do (made already, or the document is too small).
+    pub fn compress(
+        &self,
+        encoding: Encoding,
+        store: Option<&Arc<BodyStore>>,
+    ) -> std::io::Result<bool> {
+        let Some(cell) = self.cell(encoding) else {
+            return Ok(false);
+        };
+        if !self.compressible() || cell.get().is_some() {
+            return Ok(false);
+        }
+        let identity = self.identity.body.read()?;
+        let bytes = match encoding {
+            Encoding::Gzip => gzip(&identity),
+            _ => brotli(&identity),
+        };
+        drop(identity);
+        // Two callers may race to make the same variant; both make the same
+        // bytes, and the first one set is kept.
+        Ok(cell.set(Variant::new(encoding, bytes, store)).is_ok())
     }
 
     pub fn variant(&self, encoding: Encoding) -> Option<&Variant> {
         match encoding {
             Encoding::Identity => Some(&self.identity),
-            Encoding::Gzip => self.gzip.as_ref(),
-            Encoding::Brotli => self.brotli.as_ref(),
+            Encoding::Gzip => self.gzip.get(),
+            Encoding::Brotli => self.brotli.get(),
         }
     }
 
-    /// Whether a large variant has no file for zero-copy sending yet (it was
-    /// made while the output folder was missing, say).
-    pub fn needs_files(&self) -> bool {
-        self.variants().any(Variant::needs_file)
+    pub fn gzip(&self) -> Option<&Variant> {
+        self.gzip.get()
     }
 
-    /// Gives every large variant that has none a file in `dir` for zero-copy
-    /// sending. Without one a variant is still served, by copying.
-    pub fn attach_files(&mut self, dir: &Path) -> std::io::Result<()> {
-        self.identity.attach_file(dir)?;
-        for v in [self.gzip.as_mut(), self.brotli.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            v.attach_file(dir)?;
-        }
-        Ok(())
+    pub fn brotli(&self) -> Option<&Variant> {
+        self.brotli.get()
     }
 
-    /// Every variant, identity first.
+    /// Every variant present now, identity first.
     pub fn variants(&self) -> impl Iterator<Item = &Variant> {
         std::iter::once(&self.identity)
-            .chain(self.gzip.as_ref())
-            .chain(self.brotli.as_ref())
+            .chain(self.gzip.get())
+            .chain(self.brotli.get())
     }
 }
 
@@ -235,7 +269,7 @@ fn gzip(body: &[u8]) -> Bytes {
         .operating_system(255)
         .write(
             Vec::with_capacity(body.len() / 4),
-            flate2::Compression::best(),
+            flate2::Compression::new(GZIP_LEVEL),
         );
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(body);
@@ -262,12 +296,17 @@ mod tests {
     use std::io::Read;
 
     fn rep(body: &[u8]) -> Representation {
-        Representation::new(
+        Representation::compressed_now(
             Bytes::copy_from_slice(body),
             "application/rss+xml; charset=utf-8",
             DateTime::from_timestamp(1_443_520_200, 500_000_000).expect("time"),
             "public, max-age=300".into(),
+            None,
         )
+    }
+
+    fn read(v: Option<&Variant>) -> Bytes {
+        v.expect("variant").body.read().expect("read")
     }
 
     #[test]
@@ -275,18 +314,52 @@ mod tests {
         let body = "<item>feed text that repeats</item>".repeat(200);
         let r = rep(body.as_bytes());
         let mut gz = String::new();
-        flate2::read::GzDecoder::new(&r.gzip.as_ref().expect("gzip").body[..])
+        flate2::read::GzDecoder::new(&read(r.gzip())[..])
             .read_to_string(&mut gz)
             .expect("gunzip");
         assert_eq!(gz, body);
         let mut br = String::new();
-        brotli::Decompressor::new(&r.brotli.as_ref().expect("br").body[..], 4096)
+        brotli::Decompressor::new(&read(r.brotli())[..], 4096)
             .read_to_string(&mut br)
             .expect("unbrotli");
         assert_eq!(br, body);
         let tags: std::collections::HashSet<_> = r.variants().map(|v| v.etag.clone()).collect();
         assert_eq!(tags.len(), 3);
-        assert!(r.gzip.as_ref().expect("gzip").body.len() < body.len() / 5);
+        assert!(read(r.gzip()).len() < body.len() / 5);
+    }
+
+    #[test]
+    fn compressed_variants_are_pending_until_made_each_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = BodyStore::create(dir.path()).expect("store");
+        let body = Bytes::from("<item>a story, a story</item>".repeat(2000));
+        let r = Representation::new(
+            body.clone(),
+            "application/rss+xml; charset=utf-8",
+            DateTime::from_timestamp(0, 0).expect("time"),
+            "public".into(),
+            Some(&store),
+        );
+        assert!(
+            r.identity.body.is_stored(),
+            "large identity kept off the heap"
+        );
+        assert_eq!(r.pending().collect::<Vec<_>>(), Encoding::COMPRESSED);
+        assert!(r.variant(Encoding::Brotli).is_none());
+        assert_eq!(r.variants().count(), 1);
+        assert!(r.compress(Encoding::Gzip, Some(&store)).expect("gzip"));
+        assert!(!r.compress(Encoding::Gzip, Some(&store)).expect("again"));
+        assert_eq!(r.pending().collect::<Vec<_>>(), vec![Encoding::Brotli]);
+        let gz = read(r.gzip());
+        assert_eq!(r.gzip().expect("gzip").etag, ETag::of(&gz));
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .expect("gunzip");
+        assert_eq!(back, body);
+        assert!(r.compress(Encoding::Brotli, None).expect("br"));
+        assert_eq!(r.pending().count(), 0);
+        assert!(!r.compress(Encoding::Identity, None).expect("identity"));
     }
 
     #[test]
@@ -298,50 +371,9 @@ mod tests {
     #[test]
     fn small_documents_are_identity_only() {
         let r = rep(b"<rss/>");
-        assert!(r.gzip.is_none() && r.brotli.is_none());
+        assert!(r.gzip().is_none() && r.brotli().is_none());
         assert_eq!(r.variants().count(), 1);
-    }
-
-    #[test]
-    fn large_variants_get_a_file_with_the_same_bytes() {
-        let dir = tempfile::tempdir().expect("dir");
-        let body = "<item>x</item>".repeat(4000);
-        let mut r = rep(body.as_bytes());
-        r.attach_files(dir.path()).expect("files");
-        let file = r.identity.file.as_ref().expect("identity is large");
-        let mut f = &file.0;
-        use std::io::Seek;
-        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
-        let mut read = String::new();
-        f.read_to_string(&mut read).expect("read");
-        assert_eq!(read, body);
-        assert!(
-            r.brotli.as_ref().expect("br").file.is_none(),
-            "small compressed variant is written directly"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).expect("list").count(),
-            0,
-            "files are unlinked"
-        );
-    }
-
-    #[test]
-    fn a_variant_without_its_file_gets_one_later_and_keeps_the_others() {
-        let root = tempfile::tempdir().expect("dir");
-        let missing = root.path().join("published");
-        let body = "<item>x</item>".repeat(4000);
-        let mut r = rep(body.as_bytes());
-        assert!(r.attach_files(&missing).is_err(), "no folder yet");
-        assert!(r.needs_files());
-        std::fs::create_dir(&missing).expect("create");
-        r.attach_files(&missing).expect("files");
-        assert!(!r.needs_files());
-        let first = r.identity.file.clone().expect("file");
-        r.attach_files(&missing).expect("again");
-        let again = r.identity.file.as_ref().expect("file");
-        assert!(Arc::ptr_eq(&first, again), "an attached file is kept");
-        assert!(!rep(b"<rss/>").needs_files(), "small documents need none");
+        assert_eq!(r.pending().count(), 0, "nothing to wait for");
     }
 
     #[test]

@@ -31,7 +31,9 @@ use tracing::{error, info, warn};
 use crate::article::ArticleId;
 use crate::builder::{self, BuildError, Document, FeedMeta};
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
-use crate::publish::{self, PublishedFeed, PublishedSet, Publisher, Representation};
+use crate::publish::{
+    self, BodyStore, Pipeline, PublishedFeed, PublishedSet, Publisher, Representation,
+};
 use crate::store::{ArticleStore, Revision, StoreError};
 
 /// Opens the article store. Called at start-up and again after a failure, so
@@ -110,28 +112,17 @@ pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
 
 /// Turns built documents into served ones. A document whose bytes and caching
 /// policy equal what `previous` serves keeps its existing representation, so an
-/// unchanged rebuild costs no compression and keeps its files; one that lacks
-/// a file for a large variant is replaced by a copy that has it (bodies are
-/// shared, only the files are new). Blocking: call from `spawn_blocking`.
+/// unchanged rebuild costs nothing and keeps its variants. New ones are
+/// identity-only until the compressor makes their variants. Blocking (large
+/// bodies are written to `store`): call from `spawn_blocking`.
 pub fn represent_feed(
     config: &Config,
     spec: &FeedSpec,
     docs: &[Document],
     previous: Option<&PublishedFeed>,
+    store: Option<&Arc<BodyStore>>,
 ) -> PublishedFeed {
     let cache_control = feed_cache_control(config, spec);
-    let with_files = |rep: &mut Representation| {
-        // The folder may not exist yet (a reload moved it): the files are
-        // made in it before the first save would create it.
-        let made = std::fs::create_dir_all(&config.output_dir)
-            .and_then(|()| rep.attach_files(&config.output_dir));
-        if let Err(e) = &made {
-            // Served by copying instead: slower, still correct.
-            warn!(feed = %spec.name, dir = %config.output_dir.display(), error = %e,
-                "no file for zero-copy sending");
-        }
-        made.is_ok()
-    };
     docs.iter()
         .map(|d| {
             let reused = previous.and_then(|p| p.get(&d.format)).filter(|rep| {
@@ -140,29 +131,20 @@ pub fn represent_feed(
                     && rep.last_modified == d.last_modified
             });
             let rep = match reused {
-                Some(rep) if rep.needs_files() => {
-                    let mut copy = Representation::clone(rep);
-                    // If the files still cannot be made, the one served stays.
-                    if with_files(&mut copy) {
-                        Arc::new(copy)
-                    } else {
-                        rep.clone()
-                    }
-                }
                 Some(rep) => rep.clone(),
-                None => {
-                    let mut rep = publish::represent(d, cache_control.clone());
-                    let _ = with_files(&mut rep);
-                    Arc::new(rep)
-                }
+                None => Arc::new(publish::represent(d, cache_control.clone(), store)),
             };
             (d.format, rep)
         })
         .collect()
 }
 
-/// The index page and the OPML list for `config`. Blocking (compression).
-pub fn site_documents(config: &Config) -> (Representation, Representation) {
+/// The index page and the OPML list for `config`, compressed at once (they
+/// change only with the feed list). Blocking.
+pub fn site_documents(
+    config: &Config,
+    store: Option<&Arc<BodyStore>>,
+) -> (Representation, Representation) {
     // They change only with the feed list: a short max-age is plenty.
     let cache = format!(
         "public, max-age=300, stale-if-error={}",
@@ -170,25 +152,28 @@ pub fn site_documents(config: &Config) -> (Representation, Representation) {
     );
     let epoch = builder::EMPTY_FEED_UPDATED;
     (
-        Representation::new(
+        Representation::compressed_now(
             Bytes::from(builder::site::index_html(config)),
             "text/html; charset=utf-8",
             epoch,
             cache.clone(),
+            store,
         ),
-        Representation::new(
+        Representation::compressed_now(
             Bytes::from(builder::site::opml(config)),
             "text/x-opml; charset=utf-8",
             epoch,
             cache,
+            store,
         ),
     )
 }
 
 /// What the service serves before it has reached the store: the documents an
 /// earlier run left in the output folder (same bytes, same ETags), and `503`
-/// for configured feeds that have none.
-pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
+/// for configured feeds that have none. A variant the folder lacks is queued
+/// for `pipeline`'s compressor.
+pub async fn initial_set(config: &Arc<Config>, pipeline: &Pipeline) -> PublishedSet {
     let dir = config.output_dir.display();
     match publish::prepare(&config.output_dir).await {
         Ok(c) if c.failed > 0 => {
@@ -212,7 +197,7 @@ pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
             cache_control: feed_cache_control(config, spec),
         })
         .collect();
-    let loaded = publish::load(&config.output_dir, wanted).await;
+    let loaded = publish::load(&config.output_dir, wanted, pipeline.store.clone()).await;
     for why in &loaded.skipped {
         warn!(reason = %why, "not serving a document from the output folder");
     }
@@ -223,20 +208,26 @@ pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
             "serving the previously published feeds until the store is reached"
         );
     }
+    for (name, feed) in &loaded.feeds {
+        pipeline.compress(name, feed);
+    }
     let site_config = config.clone();
-    let (index, opml) = tokio::task::spawn_blocking(move || site_documents(&site_config))
-        .await
-        .unwrap_or_else(|_| {
-            let empty = || {
-                Representation::new(
-                    Bytes::new(),
-                    "text/plain; charset=utf-8",
-                    builder::EMPTY_FEED_UPDATED,
-                    "no-store".into(),
-                )
-            };
-            (empty(), empty())
-        });
+    let store = pipeline.store.clone();
+    let (index, opml) =
+        tokio::task::spawn_blocking(move || site_documents(&site_config, store.as_ref()))
+            .await
+            .unwrap_or_else(|_| {
+                let empty = || {
+                    Representation::new(
+                        Bytes::new(),
+                        "text/plain; charset=utf-8",
+                        builder::EMPTY_FEED_UPDATED,
+                        "no-store".into(),
+                        None,
+                    )
+                };
+                (empty(), empty())
+            });
     PublishedSet {
         pending: config
             .feeds
@@ -249,6 +240,48 @@ pub async fn initial_set(config: &Arc<Config>) -> PublishedSet {
         opml: Some(Arc::new(opml)),
         published_at: None,
         gone: BTreeSet::new(),
+    }
+}
+
+/// During a refresh, finished feeds are published at least this often.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// How many feeds build at once: two per core, so one can wait on the store
+/// while another renders.
+fn build_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+/// One feed's rebuild, owning what it needs so it can run as its own task.
+struct Rebuild {
+    config: Arc<Config>,
+    spec: FeedSpec,
+    store: Arc<dyn ArticleStore>,
+    previous: Option<PublishedFeed>,
+    bodies: Option<Arc<BodyStore>>,
+}
+
+impl Rebuild {
+    async fn run(self) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
+        let built = build_feed(&self.config, &self.spec, self.store.as_ref()).await?;
+        let Rebuild {
+            config,
+            spec,
+            previous,
+            bodies,
+            ..
+        } = self;
+        let feed = tokio::task::spawn_blocking(move || {
+            represent_feed(
+                &config,
+                &spec,
+                &built.docs,
+                previous.as_ref(),
+                bodies.as_ref(),
+            )
+        })
+        .await?;
+        Ok((feed, built.items.into_iter().collect()))
     }
 }
 
@@ -307,6 +340,7 @@ pub struct Scheduler {
     opener: Arc<dyn StoreOpener>,
     store: Option<Arc<dyn ArticleStore>>,
     publisher: Arc<Publisher>,
+    pipeline: Arc<Pipeline>,
     health: Arc<Health>,
     feeds: BTreeMap<FeedName, FeedState>,
     /// Feeds due for a refresh that has not yet succeeded.
@@ -329,6 +363,7 @@ impl Scheduler {
         config: Arc<Config>,
         opener: Arc<dyn StoreOpener>,
         publisher: Arc<Publisher>,
+        pipeline: Arc<Pipeline>,
         health: Arc<Health>,
     ) -> Self {
         let now = Utc::now();
@@ -348,6 +383,7 @@ impl Scheduler {
             opener,
             store: None,
             publisher,
+            pipeline,
             health,
             feeds,
             backoff: Backoff::default(),
@@ -528,15 +564,43 @@ impl Scheduler {
             Ok(feeds) => feeds,
             Err(e) => return self.store_failed(e.to_string()),
         };
-        let current = self.publisher.snapshot();
+        let mut current = self.publisher.snapshot();
         let mut rebuilt: BTreeMap<FeedName, PublishedFeed> = BTreeMap::new();
         let mut failed = false;
-        for name in to_build {
-            let Some(spec) = self.config.feeds.get(&name).cloned() else {
-                self.pending.remove(&name);
-                continue;
+        let mut last_swap = std::time::Instant::now();
+        // Independent feeds build at once, a bounded number at a time: the
+        // store answers one while another renders on a blocking thread.
+        let mut queue = to_build.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < build_concurrency() {
+                let Some(name) = queue.next() else { break };
+                let Some(spec) = self.config.feeds.get(&name).cloned() else {
+                    self.pending.remove(&name);
+                    continue;
+                };
+                let job = Rebuild {
+                    config: self.config.clone(),
+                    spec,
+                    store: store.clone(),
+                    previous: current.feeds.get(&name).cloned(),
+                    bodies: self.pipeline.store.clone(),
+                };
+                running.spawn(async move { (name, job.run().await) });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
             };
-            match self.rebuild(&spec, store.as_ref(), &current).await {
+            let (name, result) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    // A build task panicked: a bug, reported like a failed build.
+                    error!(error = %e, "a feed build task failed");
+                    failed = true;
+                    continue;
+                }
+            };
+            match result {
                 Ok((feed, items)) => {
                     self.health.feed_ok(&name);
                     if let Some(state) = self.feeds.get_mut(&name) {
@@ -553,12 +617,21 @@ impl Scheduler {
                     if !same || self.save_all {
                         rebuilt.insert(name, feed);
                     }
+                    // A long refresh (a cold start of a thousand feeds) serves
+                    // what it has built so far, each feed whole, rather than
+                    // keeping every feed waiting for the last.
+                    if !rebuilt.is_empty() && last_swap.elapsed() >= PUBLISH_EVERY {
+                        self.publish(&current, std::mem::take(&mut rebuilt));
+                        current = self.publisher.snapshot();
+                        last_swap = std::time::Instant::now();
+                    }
                 }
                 Err(RefreshError::Query(e)) => {
                     // The store went away mid-refresh: everything left waits for it.
                     self.store_failed(format!("feed {name}: {e}"));
                     failed = true;
-                    break;
+                    running.abort_all();
+                    queue = Vec::new().into_iter();
                 }
                 Err(e) => {
                     self.health.feed_failed(&name, Utc::now(), e.to_string());
@@ -574,7 +647,7 @@ impl Scheduler {
             self.retry_at =
                 Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
         }
-        self.publish(&current, rebuilt).await;
+        self.publish(&current, rebuilt);
     }
 
     /// Which pending feeds need a rebuild at revision `rev`; marks the others
@@ -632,30 +705,9 @@ impl Scheduler {
         Ok(build)
     }
 
-    async fn rebuild(
-        &self,
-        spec: &FeedSpec,
-        store: &dyn ArticleStore,
-        current: &PublishedSet,
-    ) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
-        let built = build_feed(&self.config, spec, store).await?;
-        let config = self.config.clone();
-        let spec = spec.clone();
-        let previous = current.feeds.get(&spec.name).cloned();
-        let feed = tokio::task::spawn_blocking(move || {
-            represent_feed(&config, &spec, &built.docs, previous.as_ref())
-        })
-        .await?;
-        Ok((feed, built.items.into_iter().collect()))
-    }
-
     /// Swaps in the rebuilt feeds (every format of a feed at once), then
     /// writes them to the output folder.
-    async fn publish(
-        &mut self,
-        current: &PublishedSet,
-        rebuilt: BTreeMap<FeedName, PublishedFeed>,
-    ) {
+    fn publish(&mut self, current: &PublishedSet, rebuilt: BTreeMap<FeedName, PublishedFeed>) {
         if rebuilt.is_empty() {
             return;
         }
@@ -666,27 +718,31 @@ impl Scheduler {
         } else {
             rebuilt.keys().cloned().collect()
         };
+        let mut fresh = Vec::with_capacity(rebuilt.len());
         for (name, feed) in rebuilt {
             info!(feed = %name, etag = %feed.values().next().map(|r| r.identity.etag.to_string()).unwrap_or_default(), "published feed");
             set.pending.remove(&name);
+            fresh.push(name.clone());
             set.feeds.insert(name, feed);
         }
         set.published_at = Some(Utc::now());
-        self.swap_and_save(set, changed, Vec::new()).await;
+        self.swap_and_save(set, changed, Vec::new());
+        // Served from now on; the variants follow, then the files.
+        let served = self.publisher.snapshot();
+        for name in fresh {
+            if let Some(feed) = served.feeds.get(&name) {
+                self.pipeline.compress(&name, feed);
+            }
+        }
     }
 
-    async fn swap_and_save(
-        &self,
-        set: PublishedSet,
-        changed: Vec<FeedName>,
-        removed: Vec<FeedName>,
-    ) {
-        let set = Arc::new(set);
-        self.publisher.publish_arc(set.clone());
-        match publish::save(&self.config.output_dir, set, changed, removed).await {
-            Ok(()) => self.health.output_ok(),
-            Err(e) => self.health.output_failed(Utc::now(), e.to_string()),
-        }
+    /// Serves `set` at once and asks the writer to bring the output folder
+    /// after it; never waits for the disk.
+    fn swap_and_save(&self, set: PublishedSet, changed: Vec<FeedName>, removed: Vec<FeedName>) {
+        self.publisher.publish(set);
+        self.pipeline
+            .writer
+            .save(self.config.output_dir.clone(), changed, removed);
     }
 
     /// A reloaded configuration was refused: keep running on the current one
@@ -802,12 +858,14 @@ impl Scheduler {
             set.gone.remove(name);
             set.pending.insert(name.clone());
         }
-        let site = tokio::task::spawn_blocking(move || site_documents(&config)).await;
+        let store = self.pipeline.store.clone();
+        let site =
+            tokio::task::spawn_blocking(move || site_documents(&config, store.as_ref())).await;
         if let Ok((index, opml)) = site {
             set.index = Some(Arc::new(index));
             set.opml = Some(Arc::new(opml));
         }
-        self.swap_and_save(set, Vec::new(), removed).await;
+        self.swap_and_save(set, Vec::new(), removed);
         self.refresh_pending().await;
     }
 }

@@ -207,8 +207,8 @@ pub fn negotiate<'a>(headers: &HeaderMap, rep: &'a Representation) -> Option<&'a
         }
     };
     let candidates = [
-        (q_of(0), rep.brotli.as_ref()),
-        (q_of(1), rep.gzip.as_ref()),
+        (q_of(0), rep.brotli()),
+        (q_of(1), rep.gzip()),
         (q_of(2), Some(&rep.identity)),
     ];
     let mut best: Option<(f32, &Variant)> = None;

@@ -36,6 +36,7 @@ use tracing::debug;
 use super::conn::{Phase, Slot, SlotGuard};
 use super::http1::Rewind;
 use super::{Shared, content_length, decide, framing_problem, log_access, text_reply};
+use crate::publish::Region;
 
 /// Bytes handed to hyper at a time. HTTP/2 frames carry 16 KiB by default,
 /// and hyper asks for the next chunk only when it has room for it.
@@ -152,7 +153,7 @@ fn handle(
             )
         }
     };
-    let data = reply.body.bytes();
+    let data = reply.body.source();
     let uri = req.uri();
     let target = match (uri.path_and_query(), uri.authority()) {
         (Some(pq), _) => pq.as_str(),
@@ -171,7 +172,7 @@ fn handle(
         started,
     );
     let body = TrackedBody {
-        stream: Some(activity.start(data.len())),
+        stream: Some(activity.start(data.remaining())),
         data,
     };
     let mut response = Response::new(body);
@@ -344,33 +345,72 @@ impl Drop for StreamGuard {
 /// A prebuilt body handed to hyper a chunk at a time, tracked until hyper
 /// has taken all of it.
 pub(super) struct TrackedBody {
-    data: Bytes,
+    data: BodySource,
     stream: Option<StreamGuard>,
+}
+
+/// Where a response body's bytes come from.
+pub(super) enum BodySource {
+    Memory(Bytes),
+    /// A stored body, from `at` on. Each chunk is read from the page cache
+    /// when hyper asks for it, as `sendfile(2)` does on the fast path, so a
+    /// large document is never copied whole onto the heap per response.
+    Stored {
+        region: Arc<Region>,
+        at: u64,
+    },
+}
+
+impl BodySource {
+    pub(super) fn remaining(&self) -> usize {
+        match self {
+            BodySource::Memory(b) => b.len(),
+            BodySource::Stored { region, at } => region
+                .len()
+                .saturating_sub(usize::try_from(*at).unwrap_or(usize::MAX)),
+        }
+    }
+
+    fn next_chunk(&mut self) -> std::io::Result<Bytes> {
+        match self {
+            BodySource::Memory(b) => {
+                let n = b.len().min(CHUNK);
+                Ok(b.split_to(n))
+            }
+            BodySource::Stored { region, at } => {
+                let n = (region.len() as u64).saturating_sub(*at).min(CHUNK as u64);
+                let mut buf = vec![0; usize::try_from(n).unwrap_or(CHUNK)];
+                region.read_at(&mut buf, *at)?;
+                *at += n;
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
 }
 
 impl hyper::body::Body for TrackedBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.data.is_empty() {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.data.remaining() == 0 {
             // Everything is with hyper now: the response is no longer ours to time.
             self.stream = None;
             return Poll::Ready(None);
         }
-        let n = self.data.len().min(CHUNK);
-        let chunk = self.data.split_to(n);
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+        // A read error (a broken disk under the body store) aborts this
+        // response; hyper resets the stream or closes the connection.
+        Poll::Ready(Some(self.data.next_chunk().map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
+        self.data.remaining() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        SizeHint::with_exact(self.data.remaining() as u64)
     }
 }

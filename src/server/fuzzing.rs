@@ -35,11 +35,12 @@ impl Http1Harness {
     pub fn new() -> Self {
         let modified = DateTime::from_timestamp(1_443_520_200, 0).unwrap_or_default();
         let rep = |body: String, content_type| {
-            Arc::new(Representation::new(
+            Arc::new(Representation::compressed_now(
                 Bytes::from(body),
                 content_type,
                 modified,
                 "public, max-age=300".to_owned(),
+                None,
             ))
         };
         let mut feed = PublishedFeed::new();

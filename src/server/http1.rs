@@ -38,7 +38,7 @@ use super::fallback::Protocol;
 use super::{
     Reply, ReplyBody, Shared, content_length, decide, framing_problem, log_access, text_reply,
 };
-use crate::publish::SENDFILE_MIN_BYTES;
+use crate::publish::Body;
 
 /// Request headers read at most; more goes to hyper, which allows 100.
 const MAX_HEADERS: usize = 64;
@@ -245,7 +245,7 @@ pub async fn serve(
                         let reply = text_reply(StatusCode::BAD_REQUEST, problem);
                         let head = head_bytes(&reply, Connection::Close);
                         let mut out = head;
-                        out.extend_from_slice(&reply.body.bytes());
+                        out.extend_from_slice(&reply.body.in_memory().unwrap_or_default());
                         write_short(&mut stream, &out).await;
                         return Handoff::Closed;
                     }
@@ -454,8 +454,7 @@ async fn write_reply(
     let head = head_bytes(reply, connection);
     if let ReplyBody::Document(rep, encoding) = &reply.body
         && let Some(variant) = rep.variant(*encoding)
-        && let Some(file) = &variant.file
-        && variant.body.len() >= SENDFILE_MIN_BYTES
+        && let Body::Stored(region) = &variant.body
     {
         // nix has no name for MSG_MORE ("more data follows"), so pass the raw bit.
         send_all(
@@ -464,10 +463,12 @@ async fn write_reply(
             MsgFlags::from_bits_retain(nix::libc::MSG_MORE),
         )
         .await?;
-        return sendfile_all(stream, &file.0, variant.body.len()).await;
+        let (file, offset) = region.file_at();
+        return sendfile_all(stream, file, offset, region.len()).await;
     }
     // Head and body in one writev: one system call, no copy of the body.
-    write_all_vectored(stream, &head, &reply.body.bytes()).await
+    let body = reply.body.in_memory().unwrap_or_default();
+    write_all_vectored(stream, &head, &body).await
 }
 
 /// Writes `head` then `body` with `writev(2)`, waiting for the socket when
@@ -510,12 +511,24 @@ async fn send_all(stream: &TcpStream, mut bytes: &[u8], flags: MsgFlags) -> io::
     Ok(())
 }
 
-/// `sendfile(2)` of `len` bytes from the start of `file`, waiting for the
+/// `sendfile(2)` of `len` bytes of `file` from `start`, waiting for the
 /// socket when it is full. The file's own offset is never moved, so many
-/// responses can send the same file at once.
-async fn sendfile_all(stream: &TcpStream, file: &std::fs::File, len: usize) -> io::Result<()> {
-    let mut offset: nix::libc::off_t = 0;
-    let end = nix::libc::off_t::try_from(len).map_err(|_| io::Error::other("body too large"))?;
+/// responses can send from the same file at once. The bytes come from the
+/// page cache, where the body store keeps them; a body evicted under memory
+/// pressure is read back from disk here.
+async fn sendfile_all(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    start: u64,
+    len: usize,
+) -> io::Result<()> {
+    let too_large = || io::Error::other("body too large");
+    let mut offset = nix::libc::off_t::try_from(start).map_err(|_| too_large())?;
+    let end = u64::try_from(len)
+        .ok()
+        .and_then(|len| start.checked_add(len))
+        .and_then(|end| nix::libc::off_t::try_from(end).ok())
+        .ok_or_else(too_large)?;
     while offset < end {
         stream.writable().await?;
         let remaining = usize::try_from(end - offset).unwrap_or(usize::MAX);

@@ -267,14 +267,31 @@ pub(crate) enum ReplyBody {
 }
 
 impl ReplyBody {
-    pub fn bytes(&self) -> Bytes {
+    /// The bytes to send, without reading a stored body.
+    fn source(&self) -> fallback::BodySource {
+        use crate::publish::Body;
         match self {
-            ReplyBody::Empty => Bytes::new(),
-            ReplyBody::Bytes(b) => b.clone(),
+            ReplyBody::Empty => fallback::BodySource::Memory(Bytes::new()),
+            ReplyBody::Bytes(b) => fallback::BodySource::Memory(b.clone()),
+            ReplyBody::Document(rep, encoding) => match rep.variant(*encoding).map(|v| &v.body) {
+                Some(Body::Memory(b)) => fallback::BodySource::Memory(b.clone()),
+                Some(Body::Stored(region)) => fallback::BodySource::Stored {
+                    region: region.clone(),
+                    at: 0,
+                },
+                None => fallback::BodySource::Memory(Bytes::new()),
+            },
+        }
+    }
+
+    /// The bytes if they are in memory (everything but a stored document body).
+    pub fn in_memory(&self) -> Option<Bytes> {
+        match self {
+            ReplyBody::Empty => Some(Bytes::new()),
+            ReplyBody::Bytes(b) => Some(b.clone()),
             ReplyBody::Document(rep, encoding) => rep
                 .variant(*encoding)
-                .map(|v| v.body.clone())
-                .unwrap_or_default(),
+                .map_or(Some(Bytes::new()), |v| v.body.in_memory().cloned()),
         }
     }
 

@@ -4,12 +4,13 @@ use chrono::DateTime;
 use http::HeaderValue;
 
 fn rep() -> Representation {
-    Representation::new(
+    Representation::compressed_now(
         Bytes::from("<rss>".repeat(400)),
         "application/rss+xml; charset=utf-8",
         // Tue, 29 Sep 2015 11:50:00.5 GMT
         DateTime::from_timestamp(1_443_527_400, 500_000_000).expect("time"),
         "public, max-age=300".into(),
+        None,
     )
 }
 
@@ -51,7 +52,7 @@ fn if_none_match_cases() {
         (bare, Outcome::NotModified), // unquoted, as some clients send it
         (format!("{tag}-gzip"), Outcome::Full),
         (
-            r.gzip.as_ref().expect("gzip").etag.as_str().to_owned(),
+            r.gzip().expect("gzip").etag.as_str().to_owned(),
             Outcome::Full,
         ),
     ];
@@ -169,11 +170,12 @@ fn accept_encoding_negotiation() {
     );
 
     // A document too small to compress has only identity.
-    let small = Representation::new(
+    let small = Representation::compressed_now(
         Bytes::from_static(b"<rss/>"),
         "text/xml",
         DateTime::UNIX_EPOCH,
         String::new(),
+        None,
     );
     assert_eq!(
         negotiate(&headers(&[("accept-encoding", "br, gzip")]), &small).map(|v| v.encoding),
