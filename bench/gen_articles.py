@@ -62,6 +62,12 @@ def article(i, rng, sections=SECTIONS[:DEFAULT_SECTIONS], tags=TAGS):
     }
 
 
+def tag_names(t):
+    """The generated tag vocabulary of --tags T: tag-001 .. tag-T."""
+    width = max(3, len(str(t)))
+    return [f"tag-{k:0{width}d}" for k in range(1, t + 1)]
+
+
 def usage(why):
     sys.exit(f"gen_articles.py: {why}\nusage: gen_articles.py N OUT.jsonl [--seed S] [--tags T] [--sections K]")
 
@@ -84,8 +90,7 @@ def main():
     if opts["--tags"] and opts["--tags"] < 3:
         usage("--tags must be at least 3 (each article has 3 tags)")
     sections = SECTIONS[:opts["--sections"]]
-    width = max(3, len(str(opts["--tags"])))
-    tags = [f"tag-{k:0{width}d}" for k in range(1, opts["--tags"] + 1)] or TAGS
+    tags = tag_names(opts["--tags"]) or TAGS
     rng = random.Random(opts["--seed"])
     with open(out, "w", encoding="utf-8") as f:
         for i in range(n):
