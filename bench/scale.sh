@@ -152,6 +152,7 @@ pg_schema=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   local rc=$?
+  ((rc != 130)) || echo "interrupted; cleaning up"
   if [[ -n $poller_pid ]]; then
     kill "$poller_pid" 2>/dev/null || true
     wait "$poller_pid" 2>/dev/null || true
