@@ -66,8 +66,8 @@
 #     until it answers 200, then the rest in one sweep, and again until none
 #     is pending. The figure is the last document's first 200; the last
 #     non-200 answer seen is given too (the real moment lies between the
-#     two). Then every document is fetched once more with a GET (gzip, br) and
-#     must answer 200 with its whole body.
+#     two). Once figures 2-4 are taken, every document is fetched once more
+#     with a GET (gzip, br) and must answer 200 with its whole body.
 #  2. VmRSS of the server (/proc/PID/status) at that moment and again once it
 #     is idle (under IDLE_PCT % of a core for 5 s: it may still be writing the
 #     output folder after every feed is served); VmHWM once idle.
@@ -79,7 +79,8 @@
 #  5. restart with the full output folder: SIGTERM, wait for the exit (the
 #     time it took is given), start again, seconds until every document
 #     answers 200 (as in 1), and until idle again (every feed is rebuilt
-#     after the folder's copies are served).
+#     after the folder's copies are served). Every document's ETag must be
+#     what it was before the restart.
 #  6. write -> served, on the restarted server once idle: RUNS times, after a
 #     random delay in [0, 1 s) (so writes do not phase-lock to the watch poll),
 #     reads the ETag of /feeds/PROBE.rss (PROBE: the tag-007 feed, tag-001 if
@@ -88,8 +89,9 @@
 #     with `feedsmith import FILE --config ...`, then HEADs the feed every
 #     POLL_MS ms until its ETag changes. Latency from import's return to the
 #     first poll seeing the new ETag: median, p90, min, max; also import ->
-#     published (the server log's "published feed" line for PROBE) and the
-#     import command's own time. Expected: SQLite, uniform over one WATCH
+#     published (the server log's "published feed" line for PROBE), the
+#     import command's own time, and the server's CPU per write (its CPU over
+#     the writes / RUNS: the refresh a write costs, plus the polls). Expected: SQLite, uniform over one WATCH
 #     poll plus one refresh; PostgreSQL, its commit notification starts the
 #     refresh at once, so one refresh.
 # Exits 1 if a wait expired or a check failed (everything measured is still
@@ -231,10 +233,10 @@ stop_server() {
 
 # Reads the "key value" lines of FILE into the associative array NAME.
 load_kv() {
-  local -n into=$1
-  local k v
+  local -n _into=$1
+  local _k _v
   # shellcheck disable=SC2034 # a nameref: fills the caller's array
-  while read -r k v; do into["$k"]=$v; done <"$2"
+  while read -r _k _v; do _into["$_k"]=$_v; done <"$2"
 }
 
 # Starts the poller (bench/scale_helper.py served), then once it polls the
@@ -262,6 +264,18 @@ start_and_wait_served() {
   load_kv "$2" "$work/$2.kv"
   r["machine_cpu_s"]=$(awk -v t=$((m1 - m0)) -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }')
   return "$rc"
+}
+
+# A GET of every document (bench/scale_helper.py verify), after the figures
+# so it does not count in them. $1 names the occasion.
+verify_all() {
+  local -A verified=()
+  python3 bench/scale_helper.py verify --base "$base" --paths "$work/paths.txt" >"$work/verify.kv" || true
+  load_kv verified "$work/verify.kv"
+  echo "  a GET of every document: ${verified[verify_failed]:-?} failed, $((${verified[verify_bytes]:-0} / 1024)) KiB sent (gzip/br)"
+  [[ ${verified[verify_failed]:-} == 0 ]] ||
+    fail "$1: ${verified[verify_failed]:-?} document(s) did not answer a GET with 200 and a whole body (first: ${verified[verify_first_failed]:-?})"
+  etags_digest=${verified[etags_digest]:-}
 }
 
 # Waits until the server used under IDLE_PCT % of one core in each of 5
@@ -398,9 +412,6 @@ if ! start_and_wait_served cold cold; then
 fi
 echo "  every document answers 200 after ${cold[served_s]} s ($(bound "${cold[last_not_ok_s]}"); ${cold[requests]} requests); server CPU ${cold[cpu_s]} s, VmRSS $(mib "${cold[rss_kb]}"), ${cold[threads]} threads"
 echo "  machine busy meanwhile: ${cold[machine_cpu_s]} CPU-s (the server's ${cold[cpu_s]}, the rest the poller and anyone else)"
-((cold[verify_failed] == 0)) ||
-  fail "cold start: ${cold[verify_failed]} document(s) did not answer a GET with 200 and a whole body afterwards (first: ${cold[verify_first_failed]})"
-echo "  then a GET of every document: ${cold[verify_failed]} failed, $((cold[verify_bytes] / 1024)) KiB sent (gzip/br)"
 add "1. cold start (empty output folder): every document answers 200 after ${cold[served_s]} s ($(bound "${cold[last_not_ok_s]}"))"
 idle_ok=1
 wait_idle || idle_ok=0
@@ -428,6 +439,8 @@ echo "  output folder: $out_line"
 add "4. output folder once idle: $out_line"
 health=$(curl -s --max-time 5 "$base/healthz" || true)
 [[ $health == *'"status":"ok"'* ]] || fail "cold start: /healthz does not say ok: ${health:0:300}"
+verify_all "cold start"
+cold_etags=$etags_digest
 
 # --- 5. restart with the full output folder --------------------------------------------
 echo
@@ -446,8 +459,6 @@ if ! start_and_wait_served restart warm; then
   fi
   finish
 fi
-((warm[verify_failed] == 0)) ||
-  fail "restart: ${warm[verify_failed]} document(s) did not answer a GET with 200 and a whole body afterwards (first: ${warm[verify_first_failed]})"
 echo "  every document answers 200 after ${warm[served_s]} s ($(bound "${warm[last_not_ok_s]}"); ${warm[requests]} requests); server CPU ${warm[cpu_s]} s, VmRSS $(mib "${warm[rss_kb]}")"
 echo "  machine busy meanwhile: ${warm[machine_cpu_s]} CPU-s (the server's ${warm[cpu_s]})"
 warm_idle="not idle within ${idle_timeout} s"
@@ -457,6 +468,9 @@ else
   fail "restart: the server was not idle within IDLE_TIMEOUT=${idle_timeout} s; the writes below may be slowed by its rebuilds"
 fi
 echo "  $warm_idle"
+verify_all restart
+# The same store builds the same bytes: a restart must not change an ETag.
+[[ $etags_digest == "$cold_etags" ]] || fail "restart: the documents' ETags differ from the cold start's (same store, same config)"
 add "5. restart (full output folder; SIGTERM took $stop_ms ms): every document answers 200 after ${warm[served_s]} s ($(bound "${warm[last_not_ok_s]}")), server CPU ${warm[cpu_s]} s; $warm_idle"
 
 # --- 6. write -> served ---------------------------------------------------------------
@@ -464,6 +478,7 @@ echo
 echo "== write -> served: $runs writes tagged $probe_tag, polling /feeds/$probe_feed.rss"
 rows=$work/writes.tsv
 : >"$rows"
+writes_ticks0=$(server_ticks) writes_us0=$(now_us)
 timeout_us=$((write_timeout * 1000000))
 poll_s=$(printf '%d.%03d' $((poll_ms / 1000)) $((poll_ms % 1000)))
 for ((i = 1; i <= runs; i++)); do
@@ -506,6 +521,9 @@ JSON
     "$i" "$delay_ms" $(((t1 - t0) / 1000)) $(((t2 - t1) / 1000)) "$polls"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$((t1 - t0))" "$t0" "$t1" "$t2" "$polls" >>"$rows"
 done
+writes_cpu=$(awk -v t=$(($(server_ticks) - writes_ticks0)) -v hz="$clk_tck" -v n="$runs" -v us=$(($(now_us) - writes_us0)) \
+  'BEGIN { printf "%.0f ms of server CPU per write (%.1f %% of one core over the %.0f s of writes)", t / hz / n * 1000, t / hz / (us / 1e6) * 100, us / 1e6 }')
+echo "  $writes_cpu"
 if [[ $store == postgres ]]; then
   expect="PostgreSQL notifies at commit: about one refresh, plus up to one ETag poll"
 else
@@ -554,4 +572,5 @@ PY
 )
 while IFS= read -r l; do echo "  $l"; done <<<"$stats"
 while IFS= read -r l; do add "$l"; done <<<"$stats"
+add "   $writes_cpu"
 finish

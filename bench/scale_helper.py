@@ -22,13 +22,19 @@ document answers 200.
       still pending every POLL_MS ms until it answers 200, then a sweep of the
       rest; paths that still do not answer 200 stay pending for the next
       round. The moment the last one answers, reads the server's CPU time
-      (/proc/PID/stat) and VmRSS and VmHWM (/proc/PID/status). Then checks
-      every path once more with a GET (Accept-Encoding: gzip, br, the body
-      read in full). Prints "key value" lines (times in seconds since the
-      server's start); progress goes to stderr every 10 s. Exits 1 if the
-      timeout expired or the server exited, 0 otherwise (check verify_failed).
+      (/proc/PID/stat) and VmRSS and VmHWM (/proc/PID/status). Prints "key
+      value" lines (times in seconds since the server's start); progress goes
+      to stderr every 10 s. Exits 1 if the timeout expired or the server
+      exited.
+
+  scale_helper.py verify --base URL --paths FILE
+      GETs every path once, as a reader would (Accept-Encoding: gzip, br, the
+      body read in full); each must answer 200 with a body of its
+      Content-Length. Prints "key value" lines, among them a digest of every
+      path's ETag (to compare two runs); exits 1 if any did not answer so.
 """
 import argparse
+import hashlib
 import http.client
 import os
 import sys
@@ -120,6 +126,7 @@ class Client:
         self.host, self.port = u.hostname, u.port or 80
         self.conn = None
         self.requests = 0
+        self.etag = None  # of the last response
 
     def request(self, method, path, headers=None):
         """(status, body length, Content-Length) or (None, error) on failure."""
@@ -131,11 +138,13 @@ class Client:
             r = self.conn.getresponse()
             body = r.read()
             length = r.getheader("Content-Length")
+            self.etag = r.getheader("ETag")
             if r.getheader("Connection", "").lower() == "close":
                 self.close()
             return r.status, len(body), length
         except (OSError, http.client.HTTPException) as e:
             self.close()
+            self.etag = None
             return None, type(e).__name__, None
 
     def close(self):
@@ -231,15 +240,21 @@ def served(a):
         out("waited_s", f"{time.time() - start:.2f}")
         return 1
     out("served_s", f"{last_ok - start:.3f}")
-    # The last answer that was not 200: the moment everything was served lies
-    # between this and served_s.
-    # (Refusals before the server started do not count.)
+    # The last answer that was not 200 (refusals before the server started do
+    # not count): the moment everything was served lies between it and served_s.
     seen = last_not_ok is not None and last_not_ok >= start
     out("last_not_ok_s", f"{(last_not_ok - start):.3f}" if seen else "none")
-    # Every path once more, a full GET as a reader sends it.
+    return 0
+
+
+def verify(a):
+    paths = [p.strip() for p in open(a.paths) if p.strip()]
+    client = Client(a.base)
     failed, total_bytes, first_failed = 0, 0, ""
+    etags = hashlib.sha256()
     for p in paths:
         status, length, declared = client.request("GET", p, {"Accept-Encoding": "gzip, br"})
+        etags.update(f"{p} {client.etag}\n".encode())
         if status == 200 and declared is not None and int(declared) == length:
             total_bytes += length
         else:
@@ -248,7 +263,8 @@ def served(a):
     out("verify_failed", failed)
     out("verify_first_failed", first_failed or "none")
     out("verify_bytes", total_bytes)
-    return 0
+    out("etags_digest", etags.hexdigest()[:16])
+    return 1 if failed else 0
 
 
 def main():
@@ -267,10 +283,15 @@ def main():
     srv.add_argument("--pid-file", required=True)
     srv.add_argument("--timeout", type=float, default=600)
     srv.add_argument("--poll-ms", type=int, default=50)
+    ver = sub.add_parser("verify")
+    ver.add_argument("--base", required=True)
+    ver.add_argument("--paths", required=True)
     a = ap.parse_args()
     if a.cmd == "layout":
         layout(a)
         return 0
+    if a.cmd == "verify":
+        return verify(a)
     return served(a)
 
 
