@@ -48,9 +48,11 @@
 #             server and access logs)
 #   CARGO_TARGET_DIR is honoured.
 #
-# Runs the full size only on a machine nobody else is using: a cold start of
-# 1000 feeds builds 3000 documents and compresses each twice. Validate changes
-# to this script with e.g. ARTICLES=3000 FEEDS=60.
+# Run the full size only on a machine nobody else is using: a cold start of
+# 1000 feeds builds 3000 documents and compresses each twice. It needs about
+# 1.5 GB in TMPDIR (the store, and an output folder of ~270 KB per full
+# document with its .gz and .br; ten times that for FEEDS=10000). Validate
+# changes to this script with e.g. ARTICLES=3000 FEEDS=60 (3 to 4 minutes).
 #
 # Set-up: in a temporary folder, generates the articles and the feed files,
 # writes a config (`[server] listen` on PORT, `[schedule] watch = WATCH` and
@@ -66,8 +68,9 @@
 #     until it answers 200, then the rest in one sweep, and again until none
 #     is pending. The figure is the last document's first 200; the last
 #     non-200 answer seen is given too (the real moment lies between the
-#     two). Once figures 2-4 are taken, every document is fetched once more
-#     with a GET (gzip, br) and must answer 200 with its whole body.
+#     two). (/healthz counts feeds but does not say which are served, hence
+#     the polling.) Once figures 2-4 are taken, every document is fetched
+#     once more with a GET (gzip, br) and must answer 200 with its whole body.
 #  2. VmRSS of the server (/proc/PID/status) at that moment and again once it
 #     is idle (under IDLE_PCT % of a core for 5 s: it may still be writing the
 #     output folder after every feed is served); VmHWM once idle.
@@ -91,9 +94,10 @@
 #     first poll seeing the new ETag: median, p90, min, max; also import ->
 #     published (the server log's "published feed" line for PROBE), the
 #     import command's own time, and the server's CPU per write (its CPU over
-#     the writes / RUNS: the refresh a write costs, plus the polls). Expected: SQLite, uniform over one WATCH
-#     poll plus one refresh; PostgreSQL, its commit notification starts the
-#     refresh at once, so one refresh.
+#     the writes / RUNS: the refresh a write costs, plus the polls).
+#     Expected: SQLite, uniform over one WATCH poll plus one refresh;
+#     PostgreSQL, its commit notification starts the refresh at once, so one
+#     refresh.
 # Exits 1 if a wait expired or a check failed (everything measured is still
 # reported), 2 on a set-up failure. Only 127.0.0.1 (and PG_URL) is contacted.
 set -euo pipefail
