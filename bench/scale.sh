@@ -307,6 +307,15 @@ wait_idle() {
   done
 }
 
+# Ends the run (with the report so far) if the server has exited.
+server_alive() {
+  kill -0 "$server_pid" 2>/dev/null && return 0
+  tail -n 30 "$work/server-$1.log"
+  fail "the server exited unexpectedly (log above)"
+  server_pid=
+  finish
+}
+
 # CPU % of one core the server uses over 10 s.
 idle_cpu_pct() {
   local a b ta tb
@@ -419,6 +428,7 @@ echo "  machine busy meanwhile: ${cold[machine_cpu_s]} CPU-s (the server's ${col
 add "1. cold start (empty output folder): every document answers 200 after ${cold[served_s]} s ($(bound "${cold[last_not_ok_s]}"))"
 idle_ok=1
 wait_idle || idle_ok=0
+server_alive cold
 cold_idle_s=$(secs "$idle_us")
 cold_idle_cpu=$(awk -v t="$(server_ticks)" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }')
 rss_idle=$(server_status VmRSS)
@@ -469,6 +479,7 @@ warm_idle="not idle within ${idle_timeout} s"
 if wait_idle; then
   warm_idle="idle from $(secs "$idle_us") s, CPU $(awk -v t="$(server_ticks)" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }') s by then, VmRSS $(mib "$(server_status VmRSS)")"
 else
+  server_alive restart
   fail "restart: the server was not idle within IDLE_TIMEOUT=${idle_timeout} s; the writes below may be slowed by its rebuilds"
 fi
 echo "  $warm_idle"
