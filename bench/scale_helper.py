@@ -183,6 +183,7 @@ def served(a):
     pending = paths
     last_not_ok = None  # when a path last answered something other than 200
     last_ok = None
+    first_ok = None  # the first 200 of all
     last_status = None
     next_progress = None
     ok = True
@@ -208,6 +209,8 @@ def served(a):
             time.sleep(poll)
             continue
         last_ok = time.time()
+        if first_ok is None:
+            first_ok = last_ok
         still = []
         for p in pending[1:]:
             status, *_ = client.request("HEAD", p)
@@ -240,6 +243,12 @@ def served(a):
         out("waited_s", f"{time.time() - start:.2f}")
         return 1
     out("served_s", f"{last_ok - start:.3f}")
+    # A document once served stays served, so when the sweep that began with
+    # the first 200 found every document served, they all were from then on:
+    # the sweep's own length (one request at a time) is measurement, not wait.
+    out("first_ok_s", f"{first_ok - start:.3f}")
+    out("first_sweep_clean", 1 if client.requests and last_not_ok is None or
+        (last_not_ok is not None and last_not_ok < first_ok) else 0)
     # The last answer that was not 200 (refusals before the server started do
     # not count): the moment everything was served lies between it and served_s.
     seen = last_not_ok is not None and last_not_ok >= start

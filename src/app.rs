@@ -264,7 +264,15 @@ pub async fn run_with(
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
     }));
-    serve_with_health(&config, publisher, health, access_log, listener, shutdown).await;
+    serve_with_health(
+        &config,
+        (publisher, Some(pipeline.clone())),
+        health,
+        access_log,
+        listener,
+        shutdown,
+    )
+    .await;
     let _ = stop.send(());
     watcher.abort();
     following.abort();
@@ -299,7 +307,15 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let access_log = AccessLog::start(&config.server.access_log)?;
     let health = Arc::new(Health::new(1));
-    serve_with_health(config, publisher, health, access_log, listener, shutdown).await;
+    serve_with_health(
+        config,
+        (publisher, None),
+        health,
+        access_log,
+        listener,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
@@ -307,7 +323,7 @@ pub async fn serve(
 /// writer thread finishes before this returns, so they are on disk).
 async fn serve_with_health(
     config: &Config,
-    publisher: Arc<Publisher>,
+    (publisher, pipeline): (Arc<Publisher>, Option<Arc<Pipeline>>),
     health: Arc<Health>,
     (access_log, writer): (AccessLog, access_log::Writer),
     listener: TcpListener,
@@ -317,7 +333,7 @@ async fn serve_with_health(
         info!(%addr, feeds = config.feeds.len(), "serving");
     }
     let reopening = tokio::spawn(reopen_on_sigusr1(access_log.clone()));
-    let report = health_reporter(publisher.clone(), health, access_log.clone());
+    let report = health_reporter(publisher.clone(), pipeline, health, access_log.clone());
     server::serve(
         listener,
         publisher,
@@ -337,6 +353,7 @@ async fn serve_with_health(
 /// server's connection figures and the access log's.
 fn health_reporter(
     publisher: Arc<Publisher>,
+    pipeline: Option<Arc<Pipeline>>,
     health: Arc<Health>,
     access_log: AccessLog,
 ) -> server::HealthReport {
@@ -352,6 +369,18 @@ fn health_reporter(
                 "access_log".into(),
                 serde_json::to_value(access_log.stats()).unwrap_or_default(),
             );
+            if let Some(p) = &pipeline {
+                let usage = p.store.as_ref().map(|s| s.usage()).unwrap_or_default();
+                fields.insert(
+                    "publishing".into(),
+                    serde_json::json!({
+                        "compression_backlog": p.compressor.backlog(),
+                        "body_store": p.store.is_some(),
+                        "body_store_used_bytes": usage.used_bytes,
+                        "body_store_file_bytes": usage.file_bytes,
+                    }),
+                );
+            }
         }
         Bytes::from(body.to_string())
     })

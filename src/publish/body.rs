@@ -49,6 +49,9 @@ struct Space {
     end: u64,
     /// Bytes held by live regions (rounded to pages), for `/healthz`.
     used: u64,
+    /// Regions dropped but not yet punched out and reused (see
+    /// [`BodyStore::reclaim`]).
+    released: Vec<(u64, u64)>,
 }
 
 impl Space {
@@ -136,7 +139,9 @@ impl BodyStore {
 
     /// A region of `len` bytes whose content the caller writes through
     /// [`Region::write_at`] (for copying from a file without a heap copy).
+    /// Blocking: first reclaims the regions dropped since the last call.
     pub fn reserve(self: &Arc<Self>, len: usize) -> io::Result<Region> {
+        self.reclaim();
         let len64 = u64::try_from(len).map_err(|_| io::Error::other("body too large"))?;
         let rounded = len64
             .checked_next_multiple_of(PAGE)
@@ -159,19 +164,38 @@ impl BodyStore {
         }
     }
 
+    /// Only notes the region: the last holder of a body may be a response
+    /// finishing on the async runtime, and punching a hole can wait for
+    /// writeback. The work is done by [`BodyStore::reclaim`].
     fn release(&self, offset: u64, rounded: u64) {
-        // Frees the disk blocks and page cache now; the range is reused later.
-        // Filesystems without hole punching keep the blocks until reuse.
-        let _ = rustix::fs::fallocate(
-            &self.file,
-            rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
-            offset,
-            rounded,
-        );
+        self.space().released.push((offset, rounded));
+    }
+
+    /// Punches the dropped regions out of the file (freeing their disk blocks
+    /// and page cache) and makes them reusable. Blocking; called before every
+    /// reservation, so a store that keeps being written keeps being reclaimed.
+    pub fn reclaim(&self) {
+        let released = std::mem::take(&mut self.space().released);
+        if released.is_empty() {
+            return;
+        }
+        // Outside the lock: the ranges are in no free list yet, so nothing
+        // can reuse them while they are punched. Filesystems without hole
+        // punching keep the blocks until the range is reused.
+        for &(offset, len) in &released {
+            let _ = rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            );
+        }
         let mut space = self.space();
-        space.give_back(offset, rounded);
+        for (offset, len) in released {
+            space.give_back(offset, len);
+        }
         // Keep the file no longer than what is used. Under the lock: a region
-        // taken past the old end just after it is released would be cut.
+        // taken past the old end just after would be cut.
         let _ = self.file.set_len(space.end);
     }
 }
@@ -365,6 +389,7 @@ mod tests {
         assert_eq!(used.used_bytes, 3 * 20_480);
         let b_at = b.offset;
         drop(b);
+        assert_eq!(store.usage(), used, "noted, not yet reclaimed");
         let d = store.put(&bytes(4, 8_000)).expect("d");
         assert_eq!(d.offset, b_at, "the hole is reused");
         let mut buf = vec![0; 20_000];
@@ -373,6 +398,7 @@ mod tests {
         c.read_at(&mut buf, 0).expect("c");
         assert_eq!(buf, bytes(3, 20_000));
         drop((a, c, d));
+        store.reclaim();
         assert_eq!(store.usage(), StoreUsage::default());
         assert_eq!(store.file.metadata().expect("meta").len(), 0);
     }
