@@ -47,7 +47,17 @@ fn options(loc: &SqliteLocation) -> SqliteConnectOptions {
         // 64 MiB of page cache per connection (negative means KiB): index
         // pages of a large store stay in memory during bulk imports.
         .pragma("cache_size", "-65536")
+        // Reads come straight from the OS's cache of the file (up to the
+        // first GiB of it) instead of being copied into freshly allocated
+        // page-cache memory: a cold 10 000-item feed read 40 MB that way,
+        // which cost more than decoding it. The price is SQLite's usual one
+        // for memory-mapped I/O: a disk read error ends the process with
+        // SIGBUS rather than failing one query.
+        .pragma("mmap_size", MMAP_SIZE)
 }
+
+/// How much of the database file SQLite may memory-map (`PRAGMA mmap_size`).
+const MMAP_SIZE: &str = "1073741824";
 
 fn memory_db_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
