@@ -17,9 +17,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::access_log::{self, AccessLog, AccessLogError};
+use crate::article::Article;
+use crate::builder::{self, BuildError, FeedMeta};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
@@ -103,6 +105,12 @@ pub struct BuiltFeed {
 
 /// Builds every configured feed once from the store and writes its documents
 /// into `out` (`feedsmith build`).
+///
+/// The same query and builder as the running service's refresh
+/// (`scheduler::build_feed`), so both write the same bytes; but each document
+/// is written (and flushed to disk) as soon as it is rendered, while the next
+/// one renders, instead of after all of them: for a large feed the disk's
+/// time hides behind the builder's.
 pub async fn build_all(
     config: &Config,
     store: &dyn ArticleStore,
@@ -110,14 +118,57 @@ pub async fn build_all(
 ) -> Result<Vec<BuiltFeed>, AppError> {
     let mut written = Vec::with_capacity(config.feeds.len());
     for spec in config.feeds.values() {
-        let built = scheduler::build_feed(config, spec, store)
+        let failed = |source| AppError::Refresh {
+            feed: spec.name.clone(),
+            source,
+        };
+        let started = std::time::Instant::now();
+        let stored = store
+            .newest(&spec.filter, spec.limit)
             .await
-            .map_err(|source| AppError::Refresh {
-                feed: spec.name.clone(),
-                source,
-            })?;
-        let items = built.items.len();
-        let files = publish::write_documents(out, &spec.name, &built.docs).await?;
+            .map_err(|e| failed(RefreshError::Query(e)))?;
+        let items = stored.len();
+        debug!(feed = %spec.name, items, elapsed = ?started.elapsed(), "read the feed's articles");
+        let articles: Vec<Article> = stored.into_iter().map(|s| s.article).collect();
+        let meta = FeedMeta::new(config, spec);
+        let formats = spec.formats.clone();
+        let (done, mut finished) = mpsc::unbounded_channel();
+        // The articles are dropped on this thread too, while the last write runs.
+        let building = tokio::task::spawn_blocking(move || {
+            builder::build_each(&meta, &articles, &formats, |doc| {
+                debug!(feed = %meta.name, format = ?doc.format, elapsed = ?started.elapsed(), "rendered");
+                // The receiver outlives the build: it is read until the channel closes.
+                let _ = done.send(doc);
+                Ok::<_, BuildError>(())
+            })
+        });
+        let mut writes = Vec::with_capacity(spec.formats.len());
+        while let Some(doc) = finished.recv().await {
+            let (out, name) = (out.to_owned(), spec.name.clone());
+            writes.push(tokio::spawn(async move {
+                let written =
+                    publish::write_documents(&out, &name, std::slice::from_ref(&doc)).await;
+                debug!(feed = %name, format = ?doc.format, elapsed = ?started.elapsed(), "written");
+                written
+            }));
+        }
+        // Every write that started finishes before any error is reported.
+        let mut files = Vec::with_capacity(writes.len());
+        let mut write_error = None;
+        for write in writes {
+            match write.await {
+                Ok(Ok(paths)) => files.extend(paths),
+                Ok(Err(e)) => write_error = write_error.or(Some(AppError::Publish(e))),
+                Err(e) => write_error = write_error.or(Some(AppError::Task(e))),
+            }
+        }
+        building
+            .await
+            .map_err(|e| failed(RefreshError::Task(e)))?
+            .map_err(|e| failed(RefreshError::Build(e)))?;
+        if let Some(e) = write_error {
+            return Err(e);
+        }
         info!(feed = %spec.name, items, files = files.len(), "built feed");
         written.push(BuiltFeed {
             name: spec.name.clone(),

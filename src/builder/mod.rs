@@ -424,11 +424,28 @@ pub fn build(
     articles: &[Article],
     formats: &[Format],
 ) -> Result<Vec<Document>, BuildError> {
+    let mut docs = Vec::with_capacity(formats.len());
+    build_each(meta, articles, formats, |doc| {
+        docs.push(doc);
+        Ok::<_, BuildError>(())
+    })?;
+    Ok(docs)
+}
+
+/// [`build`], handing each document to `done` as soon as it is finished (in
+/// `formats` order), so a caller can write one to disk while the next is
+/// rendered. Stops at the first error, the builder's or `done`'s.
+pub fn build_each<E: From<BuildError>>(
+    meta: &FeedMeta,
+    articles: &[Article],
+    formats: &[Format],
+    mut done: impl FnMut(Document) -> Result<(), E>,
+) -> Result<(), E> {
     let prepared = prepare(meta, articles);
-    formats
-        .iter()
-        .map(|&f| build_format(meta, &prepared, f))
-        .collect()
+    for &format in formats {
+        done(build_format(meta, &prepared, format)?)?;
+    }
+    Ok(())
 }
 
 /// RFC 3339 in the site's zone, whole seconds unless the time has fractions.

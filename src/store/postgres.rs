@@ -15,13 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
-    ArticleStore, ConnectOptions, Revision, StoreError, StoredArticle, Upserted, content_hash,
-    json, keys, redact,
+    ArticleStore, COLUMNS, ConnectOptions, Revision, RowDecoder, StoreError, StoredArticle,
+    Upserted, col, content_hash, json, keys, redact,
 };
 use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
 
@@ -30,9 +31,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The channel the `articles_notify` trigger notifies at every commit that
 /// wrote articles.
 pub const CHANNEL: &str = "feedsmith_articles";
-
-const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, headline, \
-     standfirst, body_html, authors, source, tags, image, related";
 
 /// Articles per INSERT statement (bound as arrays, so no parameter limit).
 const INSERT_ROWS: usize = 1_000;
@@ -348,11 +346,13 @@ impl ArticleStore for PostgresStore {
                 Bind::Int(n) => query.bind(n),
             };
         }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query("selecting a feed's articles"))?;
-        rows.iter().map(decode).collect()
+        super::collect_rows(
+            query.fetch(&self.pool),
+            limit,
+            "selecting a feed's articles",
+            decode,
+        )
+        .await
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
@@ -371,13 +371,16 @@ impl ArticleStore for PostgresStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM articles WHERE revision > $1 ORDER BY revision LIMIT $2"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let query = sqlx::query(AssertSqlSafe(sql))
             .bind(since.0)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query("listing changed articles"))?;
-        rows.iter().map(decode).collect()
+            .bind(i64::from(limit));
+        super::collect_rows(
+            query.fetch(&self.pool),
+            limit,
+            "listing changed articles",
+            decode,
+        )
+        .await
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
@@ -602,55 +605,54 @@ fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
     )
 }
 
+/// One row of [`COLUMNS`], read by position straight into a [`StoredArticle`]
+/// (see [`RowDecoder`]): text the article keeps is copied once from the row,
+/// URLs parsed from borrowed text and the JSONB columns deserialised from
+/// their bytes into their types.
 fn decode(row: &PgRow) -> Result<StoredArticle, StoreError> {
-    let id: String = row
-        .try_get("id")
+    let id: &str = row
+        .try_get(col::ID)
         .map_err(StoreError::query("decoding an article"))?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        id: id.clone(),
-        reason,
+    let d = RowDecoder::new(id);
+    let text = |i: usize| -> Result<Option<&str>, StoreError> {
+        row.try_get::<Option<&str>, _>(i)
+            .map_err(|e| d.corrupt(i, e))
     };
-    let text = |name: &str| -> Result<Option<String>, StoreError> {
-        row.try_get::<Option<String>, _>(name)
-            .map_err(|e| corrupt(format!("{name}: {e}")))
+    let owned = |i: usize| -> Result<Option<String>, StoreError> {
+        row.try_get::<Option<String>, _>(i)
+            .map_err(|e| d.corrupt(i, e))
     };
-    let json = |name: &str| -> Result<serde_json::Value, StoreError> {
-        row.try_get::<Option<serde_json::Value>, _>(name)
-            .map(|v| v.unwrap_or(serde_json::Value::Null))
-            .map_err(|e| corrupt(format!("{name}: {e}")))
-    };
-    let time = |name: &str| -> Result<DateTime<Utc>, StoreError> {
-        row.try_get(name)
-            .map_err(|e| corrupt(format!("{name}: {e}")))
-    };
-    let required = |name: &str| -> Result<String, StoreError> {
-        text(name)?.ok_or_else(|| corrupt(format!("{name} is null")))
-    };
-    let mut doc = serde_json::Map::new();
-    doc.insert("id".into(), id.clone().into());
-    doc.insert("url".into(), required("url")?.into());
-    doc.insert("headline".into(), required("headline")?.into());
-    doc.insert("standfirst".into(), text("standfirst")?.into());
-    doc.insert("body_html".into(), text("body_html")?.into());
-    for name in ["authors", "source", "tags", "image", "related"] {
-        doc.insert(name.into(), json(name)?);
+    fn json_column<T: serde::de::DeserializeOwned>(
+        row: &PgRow,
+        d: &RowDecoder<'_>,
+        i: usize,
+    ) -> Result<Option<T>, StoreError> {
+        row.try_get::<Option<Json<T>>, _>(i)
+            .map(|v| v.map(|Json(v)| v))
+            .map_err(|e| d.corrupt(i, e))
     }
-    doc.insert("section".into(), text("section")?.into());
-    doc.insert(
-        "published_at".into(),
-        serde_json::to_value(time("published_at")?).unwrap_or_default(),
-    );
-    doc.insert(
-        "updated_at".into(),
-        serde_json::to_value(time("updated_at")?).unwrap_or_default(),
-    );
-    let status: Status = required("status")?.parse().map_err(corrupt)?;
-    doc.insert("status".into(), status.as_str().into());
-    let article: Article = serde_json::from_value(serde_json::Value::Object(doc))
-        .map_err(|e| corrupt(e.to_string()))?;
+    let time = |i: usize| -> Result<DateTime<Utc>, StoreError> {
+        row.try_get(i).map_err(|e| d.corrupt(i, e))
+    };
+    let article = Article {
+        id: d.id()?,
+        url: d.url(col::URL, d.required(col::URL, text(col::URL)?)?)?,
+        headline: d.required(col::HEADLINE, owned(col::HEADLINE)?)?,
+        standfirst: owned(col::STANDFIRST)?,
+        body_html: owned(col::BODY_HTML)?,
+        authors: d.required(col::AUTHORS, json_column(row, &d, col::AUTHORS)?)?,
+        source: json_column::<Option<_>>(row, &d, col::SOURCE)?.flatten(),
+        section: owned(col::SECTION)?,
+        tags: d.required(col::TAGS, json_column(row, &d, col::TAGS)?)?,
+        image: json_column::<Option<_>>(row, &d, col::IMAGE)?.flatten(),
+        related: d.required(col::RELATED, json_column(row, &d, col::RELATED)?)?,
+        published_at: time(col::PUBLISHED_AT)?,
+        updated_at: time(col::UPDATED_AT)?,
+        status: d.status(d.required(col::STATUS, text(col::STATUS)?)?)?,
+    };
     let revision: i64 = row
-        .try_get("revision")
-        .map_err(|e| corrupt(format!("revision: {e}")))?;
+        .try_get(col::REVISION)
+        .map_err(|e| d.corrupt(col::REVISION, e))?;
     Ok(StoredArticle {
         article,
         revision: Revision(revision),

@@ -185,3 +185,64 @@ async fn a_failed_batch_writes_nothing() {
         1
     );
 }
+
+#[tokio::test]
+async fn rows_decode_into_articles_and_bad_columns_are_named() {
+    let store = SqliteStore::open(&SqliteLocation::Memory)
+        .await
+        .expect("open");
+    let a = article("a", 1, "World", &["UN"], &["Jane Doe"]);
+    store
+        .upsert(std::slice::from_ref(&a))
+        .await
+        .expect("insert");
+    let id: ArticleId = "a".parse().expect("id");
+
+    // JSON `null` in an optional JSON column is "none", as SQL NULL is.
+    sqlx::query("UPDATE articles SET source = 'null', image = NULL WHERE id = 'a'")
+        .execute(store.pool())
+        .await
+        .expect("update");
+    let got = store.get(&id).await.expect("get").expect("present");
+    assert_eq!(got.article, a);
+
+    // Each kind of damage names its column; nothing panics.
+    for (set, column) in [
+        ("authors = '{\"name\": 1}'", "authors"),
+        ("authors = 'not json'", "authors"),
+        ("tags = 'null'", "tags"),
+        (
+            "related = '[{\"title\": \"t\", \"url\": \"relative\"}]'",
+            "related",
+        ),
+        (
+            "image = '{\"url\": \"https://e.com/i.jpg\", \"length\": -1}'",
+            "image",
+        ),
+        ("url = 'not a url'", "url"),
+        ("published_at = 9223372036854775807", "published_at"),
+        ("headline = x'ff'", "headline"),
+    ] {
+        let mut tx = store.pool().begin().await.expect("begin");
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE articles SET {set} WHERE id = 'a'"
+        )))
+        .execute(&mut *tx)
+        .await
+        .expect("damage");
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM articles WHERE id = 'a'"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .expect("row");
+        match decode(&row) {
+            Err(StoreError::Corrupt { id, reason }) => {
+                assert_eq!(id, "a");
+                assert!(reason.starts_with(column), "{set}: {reason}");
+            }
+            other => panic!("{set}: expected a corrupt row, got {other:?}"),
+        }
+        tx.rollback().await.expect("rollback");
+    }
+}
