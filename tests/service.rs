@@ -299,10 +299,14 @@ async fn feed_files_are_reloaded_and_a_broken_edit_keeps_the_running_config() {
     let health = service.health().await;
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["config_generation"], 3);
-    assert!(
-        !service.path("published/culture.rss").exists(),
-        "its files are removed"
-    );
+    // The writer follows publication: the removed feed's files go soon after.
+    service
+        .wait_for(
+            15,
+            "culture's files removed from the output folder",
+            || async { (!service.path("published/culture.rss").exists()).then_some(()) },
+        )
+        .await;
     // Swapped in first, then written to the output folder.
     service
         .wait_for(15, "arts.rss in the output folder", || async {

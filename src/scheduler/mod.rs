@@ -74,7 +74,9 @@ pub struct BuiltFeed {
 
 /// Queries one feed's articles and builds its documents (the CPU part off the
 /// async threads: a 10 000-item feed is milliseconds of work). `feedsmith
-/// build` and the running service both come here, so they write the same bytes.
+/// build` runs the same query and the same builder (`app::build_all`, writing
+/// each document while the next renders), so both write the same bytes; a
+/// test compares them.
 pub async fn build_feed(
     config: &Config,
     spec: &FeedSpec,

@@ -44,20 +44,15 @@ fn options(loc: &SqliteLocation) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        // 64 MiB of page cache per connection (negative means KiB): index
-        // pages of a large store stay in memory during bulk imports.
-        .pragma("cache_size", "-65536")
-        // Reads come straight from the OS's cache of the file (up to the
-        // first GiB of it) instead of being copied into freshly allocated
-        // page-cache memory: a cold 10 000-item feed read 40 MB that way,
-        // which cost more than decoding it. The price is SQLite's usual one
-        // for memory-mapped I/O: a disk read error ends the process with
-        // SIGBUS rather than failing one query.
-        .pragma("mmap_size", MMAP_SIZE)
+        // 16 MiB of page cache per connection (negative means KiB): the
+        // index pages feed queries touch stay decoded, and the kernel's page
+        // cache holds the rest. It is resident memory, per connection: with
+        // 64 MiB, a thousand-feed service had 250 MiB resident once every
+        // feed was served, with 16 MiB 145 MiB (BENCHMARKS.md, "Scale").
+        // No mmap_size: a mapped file turns a disk read error into SIGBUS,
+        // where a failed query keeps the last good feeds served.
+        .pragma("cache_size", "-16384")
 }
-
-/// How much of the database file SQLite may memory-map (`PRAGMA mmap_size`).
-const MMAP_SIZE: &str = "1073741824";
 
 fn memory_db_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
