@@ -49,6 +49,14 @@ impl Queue {
             .map(|job| (job, super::Encoding::Brotli))
     }
 
+    /// Queues `job` for its next variant, `encoding`.
+    fn push(&mut self, encoding: super::Encoding, job: Job) {
+        match encoding {
+            super::Encoding::Brotli => self.brotli.push_back(job),
+            _ => self.gzip.push_back(job),
+        }
+    }
+
     fn is_idle(&self) -> bool {
         self.gzip.is_empty() && self.brotli.is_empty() && self.running == 0
     }
@@ -87,16 +95,9 @@ impl Shared {
         if let Some(feed) = &job.feed {
             (self.done)(feed);
         }
-        match next {
-            Some(super::Encoding::Brotli) => {
-                self.queue().brotli.push_back(job);
-                self.work.notify_one();
-            }
-            Some(_) => {
-                self.queue().gzip.push_back(job);
-                self.work.notify_one();
-            }
-            None => {}
+        if let Some(encoding) = next {
+            self.queue().push(encoding, job);
+            self.work.notify_one();
         }
     }
 }
@@ -151,12 +152,7 @@ impl Compressor {
             rep: Arc::downgrade(rep),
             feed,
         };
-        let mut queue = self.shared.queue();
-        match first {
-            super::Encoding::Brotli => queue.brotli.push_back(job),
-            _ => queue.gzip.push_back(job),
-        }
-        drop(queue);
+        self.shared.queue().push(first, job);
         self.shared.work.notify_one();
     }
 

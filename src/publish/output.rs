@@ -315,10 +315,7 @@ pub(crate) fn save_blocking(
     removed: &[FeedName],
     step: &mut dyn FnMut(Step<'_>),
 ) -> Result<(), PublishError> {
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Write { path, source }
-    };
+    let err = write_error;
     step(Step::CreateDir(dir));
     std::fs::create_dir_all(dir).map_err(err(dir))?;
     // A manifest that cannot be read vouches for nothing; the files it named
@@ -454,10 +451,7 @@ fn write_then_rename(
     ops: &mut [FileOp<'_>],
     step: &mut dyn FnMut(Step<'_>),
 ) -> Result<(), PublishError> {
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Write { path, source }
-    };
+    let err = write_error;
     let mut count = 0;
     for op in ops.iter_mut() {
         let FileOp::Write(p) = op else { continue };
@@ -800,6 +794,12 @@ fn write_atomically_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Turns an I/O error at `path` into the error a save reports.
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + use<> {
+    let path = path.to_owned();
+    move |source| PublishError::Write { path, source }
 }
 
 /// The temporary file a new version of `path` is written to. The start-up

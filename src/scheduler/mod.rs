@@ -720,22 +720,16 @@ impl Scheduler {
         } else {
             rebuilt.keys().cloned().collect()
         };
-        let mut fresh = Vec::with_capacity(rebuilt.len());
         for (name, feed) in rebuilt {
             info!(feed = %name, etag = %feed.values().next().map(|r| r.identity.etag.to_string()).unwrap_or_default(), "published feed");
+            // The variants follow in the background, then their files; a
+            // document with no variant pending queues nothing.
+            self.pipeline.compress(&name, &feed);
             set.pending.remove(&name);
-            fresh.push(name.clone());
             set.feeds.insert(name, feed);
         }
         set.published_at = Some(Utc::now());
         self.swap_and_save(set, changed, Vec::new());
-        // Served from now on; the variants follow, then the files.
-        let served = self.publisher.snapshot();
-        for name in fresh {
-            if let Some(feed) = served.feeds.get(&name) {
-                self.pipeline.compress(&name, feed);
-            }
-        }
     }
 
     /// Serves `set` at once and asks the writer to bring the output folder
