@@ -7,7 +7,9 @@
 //! "what changed since revision R" from indexes. It never validates, renders or
 //! schedules anything, and it never sees the config beyond its URL.
 
+mod codec;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::fmt;
@@ -15,9 +17,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 
-use crate::article::{Article, ArticleFilter, ArticleId, Status};
+use crate::article::{Article, ArticleFilter, ArticleId};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -238,155 +239,6 @@ pub async fn probe(url: &StoreUrl) -> Result<bool, StoreError> {
     }
 }
 
-/// Splits `articles` into runs of at most `max` with no id twice in a run, so
-/// a batch that updates the same article twice applies both in order.
-pub(crate) fn distinct_id_chunks(articles: &[Article], max: usize) -> Vec<&[Article]> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut seen = std::collections::HashSet::new();
-    for (i, a) in articles.iter().enumerate() {
-        if i - start == max || !seen.insert(a.id.as_str()) {
-            chunks.push(&articles[start..i]);
-            start = i;
-            seen.clear();
-            seen.insert(a.id.as_str());
-        }
-    }
-    chunks.push(&articles[start..]);
-    chunks
-}
-
-/// A value as JSON text for a JSON column; our own plain structs always
-/// serialise.
-pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-/// Distinct match keys, sorted, so `["UN", "un"]` is one filter key.
-pub(crate) fn keys<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = values.map(crate::article::match_key).collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The columns every backend reads an article from, in this order (both
-/// stores select them so, and read them by position).
-pub(crate) const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, \
-     headline, standfirst, body_html, authors, source, tags, image, related";
-
-/// Positions in [`COLUMNS`].
-pub(crate) mod col {
-    pub const ID: usize = 0;
-    pub const REVISION: usize = 1;
-    pub const STATUS: usize = 2;
-    pub const PUBLISHED_AT: usize = 3;
-    pub const UPDATED_AT: usize = 4;
-    pub const SECTION: usize = 5;
-    pub const URL: usize = 6;
-    pub const HEADLINE: usize = 7;
-    pub const STANDFIRST: usize = 8;
-    pub const BODY_HTML: usize = 9;
-    pub const AUTHORS: usize = 10;
-    pub const SOURCE: usize = 11;
-    pub const TAGS: usize = 12;
-    pub const IMAGE: usize = 13;
-    pub const RELATED: usize = 14;
-}
-
-/// The name of column `index` of [`COLUMNS`], for error messages.
-pub(crate) fn column_name(index: usize) -> &'static str {
-    COLUMNS.split(',').nth(index).map_or("?", str::trim)
-}
-
-/// Turns one stored row into an [`Article`] field by field, with no detour
-/// through `serde_json::Value`: each backend reads its columns (borrowing
-/// text from the row where the article does not keep it) and hands them
-/// here. Rows are trusted to the extent the types need nothing more: the
-/// id's shape, URLs, the status and the JSON columns' shapes are still
-/// checked (a CMS may write rows directly), and a row that fails is
-/// [`StoreError::Corrupt`], naming the article and the column.
-pub(crate) struct RowDecoder<'r> {
-    id: &'r str,
-}
-
-impl<'r> RowDecoder<'r> {
-    pub(crate) fn new(id: &'r str) -> Self {
-        Self { id }
-    }
-
-    /// The error for column `column` of this row.
-    pub(crate) fn corrupt(&self, column: usize, reason: impl fmt::Display) -> StoreError {
-        StoreError::Corrupt {
-            id: self.id.to_owned(),
-            reason: format!("{}: {reason}", column_name(column)),
-        }
-    }
-
-    pub(crate) fn id(&self) -> Result<ArticleId, StoreError> {
-        self.id.parse().map_err(|e| self.corrupt(col::ID, e))
-    }
-
-    /// A column the schema declares NOT NULL.
-    pub(crate) fn required<T>(&self, column: usize, value: Option<T>) -> Result<T, StoreError> {
-        value.ok_or_else(|| StoreError::Corrupt {
-            id: self.id.to_owned(),
-            reason: format!("{} is null", column_name(column)),
-        })
-    }
-
-    pub(crate) fn url(&self, column: usize, text: &str) -> Result<url::Url, StoreError> {
-        url::Url::parse(text).map_err(|e| self.corrupt(column, e))
-    }
-
-    pub(crate) fn status(&self, text: &str) -> Result<Status, StoreError> {
-        text.parse()
-            .map_err(|e: String| self.corrupt(col::STATUS, e))
-    }
-
-    /// A JSON text column read straight into its type; SQL NULL is `None`.
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        column: usize,
-        text: Option<&str>,
-    ) -> Result<Option<T>, StoreError> {
-        text.map(|t| serde_json::from_str(t).map_err(|e| self.corrupt(column, e)))
-            .transpose()
-    }
-}
-
-/// Decodes each row of a query's stream as it arrives (decoding overlaps
-/// the database's work, and a row is freed once read instead of every row
-/// being held until the last arrives).
-pub(crate) async fn collect_rows<R>(
-    rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>>,
-    limit: u32,
-    doing: &'static str,
-    decode: impl Fn(&R) -> Result<StoredArticle, StoreError>,
-) -> Result<Vec<StoredArticle>, StoreError> {
-    use futures_util::TryStreamExt;
-    let mut rows = std::pin::pin!(rows);
-    // `limit` is at most the feed limit (10 000), so this is never large.
-    let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
-    while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
-        out.push(decode(&row)?);
-    }
-    Ok(out)
-}
-
-/// A fixed hash of an article's content, so re-importing identical content is
-/// recognised without comparing every column. serde_json writes struct fields
-/// in declaration order and lists in their order, so the encoding is stable.
-pub(crate) fn content_hash(article: &Article) -> Vec<u8> {
-    let mut hasher = Sha256::new();
-    // Serialising our own plain struct cannot fail; hash the error text if it ever does.
-    match serde_json::to_vec(article) {
-        Ok(bytes) => hasher.update(&bytes),
-        Err(e) => hasher.update(e.to_string().as_bytes()),
-    }
-    hasher.finalize().to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,32 +262,6 @@ mod tests {
         let err = "mysql://u:secret@db/news".parse::<StoreUrl>().unwrap_err();
         assert!(err.contains("neither sqlite"), "{err}");
         assert!(!err.contains("secret"), "password leaked: {err}");
-    }
-
-    #[test]
-    fn column_positions_match_the_column_list() {
-        let names: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
-        for (position, name) in [
-            (col::ID, "id"),
-            (col::REVISION, "revision"),
-            (col::STATUS, "status"),
-            (col::PUBLISHED_AT, "published_at"),
-            (col::UPDATED_AT, "updated_at"),
-            (col::SECTION, "section"),
-            (col::URL, "url"),
-            (col::HEADLINE, "headline"),
-            (col::STANDFIRST, "standfirst"),
-            (col::BODY_HTML, "body_html"),
-            (col::AUTHORS, "authors"),
-            (col::SOURCE, "source"),
-            (col::TAGS, "tags"),
-            (col::IMAGE, "image"),
-            (col::RELATED, "related"),
-        ] {
-            assert_eq!(names[position], name);
-            assert_eq!(column_name(position), name);
-        }
-        assert_eq!(names.len(), 15);
     }
 
     #[test]

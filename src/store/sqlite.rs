@@ -11,16 +11,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
-use super::{
-    ArticleStore, COLUMNS, Revision, RowDecoder, SqliteLocation, StoreError, StoredArticle,
-    Upserted, col, content_hash, distinct_id_chunks, json, keys,
-};
-use crate::article::{Article, ArticleFilter, ArticleId, Status, match_key};
+use serde::de::DeserializeOwned;
+
+use super::codec::{self, ArticleRow, COLUMNS, Change, ColumnError, UpsertSteps};
+use super::sql::{Backend, Bind};
+use super::{SqliteLocation, StoreError, Upserted};
+use crate::article::{Article, ArticleFilter};
+use query::newest_query;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -140,12 +143,29 @@ fn micros(t: DateTime<Utc>) -> i64 {
 }
 
 #[async_trait]
-impl ArticleStore for SqliteStore {
-    async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
-        let mut outcomes = Vec::with_capacity(articles.len());
-        if articles.is_empty() {
-            return Ok(outcomes);
+impl Backend for SqliteStore {
+    type Row = SqliteRow;
+
+    fn param(_: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<SqliteRow, sqlx::Error>> {
+        match bind_all(sqlx::query(AssertSqlSafe(sql)), binds) {
+            Ok(query) => query.fetch(&self.pool),
+            Err(e) => Box::pin(futures_util::stream::once(async { Err(e) })),
         }
+    }
+
+    async fn int(&self, sql: &'static str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await
+    }
+
+    fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+        newest_query(filter, limit)
+    }
+
+    async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
         // IMMEDIATE takes the write lock now, so two importers never both read
         // the same revision and then collide.
         let mut tx = self
@@ -153,110 +173,31 @@ impl ArticleStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        let start: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::query("reading the store revision"))?;
-        let mut revision = start;
-        for chunk in distinct_id_chunks(articles, LOOKUP_CHUNK) {
-            let stored = stored_hashes(&mut tx, chunk).await?;
-            let mut changed = Vec::new();
-            for article in chunk {
-                let hash = content_hash(article);
-                let existed = match stored.get(article.id.as_str()) {
-                    Some(old) if *old == hash => {
-                        outcomes.push(Upserted::Unchanged);
-                        continue;
-                    }
-                    Some(_) => true,
-                    None => false,
-                };
-                revision += 1;
-                outcomes.push(if existed {
-                    Upserted::Updated(Revision(revision))
-                } else {
-                    Upserted::Inserted(Revision(revision))
-                });
-                changed.push(Change {
-                    article,
-                    hash,
-                    revision,
-                    existed,
-                });
-            }
-            write_changes(&mut tx, &changed).await?;
-        }
-        if revision != start {
-            sqlx::query("UPDATE store_state SET revision = ? WHERE singleton = 1")
-                .bind(revision)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("advancing the store revision"))?;
-        }
+        let outcomes = codec::upsert(&mut Steps(&mut tx), articles, LOOKUP_CHUNK).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing an import transaction"))?;
         Ok(outcomes)
     }
+}
 
-    async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM articles WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::query("reading an article"))?;
-        row.map(|r| decode(&r)).transpose()
-    }
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-    async fn newest(
-        &self,
-        filter: &ArticleFilter,
-        limit: u32,
-    ) -> Result<Vec<StoredArticle>, StoreError> {
-        let (sql, binds) = newest_query(filter, limit);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for bind in binds {
-            query = match bind {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(n) => query.bind(n),
-            };
-        }
-        super::collect_rows(
-            query.fetch(&self.pool),
-            limit,
-            "selecting a feed's articles",
-            decode,
-        )
-        .await
+/// `query` with `binds` bound in order.
+fn bind_all(mut query: SqliteQuery<'_>, binds: Vec<Bind>) -> Result<SqliteQuery<'_>, sqlx::Error> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(s) => query.bind(s),
+            Bind::Int(n) => query.bind(n),
+            // The SQLite queries spell lists out as one parameter per value.
+            Bind::Texts(_) => {
+                return Err(sqlx::Error::Encode(
+                    "a list parameter: SQLite has no arrays".into(),
+                ));
+            }
+        };
     }
-
-    async fn revision(&self) -> Result<Revision, StoreError> {
-        let r: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::query("reading the store revision"))?;
-        Ok(Revision(r))
-    }
-
-    async fn changed_since(
-        &self,
-        since: Revision,
-        limit: u32,
-    ) -> Result<Vec<StoredArticle>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM articles WHERE revision > ? ORDER BY revision LIMIT ?");
-        let query = sqlx::query(AssertSqlSafe(sql))
-            .bind(since.0)
-            .bind(i64::from(limit));
-        super::collect_rows(
-            query.fetch(&self.pool),
-            limit,
-            "listing changed articles",
-            decode,
-        )
-        .await
-    }
+    Ok(query)
 }
 
 /// Ids looked up per statement, well under SQLite's bound-parameter limit.
@@ -266,34 +207,52 @@ const INSERT_ROWS: usize = 100;
 /// Filter rows per multi-row INSERT: 4 parameters each.
 const FILTER_ROWS: usize = 1_000;
 
-/// One article that differs from what is stored, with the revision it takes.
-struct Change<'a> {
-    article: &'a Article,
-    hash: Vec<u8>,
-    revision: i64,
-    existed: bool,
-}
+/// The statements of an upsert, in the transaction it runs in.
+struct Steps<'t, 'c>(&'t mut sqlx::Transaction<'c, sqlx::Sqlite>);
 
-async fn stored_hashes(
-    tx: &mut sqlx::SqliteConnection,
-    chunk: &[Article],
-) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-    let sql = format!(
-        "SELECT id, content_hash FROM articles WHERE id IN ({})",
-        placeholders(chunk.len())
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for a in chunk {
-        q = q.bind(a.id.as_str());
+#[async_trait]
+impl UpsertSteps for Steps<'_, '_> {
+    async fn revision(&mut self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
+            .fetch_one(&mut **self.0)
+            .await
+            .map_err(StoreError::query("reading the store revision"))
     }
-    let rows = q
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::query("looking up stored articles"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::query("looking up stored articles"))
+
+    async fn stored_hashes(
+        &mut self,
+        chunk: &[Article],
+    ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError> {
+        let sql = format!(
+            "SELECT id, content_hash FROM articles WHERE id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for a in chunk {
+            q = q.bind(a.id.as_str());
+        }
+        let rows = q
+            .fetch_all(&mut **self.0)
+            .await
+            .map_err(StoreError::query("looking up stored articles"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::query("looking up stored articles"))
+    }
+
+    async fn write(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError> {
+        write_changes(self.0, changes).await
+    }
+
+    async fn set_revision(&mut self, revision: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE store_state SET revision = ? WHERE singleton = 1")
+            .bind(revision)
+            .execute(&mut **self.0)
+            .await
+            .map_err(StoreError::query("advancing the store revision"))?;
+        Ok(())
+    }
 }
 
 async fn write_changes(
@@ -317,25 +276,25 @@ async fn write_changes(
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for c in rows {
-            let a = c.article;
+            let c = c.columns();
             q = q
-                .bind(a.id.as_str())
+                .bind(c.id)
                 .bind(c.revision)
-                .bind(a.status.as_str())
-                .bind(micros(a.published_at))
-                .bind(micros(a.updated_at))
-                .bind(a.section.as_deref())
-                .bind(a.section.as_deref().map(match_key))
-                .bind(a.url.as_str())
-                .bind(a.headline.as_str())
-                .bind(a.standfirst.as_deref())
-                .bind(a.body_html.as_deref())
-                .bind(json(&a.authors))
-                .bind(a.source.as_ref().map(json))
-                .bind(json(&a.tags))
-                .bind(a.image.as_ref().map(json))
-                .bind(json(&a.related))
-                .bind(c.hash.as_slice());
+                .bind(c.status)
+                .bind(micros(c.published_at))
+                .bind(micros(c.updated_at))
+                .bind(c.section)
+                .bind(c.section_key)
+                .bind(c.url)
+                .bind(c.headline)
+                .bind(c.standfirst)
+                .bind(c.body_html)
+                .bind(c.authors)
+                .bind(c.source)
+                .bind(c.tags)
+                .bind(c.image)
+                .bind(c.related)
+                .bind(c.hash);
         }
         q.execute(&mut *tx)
             .await
@@ -401,155 +360,45 @@ struct FilterTable {
 const TAGS: FilterTable = FilterTable {
     table: "article_tags",
     column: "tag_key",
-    keys: |a| keys(a.tags.iter().map(String::as_str)),
+    keys: codec::tag_keys,
 };
 
 const AUTHORS: FilterTable = FilterTable {
     table: "article_authors",
     column: "author_key",
-    keys: |a| keys(a.authors.iter().map(|x| x.name.as_str())),
+    keys: codec::author_keys,
 };
-
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Builds the newest-N query for `filter`.
-///
-/// One filter list "drives": for each of its values, a subquery walks that
-/// value's index newest-first and stops after `limit` matches, checking the
-/// other filters by primary-key lookups. The union of those candidates (at most
-/// values × limit ids) is then sorted. So a feed costs about `limit` index steps
-/// per value however large the store is, and no query scans a table.
-fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
-    let limit = i64::from(limit);
-    let mut binds = Vec::new();
-    let published = Status::Published.as_str();
-
-    // `EXISTS` checks for the lists that do not drive, against an article id expression.
-    let exists = |binds: &mut Vec<Bind>, id_expr: &str, t: &FilterTable, values: &[String]| {
-        if values.is_empty() {
-            return String::new();
-        }
-        binds.extend(values.iter().cloned().map(Bind::Text));
-        format!(
-            " AND EXISTS (SELECT 1 FROM {} f WHERE f.article_id = {id_expr} AND f.{} IN ({}))",
-            t.table,
-            t.column,
-            placeholders(values.len())
-        )
-    };
-
-    let mut subqueries = Vec::new();
-    if !filter.sections.is_empty() {
-        for section in &filter.sections {
-            binds.push(Bind::Text(published.to_owned()));
-            binds.push(Bind::Text(section.clone()));
-            let mut sql = String::from(
-                "SELECT a.id FROM articles a WHERE a.status = ? AND a.section_key = ?",
-            );
-            sql += &exists(&mut binds, "a.id", &TAGS, &filter.tags);
-            sql += &exists(&mut binds, "a.id", &AUTHORS, &filter.authors);
-            sql += " ORDER BY a.published_at DESC, a.id DESC LIMIT ?";
-            binds.push(Bind::Int(limit));
-            subqueries.push(sql);
-        }
-    } else if !filter.tags.is_empty() || !filter.authors.is_empty() {
-        // Tags drive when given (authors, if any, are checked per row); else authors.
-        let (driver, values, others): (&FilterTable, &[String], &[String]) =
-            if !filter.tags.is_empty() {
-                (&TAGS, &filter.tags, &filter.authors)
-            } else {
-                (&AUTHORS, &filter.authors, &[])
-            };
-        for value in values {
-            binds.push(Bind::Text(value.clone()));
-            binds.push(Bind::Text(published.to_owned()));
-            let mut sql = format!(
-                "SELECT d.article_id AS id FROM {} d WHERE d.{} = ? AND d.status = ?",
-                driver.table, driver.column
-            );
-            sql += &exists(&mut binds, "d.article_id", &AUTHORS, others);
-            sql += " ORDER BY d.published_at DESC, d.article_id DESC LIMIT ?";
-            binds.push(Bind::Int(limit));
-            subqueries.push(sql);
-        }
-    } else {
-        binds.push(Bind::Text(published.to_owned()));
-        binds.push(Bind::Int(limit));
-        return (
-            format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = ? \
-                 ORDER BY published_at DESC, id DESC LIMIT ?"
-            ),
-            binds,
-        );
-    }
-    let candidates = subqueries
-        .iter()
-        .map(|s| format!("SELECT id FROM ({s})"))
-        .collect::<Vec<_>>()
-        .join(" UNION ");
-    binds.push(Bind::Int(limit));
-    (
-        format!(
-            "SELECT {COLUMNS} FROM articles WHERE id IN ({candidates}) \
-             ORDER BY published_at DESC, id DESC LIMIT ?"
-        ),
-        binds,
-    )
-}
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// One row of [`COLUMNS`], read by position straight into a [`StoredArticle`]
-/// (see [`RowDecoder`]). Text the article keeps is copied once from the row;
-/// URLs and JSON columns are parsed from text borrowed from it.
-fn decode(row: &SqliteRow) -> Result<StoredArticle, StoreError> {
-    let id: &str = row
-        .try_get(col::ID)
-        .map_err(StoreError::query("decoding an article"))?;
-    let d = RowDecoder::new(id);
-    let text = |i: usize| -> Result<Option<&str>, StoreError> {
-        row.try_get::<Option<&str>, _>(i)
-            .map_err(|e| d.corrupt(i, e))
-    };
-    let owned = |i: usize| -> Result<Option<String>, StoreError> {
-        row.try_get::<Option<String>, _>(i)
-            .map_err(|e| d.corrupt(i, e))
-    };
-    let time = |i: usize| -> Result<DateTime<Utc>, StoreError> {
-        let us: i64 = row.try_get(i).map_err(|e| d.corrupt(i, e))?;
-        DateTime::from_timestamp_micros(us)
-            .ok_or_else(|| d.corrupt(i, format!("{us} is out of range")))
-    };
-    let article = Article {
-        id: d.id()?,
-        url: d.url(col::URL, d.required(col::URL, text(col::URL)?)?)?,
-        headline: d.required(col::HEADLINE, owned(col::HEADLINE)?)?,
-        standfirst: owned(col::STANDFIRST)?,
-        body_html: owned(col::BODY_HTML)?,
-        authors: d.required(col::AUTHORS, d.json(col::AUTHORS, text(col::AUTHORS)?)?)?,
-        source: d.json(col::SOURCE, text(col::SOURCE)?)?.flatten(),
-        section: owned(col::SECTION)?,
-        tags: d.required(col::TAGS, d.json(col::TAGS, text(col::TAGS)?)?)?,
-        image: d.json(col::IMAGE, text(col::IMAGE)?)?.flatten(),
-        related: d.required(col::RELATED, d.json(col::RELATED, text(col::RELATED)?)?)?,
-        published_at: time(col::PUBLISHED_AT)?,
-        updated_at: time(col::UPDATED_AT)?,
-        status: d.status(d.required(col::STATUS, text(col::STATUS)?)?)?,
-    };
-    let revision: i64 = row
-        .try_get(col::REVISION)
-        .map_err(|e| d.corrupt(col::REVISION, e))?;
-    Ok(StoredArticle {
-        article,
-        revision: Revision(revision),
-    })
+/// SQLite's side of decoding: times are stored as microseconds since the
+/// epoch, JSON columns as text.
+impl ArticleRow for SqliteRow {
+    fn text(&self, column: usize) -> Result<Option<&str>, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn int(&self, column: usize) -> Result<i64, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError> {
+        let us: i64 = self.try_get(column)?;
+        DateTime::from_timestamp_micros(us).ok_or_else(|| format!("{us} is out of range").into())
+    }
+
+    fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError> {
+        let text: Option<&str> = self.try_get(column)?;
+        Ok(text.map(serde_json::from_str).transpose()?)
+    }
 }
 
+mod query;
 #[cfg(test)]
 mod tests;

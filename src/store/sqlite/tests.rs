@@ -1,5 +1,6 @@
 use super::*;
-use crate::article::{RawArticle, ValidationContext};
+use crate::article::{ArticleId, RawArticle, ValidationContext};
+use crate::store::{ArticleStore, Revision};
 
 fn article(id: &str, day: u32, section: &str, tags: &[&str], authors: &[&str]) -> Article {
     let authors: Vec<serde_json::Value> = authors
@@ -49,14 +50,9 @@ async fn populated() -> SqliteStore {
 async fn plan(store: &SqliteStore, filter: &ArticleFilter) -> Vec<String> {
     let (sql, binds) = newest_query(filter, 50);
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
-    let mut q = sqlx::query(AssertSqlSafe(explain));
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(n) => q.bind(n),
-        };
-    }
-    q.fetch_all(store.pool())
+    bind_all(sqlx::query(AssertSqlSafe(explain)), binds)
+        .expect("sqlite binds")
+        .fetch_all(store.pool())
         .await
         .expect("explain")
         .iter()
@@ -236,7 +232,7 @@ async fn rows_decode_into_articles_and_bad_columns_are_named() {
         .fetch_one(&mut *tx)
         .await
         .expect("row");
-        match decode(&row) {
+        match codec::decode(&row) {
             Err(StoreError::Corrupt { id, reason }) => {
                 assert_eq!(id, "a");
                 assert!(reason.starts_with(column), "{set}: {reason}");

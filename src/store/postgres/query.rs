@@ -1,0 +1,96 @@
+//! The newest-N query of the PostgreSQL store: which index walks a feed's
+//! filter drives, written as SQL with its parameters. It runs nothing.
+
+use super::{Bind, COLUMNS};
+use crate::article::{ArticleFilter, Status};
+
+/// Builds the newest-N query for `filter`.
+///
+/// One filter list drives, as in the SQLite store. Sections: one subquery per
+/// section walks `articles_section_newest` newest-first and stops after
+/// `limit` rows, checking tags and authors on each row's key arrays. Tags (or
+/// else authors): for each value, a lateral subquery walks that value's
+/// `article_tags_newest` (`article_authors_newest`) rows newest-first and
+/// stops after `limit` matches, checking authors against `article_authors`.
+/// The candidates, at most values × limit, are then sorted. So a feed costs
+/// about `limit` index steps per value however large the store is.
+pub(super) fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+    let limit = i64::from(limit);
+    let mut binds = vec![
+        Bind::Text(Status::Published.as_str().to_owned()),
+        Bind::Int(limit),
+    ];
+    let mut bind = |b: Bind| {
+        binds.push(b);
+        binds.len()
+    };
+    if !filter.sections.is_empty() {
+        let mut conditions = String::new();
+        if !filter.tags.is_empty() {
+            let n = bind(Bind::Texts(filter.tags.clone()));
+            conditions += &format!(" AND tag_keys && ${n}::text[]");
+        }
+        if !filter.authors.is_empty() {
+            let n = bind(Bind::Texts(filter.authors.clone()));
+            conditions += &format!(" AND author_keys && ${n}::text[]");
+        }
+        let mut parts = Vec::with_capacity(filter.sections.len());
+        for section in &filter.sections {
+            let n = bind(Bind::Text(section.clone()));
+            parts.push(format!(
+                "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${n}{conditions} \
+                 ORDER BY published_at DESC, id DESC LIMIT $2)"
+            ));
+        }
+        return (
+            format!(
+                "SELECT * FROM ({}) AS candidates ORDER BY published_at DESC, id DESC LIMIT $2",
+                parts.join(" UNION ALL ")
+            ),
+            binds,
+        );
+    }
+    let (table, column, values, others) = if !filter.tags.is_empty() {
+        (
+            "article_tags",
+            "tag_key",
+            &filter.tags[..],
+            &filter.authors[..],
+        )
+    } else if !filter.authors.is_empty() {
+        (
+            "article_authors",
+            "author_key",
+            &filter.authors[..],
+            &[][..],
+        )
+    } else {
+        return (
+            format!(
+                "SELECT {COLUMNS} FROM articles WHERE status = $1 \
+                 ORDER BY published_at DESC, id DESC LIMIT $2"
+            ),
+            binds,
+        );
+    };
+    let driving = bind(Bind::Texts(values.to_vec()));
+    let mut check = String::new();
+    if !others.is_empty() {
+        let n = bind(Bind::Texts(others.to_vec()));
+        check = format!(
+            " AND EXISTS (SELECT 1 FROM article_authors f \
+             WHERE f.article_id = d.article_id AND f.author_key = ANY(${n}::text[]))"
+        );
+    }
+    (
+        format!(
+            "SELECT {COLUMNS} FROM articles WHERE status = $1 AND id IN ( \
+                 SELECT d.article_id FROM unnest(${driving}::text[]) AS v(key) \
+                 CROSS JOIN LATERAL (SELECT d.article_id FROM {table} d \
+                     WHERE d.{column} = v.key AND d.status = $1{check} \
+                     ORDER BY d.published_at DESC, d.article_id DESC LIMIT $2) AS d) \
+             ORDER BY published_at DESC, id DESC LIMIT $2"
+        ),
+        binds,
+    )
+}

@@ -1,0 +1,118 @@
+//! The [`ArticleStore`] operations written once over SQL, for both backends.
+//!
+//! A backend implements [`Backend`]: how it binds parameters and runs a
+//! statement, its newest-N query (where the two databases' indexes and SQL
+//! really differ), its upsert transaction and its change notifications. The
+//! reads that are the same text in both dialects but for the parameter
+//! markers (one article, changes since a revision, the store revision) and the
+//! decoding of their rows live here, so the two stores cannot drift apart.
+//! This module never opens a connection or knows which database it talks to.
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use tokio::sync::watch;
+
+use super::codec::{self, COLUMNS};
+use super::{ArticleStore, Revision, StoreError, StoredArticle, Upserted};
+use crate::article::{Article, ArticleFilter, ArticleId};
+
+/// A value bound to a statement parameter.
+pub enum Bind {
+    Text(String),
+    /// A list, for PostgreSQL's array parameters; SQLite's queries use none.
+    Texts(Vec<String>),
+    Int(i64),
+}
+
+/// What a database provides for [`ArticleStore`]. Every method is the
+/// backend's own part; the store operations themselves are the blanket
+/// [`ArticleStore`] implementation below.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// One row of a query, readable column by column.
+    type Row: codec::ArticleRow + Send;
+
+    /// The marker for the `n`th (1-based) bound parameter in this dialect.
+    fn param(n: usize) -> String;
+
+    /// The rows `sql` selects with `binds`, as the database produces them.
+    fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<Self::Row, sqlx::Error>>;
+
+    /// The one integer `sql` selects.
+    async fn int(&self, sql: &'static str) -> Result<i64, sqlx::Error>;
+
+    /// The newest-N statement for `filter` (see [`ArticleStore::newest`]).
+    fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>);
+
+    /// [`ArticleStore::upsert`] of a non-empty batch, in one transaction.
+    async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError>;
+
+    /// See [`ArticleStore::changes`].
+    fn notifications(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+
+    /// See [`ArticleStore::notification_fault`].
+    fn listen_fault(&self) -> Option<String> {
+        None
+    }
+}
+
+#[async_trait]
+impl<B: Backend> ArticleStore for B {
+    async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
+        if articles.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_articles(articles).await
+    }
+
+    async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM articles WHERE id = {}", B::param(1));
+        let mut found = codec::collect_rows(
+            self.rows(sql, vec![Bind::Text(id.as_str().to_owned())]),
+            1,
+            "reading an article",
+        )
+        .await?;
+        Ok(found.pop())
+    }
+
+    async fn newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let (sql, binds) = B::newest_query(filter, limit);
+        codec::collect_rows(self.rows(sql, binds), limit, "selecting a feed's articles").await
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        self.int("SELECT revision FROM store_state WHERE singleton = 1")
+            .await
+            .map(Revision)
+            .map_err(StoreError::query("reading the store revision"))
+    }
+
+    async fn changed_since(
+        &self,
+        since: Revision,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM articles WHERE revision > {} ORDER BY revision LIMIT {}",
+            B::param(1),
+            B::param(2)
+        );
+        let binds = vec![Bind::Int(since.0), Bind::Int(i64::from(limit))];
+        codec::collect_rows(self.rows(sql, binds), limit, "listing changed articles").await
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        self.notifications()
+    }
+
+    fn notification_fault(&self) -> Option<String> {
+        self.listen_fault()
+    }
+}
