@@ -57,6 +57,7 @@ pub(crate) fn column_name(index: usize) -> &'static str {
 /// One row of [`COLUMNS`] as a backend holds it. Each method reads one column
 /// by position; SQL NULL is `None`. Text is borrowed from the row where the
 /// article does not keep it, so a URL or a JSON column is parsed without a copy.
+/// Every sqlx row of a [`ColumnDialect`] database is one.
 pub trait ArticleRow {
     fn text(&self, column: usize) -> Result<Option<&str>, ColumnError>;
     fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError>;
@@ -64,6 +65,43 @@ pub trait ArticleRow {
     fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError>;
     /// A JSON column read straight into its type.
     fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError>;
+}
+
+/// How a database keeps the columns whose types differ between the two:
+/// times and JSON.
+pub trait ColumnDialect: sqlx::Database {
+    fn time(row: &Self::Row, column: usize) -> Result<DateTime<Utc>, ColumnError>;
+    fn json<T: DeserializeOwned>(row: &Self::Row, column: usize) -> Result<Option<T>, ColumnError>;
+}
+
+impl<R> ArticleRow for R
+where
+    R: sqlx::Row,
+    R::Database: ColumnDialect<Row = R>,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn text(&self, column: usize) -> Result<Option<&str>, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn int(&self, column: usize) -> Result<i64, ColumnError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError> {
+        R::Database::time(self, column)
+    }
+
+    fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError> {
+        R::Database::json(self, column)
+    }
 }
 
 /// Turns one row into a [`StoredArticle`] field by field, with no detour
@@ -173,7 +211,7 @@ pub(crate) async fn collect_rows<R: ArticleRow>(
 }
 
 /// One article that differs from what is stored, with the revision it takes.
-pub(crate) struct Change<'a> {
+pub struct Change<'a> {
     pub article: &'a Article,
     pub hash: Vec<u8>,
     pub revision: i64,
@@ -230,37 +268,74 @@ pub(crate) struct ArticleColumns<'a> {
     pub hash: &'a [u8],
 }
 
-/// The statements of one upsert transaction, as a backend runs them; the
-/// logic between them is [`upsert`].
+/// What an upsert needs that differs between the databases. Implemented on
+/// sqlx's database types; the statements common to both are in [`upsert`].
 #[async_trait]
-pub(crate) trait UpsertSteps: Send {
-    /// The store revision, locked against concurrent writers until commit.
-    async fn revision(&mut self) -> Result<i64, StoreError>;
-    /// The content hash stored for each of these ids that exists (`None` for
-    /// a row written without one, such as by a CMS).
-    async fn stored_hashes(
-        &mut self,
-        chunk: &[Article],
-    ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError>;
+pub trait UpsertDialect: sqlx::Database {
+    /// Whether parameters are numbered (`$1`) rather than positional (`?`).
+    const NUMBERED_PARAMS: bool;
+    /// Appended to the revision read: what keeps concurrent writers in turn
+    /// where the transaction's start does not already.
+    const LOCK_REVISION: &'static str;
     /// Writes the changed articles and their filter rows.
-    async fn write(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError>;
-    async fn set_revision(&mut self, revision: i64) -> Result<(), StoreError>;
+    async fn write(conn: &mut Self::Connection, changes: &[Change<'_>]) -> Result<(), StoreError>;
+
+    /// The marker for the `n`th (1-based) bound parameter.
+    fn param(n: usize) -> String {
+        if Self::NUMBERED_PARAMS {
+            format!("${n}")
+        } else {
+            "?".to_owned()
+        }
+    }
 }
 
-/// Inserts or updates `articles` in order, inside the backend's open
-/// transaction: content identical to what is stored changes nothing and takes
-/// no revision; each real change takes the next one. `chunk` articles are
+/// Inserts or updates `articles` in order, inside the open transaction
+/// `conn`: content identical to what is stored changes nothing and takes no
+/// revision; each real change takes the next one. `chunk` articles are
 /// looked up and written at a time.
-pub(crate) async fn upsert(
-    steps: &mut impl UpsertSteps,
+pub(crate) async fn upsert<DB>(
+    conn: &mut DB::Connection,
     articles: &[Article],
     chunk: usize,
-) -> Result<Vec<Upserted>, StoreError> {
+) -> Result<Vec<Upserted>, StoreError>
+where
+    DB: UpsertDialect,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> i64: sqlx::Encode<'r, DB> + sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    (String, Option<Vec<u8>>): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
     let mut outcomes = Vec::with_capacity(articles.len());
-    let start = steps.revision().await?;
+    let sql = format!(
+        "SELECT revision FROM store_state WHERE singleton = 1{}",
+        DB::LOCK_REVISION
+    );
+    let start: i64 = sqlx::query_scalar::<DB, i64>(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::query("reading the store revision"))?;
     let mut revision = start;
     for chunk in distinct_id_chunks(articles, chunk) {
-        let stored = steps.stored_hashes(chunk).await?;
+        let markers: Vec<String> = (1..=chunk.len()).map(DB::param).collect();
+        let sql = format!(
+            "SELECT id, content_hash FROM articles WHERE id IN ({})",
+            markers.join(", ")
+        );
+        let mut lookup = sqlx::query_as::<DB, (String, Option<Vec<u8>>)>(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            lookup = lookup.bind(a.id.as_str());
+        }
+        let stored: HashMap<String, Option<Vec<u8>>> = lookup
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::query("looking up stored articles"))?
+            .into_iter()
+            .collect();
         let mut changed = Vec::new();
         for article in chunk {
             let hash = content_hash(article);
@@ -286,11 +361,19 @@ pub(crate) async fn upsert(
             });
         }
         if !changed.is_empty() {
-            steps.write(&changed).await?;
+            DB::write(conn, &changed).await?;
         }
     }
     if revision != start {
-        steps.set_revision(revision).await?;
+        let sql = format!(
+            "UPDATE store_state SET revision = {} WHERE singleton = 1",
+            DB::param(1)
+        );
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .bind(revision)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("advancing the store revision"))?;
     }
     Ok(outcomes)
 }

@@ -8,7 +8,6 @@
 //! contract as the SQLite store: the generic suite in `tests/store.rs` runs on
 //! both. It never renders, schedules or validates articles.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{self, ArticleRow, COLUMNS, Change, ColumnError, UpsertSteps, json_text};
+use super::codec::{self, COLUMNS, Change, ColumnDialect, ColumnError, UpsertDialect, json_text};
 use super::sql::{Backend, Bind};
 use super::{ConnectOptions, StoreError, Upserted, redact};
 use crate::article::{Article, ArticleFilter};
@@ -161,9 +160,7 @@ impl PostgresStore {
 impl Backend for PostgresStore {
     type Row = PgRow;
 
-    fn param(n: usize) -> String {
-        format!("${n}")
-    }
+    type Db = sqlx::Postgres;
 
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<PgRow, sqlx::Error>> {
         bind_all(sqlx::query(AssertSqlSafe(sql)), binds).fetch(&self.pool)
@@ -189,7 +186,7 @@ impl Backend for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        let outcomes = codec::upsert(&mut Steps(&mut tx), articles, INSERT_ROWS).await?;
+        let outcomes = codec::upsert::<sqlx::Postgres>(&mut tx, articles, INSERT_ROWS).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing an import transaction"))?;
@@ -220,148 +217,109 @@ fn bind_all(
     query
 }
 
-/// The statements of an upsert, in the transaction it runs in.
-struct Steps<'t, 'c>(&'t mut sqlx::Transaction<'c, sqlx::Postgres>);
-
 #[async_trait]
-impl UpsertSteps for Steps<'_, '_> {
-    async fn revision(&mut self) -> Result<i64, StoreError> {
-        // Locking the counter row makes concurrent writers take turns, so
-        // revisions commit in order.
-        sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1 FOR UPDATE")
-            .fetch_one(&mut **self.0)
-            .await
-            .map_err(StoreError::query("reading the store revision"))
-    }
+impl UpsertDialect for sqlx::Postgres {
+    const NUMBERED_PARAMS: bool = true;
+    // Locking the counter row makes concurrent writers take turns, so
+    // revisions commit in order.
+    const LOCK_REVISION: &'static str = " FOR UPDATE";
 
-    async fn stored_hashes(
-        &mut self,
-        chunk: &[Article],
-    ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError> {
-        let ids: Vec<&str> = chunk.iter().map(|a| a.id.as_str()).collect();
-        let rows = sqlx::query("SELECT id, content_hash FROM articles WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut **self.0)
-            .await
-            .map_err(StoreError::query("looking up stored articles"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::query("looking up stored articles"))
+    async fn write(tx: &mut sqlx::PgConnection, changes: &[Change<'_>]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // One statement per batch: every column bound as an array and unnested.
+        let mut id = Vec::with_capacity(changes.len());
+        let mut revision = Vec::with_capacity(changes.len());
+        let mut status = Vec::with_capacity(changes.len());
+        let mut published_at = Vec::with_capacity(changes.len());
+        let mut updated_at = Vec::with_capacity(changes.len());
+        let mut section = Vec::with_capacity(changes.len());
+        let mut section_key = Vec::with_capacity(changes.len());
+        let mut url = Vec::with_capacity(changes.len());
+        let mut headline = Vec::with_capacity(changes.len());
+        let mut standfirst = Vec::with_capacity(changes.len());
+        let mut body_html = Vec::with_capacity(changes.len());
+        let mut authors = Vec::with_capacity(changes.len());
+        let mut source = Vec::with_capacity(changes.len());
+        let mut tags = Vec::with_capacity(changes.len());
+        let mut image = Vec::with_capacity(changes.len());
+        let mut related = Vec::with_capacity(changes.len());
+        let mut tag_keys = Vec::with_capacity(changes.len());
+        let mut author_keys = Vec::with_capacity(changes.len());
+        let mut hash = Vec::with_capacity(changes.len());
+        for change in changes {
+            let c = change.columns();
+            // Arrays of arrays must be rectangular in PostgreSQL: pass JSON.
+            tag_keys.push(json_text(&codec::tag_keys(change.article)));
+            author_keys.push(json_text(&codec::author_keys(change.article)));
+            id.push(c.id);
+            revision.push(c.revision);
+            status.push(c.status);
+            published_at.push(c.published_at);
+            updated_at.push(c.updated_at);
+            section.push(c.section);
+            section_key.push(c.section_key);
+            url.push(c.url);
+            headline.push(c.headline);
+            standfirst.push(c.standfirst);
+            body_html.push(c.body_html);
+            authors.push(c.authors);
+            source.push(c.source);
+            tags.push(c.tags);
+            image.push(c.image);
+            related.push(c.related);
+            hash.push(c.hash);
+        }
+        sqlx::query(
+            "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
+             url, headline, standfirst, body_html, authors, source, tags, image, related, tag_keys, \
+             author_keys, content_hash) \
+             SELECT id, revision, status, published_at, updated_at, section, section_key, url, headline, \
+                    standfirst, body_html, authors::jsonb, source::jsonb, tags::jsonb, image::jsonb, \
+                    related::jsonb, \
+                    ARRAY(SELECT jsonb_array_elements_text(tag_keys::jsonb)), \
+                    ARRAY(SELECT jsonb_array_elements_text(author_keys::jsonb)), content_hash \
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+                         $18::text[], $19::bytea[]) \
+                  AS t(id, revision, status, published_at, updated_at, section, section_key, url, \
+                       headline, standfirst, body_html, authors, source, tags, image, related, \
+                       tag_keys, author_keys, content_hash) \
+             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
+                 published_at = excluded.published_at, updated_at = excluded.updated_at, \
+                 section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+                 headline = excluded.headline, standfirst = excluded.standfirst, \
+                 body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+                 tags = excluded.tags, image = excluded.image, related = excluded.related, \
+                 tag_keys = excluded.tag_keys, author_keys = excluded.author_keys, \
+                 content_hash = excluded.content_hash",
+        )
+        .bind(id)
+        .bind(revision)
+        .bind(status)
+        .bind(published_at)
+        .bind(updated_at)
+        .bind(section)
+        .bind(section_key)
+        .bind(url)
+        .bind(headline)
+        .bind(standfirst)
+        .bind(body_html)
+        .bind(authors)
+        .bind(source)
+        .bind(tags)
+        .bind(image)
+        .bind(related)
+        .bind(tag_keys)
+        .bind(author_keys)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("writing articles"))?;
+        write_filter_rows(tx, changes).await
     }
-
-    async fn write(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError> {
-        write_changes(self.0, changes).await
-    }
-
-    async fn set_revision(&mut self, revision: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE store_state SET revision = $1 WHERE singleton = 1")
-            .bind(revision)
-            .execute(&mut **self.0)
-            .await
-            .map_err(StoreError::query("advancing the store revision"))?;
-        Ok(())
-    }
-}
-
-async fn write_changes(
-    tx: &mut sqlx::PgConnection,
-    changes: &[Change<'_>],
-) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    // One statement per batch: every column bound as an array and unnested.
-    let mut id = Vec::with_capacity(changes.len());
-    let mut revision = Vec::with_capacity(changes.len());
-    let mut status = Vec::with_capacity(changes.len());
-    let mut published_at = Vec::with_capacity(changes.len());
-    let mut updated_at = Vec::with_capacity(changes.len());
-    let mut section = Vec::with_capacity(changes.len());
-    let mut section_key = Vec::with_capacity(changes.len());
-    let mut url = Vec::with_capacity(changes.len());
-    let mut headline = Vec::with_capacity(changes.len());
-    let mut standfirst = Vec::with_capacity(changes.len());
-    let mut body_html = Vec::with_capacity(changes.len());
-    let mut authors = Vec::with_capacity(changes.len());
-    let mut source = Vec::with_capacity(changes.len());
-    let mut tags = Vec::with_capacity(changes.len());
-    let mut image = Vec::with_capacity(changes.len());
-    let mut related = Vec::with_capacity(changes.len());
-    let mut tag_keys = Vec::with_capacity(changes.len());
-    let mut author_keys = Vec::with_capacity(changes.len());
-    let mut hash = Vec::with_capacity(changes.len());
-    for change in changes {
-        let c = change.columns();
-        // Arrays of arrays must be rectangular in PostgreSQL: pass JSON.
-        tag_keys.push(json_text(&codec::tag_keys(change.article)));
-        author_keys.push(json_text(&codec::author_keys(change.article)));
-        id.push(c.id);
-        revision.push(c.revision);
-        status.push(c.status);
-        published_at.push(c.published_at);
-        updated_at.push(c.updated_at);
-        section.push(c.section);
-        section_key.push(c.section_key);
-        url.push(c.url);
-        headline.push(c.headline);
-        standfirst.push(c.standfirst);
-        body_html.push(c.body_html);
-        authors.push(c.authors);
-        source.push(c.source);
-        tags.push(c.tags);
-        image.push(c.image);
-        related.push(c.related);
-        hash.push(c.hash);
-    }
-    sqlx::query(
-        "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
-         url, headline, standfirst, body_html, authors, source, tags, image, related, tag_keys, \
-         author_keys, content_hash) \
-         SELECT id, revision, status, published_at, updated_at, section, section_key, url, headline, \
-                standfirst, body_html, authors::jsonb, source::jsonb, tags::jsonb, image::jsonb, \
-                related::jsonb, \
-                ARRAY(SELECT jsonb_array_elements_text(tag_keys::jsonb)), \
-                ARRAY(SELECT jsonb_array_elements_text(author_keys::jsonb)), content_hash \
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
-                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-                     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
-                     $18::text[], $19::bytea[]) \
-              AS t(id, revision, status, published_at, updated_at, section, section_key, url, \
-                   headline, standfirst, body_html, authors, source, tags, image, related, \
-                   tag_keys, author_keys, content_hash) \
-         ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
-             published_at = excluded.published_at, updated_at = excluded.updated_at, \
-             section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
-             headline = excluded.headline, standfirst = excluded.standfirst, \
-             body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
-             tags = excluded.tags, image = excluded.image, related = excluded.related, \
-             tag_keys = excluded.tag_keys, author_keys = excluded.author_keys, \
-             content_hash = excluded.content_hash",
-    )
-    .bind(id)
-    .bind(revision)
-    .bind(status)
-    .bind(published_at)
-    .bind(updated_at)
-    .bind(section)
-    .bind(section_key)
-    .bind(url)
-    .bind(headline)
-    .bind(standfirst)
-    .bind(body_html)
-    .bind(authors)
-    .bind(source)
-    .bind(tags)
-    .bind(image)
-    .bind(related)
-    .bind(tag_keys)
-    .bind(author_keys)
-    .bind(hash)
-    .execute(&mut *tx)
-    .await
-    .map_err(StoreError::query("writing articles"))?;
-    write_filter_rows(tx, changes).await
 }
 
 /// Rewrites the tag and author rows of the changed articles from the keys
@@ -382,25 +340,13 @@ async fn write_filter_rows(
 
 /// PostgreSQL's side of decoding: times are `timestamptz`, JSON columns
 /// `jsonb` deserialised from their bytes.
-impl ArticleRow for PgRow {
-    fn text(&self, column: usize) -> Result<Option<&str>, ColumnError> {
-        Ok(self.try_get(column)?)
+impl ColumnDialect for sqlx::Postgres {
+    fn time(row: &PgRow, column: usize) -> Result<DateTime<Utc>, ColumnError> {
+        Ok(row.try_get(column)?)
     }
 
-    fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn int(&self, column: usize) -> Result<i64, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError> {
-        let value: Option<Json<T>> = self.try_get(column)?;
+    fn json<T: DeserializeOwned>(row: &PgRow, column: usize) -> Result<Option<T>, ColumnError> {
+        let value: Option<Json<T>> = row.try_get(column)?;
         Ok(value.map(|Json(v)| v))
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::codec::{self, COLUMNS};
+use super::codec::{self, COLUMNS, UpsertDialect};
 use super::{ArticleStore, Revision, StoreError, StoredArticle, Upserted};
 use crate::article::{Article, ArticleFilter, ArticleId};
 
@@ -32,8 +32,8 @@ pub trait Backend: Send + Sync {
     /// One row of a query, readable column by column.
     type Row: codec::ArticleRow + Send;
 
-    /// The marker for the `n`th (1-based) bound parameter in this dialect.
-    fn param(n: usize) -> String;
+    /// The database, for its SQL dialect.
+    type Db: UpsertDialect;
 
     /// The rows `sql` selects with `binds`, as the database produces them.
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<Self::Row, sqlx::Error>>;
@@ -68,7 +68,10 @@ impl<B: Backend> ArticleStore for B {
     }
 
     async fn get(&self, id: &ArticleId) -> Result<Option<StoredArticle>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM articles WHERE id = {}", B::param(1));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM articles WHERE id = {}",
+            B::Db::param(1)
+        );
         let mut found = codec::collect_rows(
             self.rows(sql, vec![Bind::Text(id.as_str().to_owned())]),
             1,
@@ -101,8 +104,8 @@ impl<B: Backend> ArticleStore for B {
     ) -> Result<Vec<StoredArticle>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM articles WHERE revision > {} ORDER BY revision LIMIT {}",
-            B::param(1),
-            B::param(2)
+            B::Db::param(1),
+            B::Db::param(2)
         );
         let binds = vec![Bind::Int(since.0), Bind::Int(i64::from(limit))];
         codec::collect_rows(self.rows(sql, binds), limit, "listing changed articles").await

@@ -5,7 +5,6 @@
 //! runs every statement through sqlx's async driver, so callers on the runtime
 //! never block on disk.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{self, ArticleRow, COLUMNS, Change, ColumnError, UpsertSteps};
+use super::codec::{self, COLUMNS, Change, ColumnDialect, ColumnError, UpsertDialect};
 use super::sql::{Backend, Bind};
 use super::{SqliteLocation, StoreError, Upserted};
 use crate::article::{Article, ArticleFilter};
@@ -146,9 +145,7 @@ fn micros(t: DateTime<Utc>) -> i64 {
 impl Backend for SqliteStore {
     type Row = SqliteRow;
 
-    fn param(_: usize) -> String {
-        "?".to_owned()
-    }
+    type Db = sqlx::Sqlite;
 
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<SqliteRow, sqlx::Error>> {
         match bind_all(sqlx::query(AssertSqlSafe(sql)), binds) {
@@ -173,7 +170,7 @@ impl Backend for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        let outcomes = codec::upsert(&mut Steps(&mut tx), articles, LOOKUP_CHUNK).await?;
+        let outcomes = codec::upsert::<sqlx::Sqlite>(&mut tx, articles, LOOKUP_CHUNK).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing an import transaction"))?;
@@ -207,147 +204,106 @@ const INSERT_ROWS: usize = 100;
 /// Filter rows per multi-row INSERT: 4 parameters each.
 const FILTER_ROWS: usize = 1_000;
 
-/// The statements of an upsert, in the transaction it runs in.
-struct Steps<'t, 'c>(&'t mut sqlx::Transaction<'c, sqlx::Sqlite>);
-
 #[async_trait]
-impl UpsertSteps for Steps<'_, '_> {
-    async fn revision(&mut self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT revision FROM store_state WHERE singleton = 1")
-            .fetch_one(&mut **self.0)
-            .await
-            .map_err(StoreError::query("reading the store revision"))
-    }
+impl UpsertDialect for sqlx::Sqlite {
+    const NUMBERED_PARAMS: bool = false;
+    // `BEGIN IMMEDIATE` has taken the write lock already.
+    const LOCK_REVISION: &'static str = "";
 
-    async fn stored_hashes(
-        &mut self,
-        chunk: &[Article],
-    ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError> {
-        let sql = format!(
-            "SELECT id, content_hash FROM articles WHERE id IN ({})",
-            placeholders(chunk.len())
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for a in chunk {
-            q = q.bind(a.id.as_str());
+    async fn write(
+        tx: &mut sqlx::SqliteConnection,
+        changes: &[Change<'_>],
+    ) -> Result<(), StoreError> {
+        for rows in changes.chunks(INSERT_ROWS) {
+            let values =
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
+                 url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
+                 VALUES {values} \
+                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
+                 published_at = excluded.published_at, updated_at = excluded.updated_at, \
+                 section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+                 headline = excluded.headline, standfirst = excluded.standfirst, \
+                 body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+                 tags = excluded.tags, image = excluded.image, related = excluded.related, \
+                 content_hash = excluded.content_hash"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in rows {
+                let c = c.columns();
+                q = q
+                    .bind(c.id)
+                    .bind(c.revision)
+                    .bind(c.status)
+                    .bind(micros(c.published_at))
+                    .bind(micros(c.updated_at))
+                    .bind(c.section)
+                    .bind(c.section_key)
+                    .bind(c.url)
+                    .bind(c.headline)
+                    .bind(c.standfirst)
+                    .bind(c.body_html)
+                    .bind(c.authors)
+                    .bind(c.source)
+                    .bind(c.tags)
+                    .bind(c.image)
+                    .bind(c.related)
+                    .bind(c.hash);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("writing articles"))?;
         }
-        let rows = q
-            .fetch_all(&mut **self.0)
-            .await
-            .map_err(StoreError::query("looking up stored articles"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::query("looking up stored articles"))
-    }
 
-    async fn write(&mut self, changes: &[Change<'_>]) -> Result<(), StoreError> {
-        write_changes(self.0, changes).await
-    }
-
-    async fn set_revision(&mut self, revision: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE store_state SET revision = ? WHERE singleton = 1")
-            .bind(revision)
-            .execute(&mut **self.0)
-            .await
-            .map_err(StoreError::query("advancing the store revision"))?;
+        let replaced: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.existed)
+            .map(|c| c.article.id.as_str())
+            .collect();
+        for FilterTable {
+            table,
+            column,
+            keys: keys_of,
+        } in [TAGS, AUTHORS]
+        {
+            for ids in replaced.chunks(LOOKUP_CHUNK) {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE article_id IN ({})",
+                    placeholders(ids.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("replacing filter rows"))?;
+            }
+            let rows: Vec<(&Article, String)> = changes
+                .iter()
+                .flat_map(|c| keys_of(c.article).into_iter().map(move |k| (c.article, k)))
+                .collect();
+            for rows in rows.chunks(FILTER_ROWS) {
+                let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
+                let sql = format!(
+                    "INSERT INTO {table} (article_id, {column}, status, published_at) VALUES {values}"
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (a, key) in rows {
+                    q = q
+                        .bind(a.id.as_str())
+                        .bind(key.as_str())
+                        .bind(a.status.as_str())
+                        .bind(micros(a.published_at));
+                }
+                q.execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("writing filter rows"))?;
+            }
+        }
         Ok(())
     }
-}
-
-async fn write_changes(
-    tx: &mut sqlx::SqliteConnection,
-    changes: &[Change<'_>],
-) -> Result<(), StoreError> {
-    for rows in changes.chunks(INSERT_ROWS) {
-        let values =
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
-             url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
-             VALUES {values} \
-             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
-             published_at = excluded.published_at, updated_at = excluded.updated_at, \
-             section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
-             headline = excluded.headline, standfirst = excluded.standfirst, \
-             body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
-             tags = excluded.tags, image = excluded.image, related = excluded.related, \
-             content_hash = excluded.content_hash"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for c in rows {
-            let c = c.columns();
-            q = q
-                .bind(c.id)
-                .bind(c.revision)
-                .bind(c.status)
-                .bind(micros(c.published_at))
-                .bind(micros(c.updated_at))
-                .bind(c.section)
-                .bind(c.section_key)
-                .bind(c.url)
-                .bind(c.headline)
-                .bind(c.standfirst)
-                .bind(c.body_html)
-                .bind(c.authors)
-                .bind(c.source)
-                .bind(c.tags)
-                .bind(c.image)
-                .bind(c.related)
-                .bind(c.hash);
-        }
-        q.execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("writing articles"))?;
-    }
-
-    let replaced: Vec<&str> = changes
-        .iter()
-        .filter(|c| c.existed)
-        .map(|c| c.article.id.as_str())
-        .collect();
-    for FilterTable {
-        table,
-        column,
-        keys: keys_of,
-    } in [TAGS, AUTHORS]
-    {
-        for ids in replaced.chunks(LOOKUP_CHUNK) {
-            let sql = format!(
-                "DELETE FROM {table} WHERE article_id IN ({})",
-                placeholders(ids.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("replacing filter rows"))?;
-        }
-        let rows: Vec<(&Article, String)> = changes
-            .iter()
-            .flat_map(|c| keys_of(c.article).into_iter().map(move |k| (c.article, k)))
-            .collect();
-        for rows in rows.chunks(FILTER_ROWS) {
-            let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO {table} (article_id, {column}, status, published_at) VALUES {values}"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (a, key) in rows {
-                q = q
-                    .bind(a.id.as_str())
-                    .bind(key.as_str())
-                    .bind(a.status.as_str())
-                    .bind(micros(a.published_at));
-            }
-            q.execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("writing filter rows"))?;
-        }
-    }
-    Ok(())
 }
 
 /// A table holding one row per (article, match key) so feeds can filter on it.
@@ -375,26 +331,14 @@ fn placeholders(n: usize) -> String {
 
 /// SQLite's side of decoding: times are stored as microseconds since the
 /// epoch, JSON columns as text.
-impl ArticleRow for SqliteRow {
-    fn text(&self, column: usize) -> Result<Option<&str>, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn int(&self, column: usize) -> Result<i64, ColumnError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError> {
-        let us: i64 = self.try_get(column)?;
+impl ColumnDialect for sqlx::Sqlite {
+    fn time(row: &SqliteRow, column: usize) -> Result<DateTime<Utc>, ColumnError> {
+        let us: i64 = row.try_get(column)?;
         DateTime::from_timestamp_micros(us).ok_or_else(|| format!("{us} is out of range").into())
     }
 
-    fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError> {
-        let text: Option<&str> = self.try_get(column)?;
+    fn json<T: DeserializeOwned>(row: &SqliteRow, column: usize) -> Result<Option<T>, ColumnError> {
+        let text: Option<&str> = row.try_get(column)?;
         Ok(text.map(serde_json::from_str).transpose()?)
     }
 }
