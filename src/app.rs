@@ -25,8 +25,9 @@ use crate::builder::{self, BuildError, FeedMeta};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
+use crate::refresh::{self, RefreshError};
 use crate::reloader::{self, Loader, ReloadRequests, Reloader};
-use crate::scheduler::{self, Health, OpenError, RefreshError, Scheduler, StoreOpener};
+use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -107,7 +108,7 @@ pub struct BuiltFeed {
 /// into `out` (`feedsmith build`).
 ///
 /// The same query and builder as the running service's refresh
-/// (`scheduler::build_feed`), so both write the same bytes; but each document
+/// (`refresh::build_feed`), so both write the same bytes; but each document
 /// is written (and flushed to disk) as soon as it is rendered, while the next
 /// one renders, instead of after all of them: for a large feed the disk's
 /// time hides behind the builder's.
@@ -196,7 +197,7 @@ pub async fn publish_all(
     // folder cannot take them).
     let bodies = publish::BodyStore::create(&config.output_dir).ok();
     for spec in config.feeds.values() {
-        let built = scheduler::build_feed(config, spec, store)
+        let built = refresh::build_feed(config, spec, store)
             .await
             .map_err(|source| AppError::Refresh {
                 feed: spec.name.clone(),
@@ -208,7 +209,7 @@ pub async fn publish_all(
         // Every variant made before returning: callers serve the set as it is.
         let feed = tokio::task::spawn_blocking(move || {
             let bodies = bodies.as_ref();
-            let feed = scheduler::represent_feed(&config, &spec, &built.docs, None, bodies);
+            let feed = refresh::represent_feed(&config, &spec, &built.docs, None, bodies);
             for rep in feed.values() {
                 for encoding in publish::Encoding::COMPRESSED {
                     let _ = rep.compress(encoding, bodies);
@@ -220,7 +221,7 @@ pub async fn publish_all(
         set.feeds.insert(name, feed);
     }
     let (index, opml) =
-        tokio::task::spawn_blocking(move || scheduler::site_documents(&shared, None)).await?;
+        tokio::task::spawn_blocking(move || refresh::site_documents(&shared, None)).await?;
     set.index = Some(Arc::new(index));
     set.opml = Some(Arc::new(opml));
     Ok(set)
@@ -294,7 +295,7 @@ pub async fn run_with(
             Err(e) => reporting.output_failed(Utc::now(), e.to_string()),
         }),
     ));
-    publisher.publish(scheduler::initial_set(&config, &pipeline).await);
+    publisher.publish(refresh::initial_set(&config, &pipeline).await);
     let (control, control_rx) = mpsc::channel(16);
     let scheduler = Scheduler::new(
         config.clone(),

@@ -6,10 +6,10 @@
 //! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll of
 //! the store's revision, and a store that notifies (PostgreSQL) triggers a
 //! check as each write commits, so a write is served within seconds. A refresh rebuilds
-//! only feeds whose content could have changed, keeps the last good documents
-//! when the store or a build fails (retrying with back-off), and publishes all
-//! formats of every rebuilt feed in one swap before writing them to the output
-//! folder. Reloaded configurations arrive already read and checked, as
+//! only feeds whose content could have changed (each through the `refresh`
+//! pipeline), keeps the last good documents when the store or a build fails
+//! (retrying with back-off), and publishes all formats of every rebuilt feed
+//! in one swap before writing them to the output folder. Reloaded configurations arrive already read and checked, as
 //! [`Control`] messages from the reloader: the scheduler never reads a config
 //! file, so a slow one never stops publishing. It never serves requests.
 
@@ -23,17 +23,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::article::ArticleId;
-use crate::builder::{self, BuildError, Document, FeedMeta};
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
-use crate::publish::{
-    self, BodyStore, Pipeline, PublishedFeed, PublishedSet, Publisher, Representation,
-};
+use crate::publish::{Pipeline, PublishedFeed, PublishedSet, Publisher};
+use crate::refresh::{Rebuild, RefreshError, site_documents};
 use crate::store::{ArticleStore, Revision, StoreError};
 
 /// Opens the article store. Called at start-up and again after a failure, so
@@ -55,196 +52,6 @@ pub enum Control {
     Rejected(ConfigError),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("reading its articles: {0}")]
-    Query(#[source] StoreError),
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    #[error("build task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-/// A feed's documents fresh from the builder, with the articles they list.
-#[derive(Debug)]
-pub struct BuiltFeed {
-    pub docs: Vec<Document>,
-    pub items: Vec<ArticleId>,
-}
-
-/// Queries one feed's articles and builds its documents (the CPU part off the
-/// async threads: a 10 000-item feed is milliseconds of work). `feedsmith
-/// build` runs the same query and the same builder (`app::build_all`, writing
-/// each document while the next renders), so both write the same bytes; a
-/// test compares them.
-pub async fn build_feed(
-    config: &Config,
-    spec: &FeedSpec,
-    store: &dyn ArticleStore,
-) -> Result<BuiltFeed, RefreshError> {
-    let stored = store
-        .newest(&spec.filter, spec.limit)
-        .await
-        .map_err(RefreshError::Query)?;
-    let items = stored.iter().map(|s| s.article.id.clone()).collect();
-    let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
-    let meta = FeedMeta::new(config, spec);
-    let formats = spec.formats.clone();
-    let docs =
-        tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
-    Ok(BuiltFeed { docs, items })
-}
-
-/// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
-/// it follows the feed's refresh schedule unless `server.cache_max_age` is set.
-pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
-    let max_age = config.server.cache_max_age.map_or_else(
-        || {
-            spec.refresh
-                .typical_interval(&config.site.timezone)
-                .map_or(300, |d| d.num_seconds().max(1))
-        },
-        |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-    );
-    format!(
-        "public, max-age={max_age}, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    )
-}
-
-/// Turns built documents into served ones. A document whose bytes and caching
-/// policy equal what `previous` serves keeps its existing representation, so an
-/// unchanged rebuild costs nothing and keeps its variants. New ones are
-/// identity-only until the compressor makes their variants. Blocking (large
-/// bodies are written to `store`): call from `spawn_blocking`.
-pub fn represent_feed(
-    config: &Config,
-    spec: &FeedSpec,
-    docs: &[Document],
-    previous: Option<&PublishedFeed>,
-    store: Option<&Arc<BodyStore>>,
-) -> PublishedFeed {
-    let cache_control = feed_cache_control(config, spec);
-    docs.iter()
-        .map(|d| {
-            let reused = previous.and_then(|p| p.get(&d.format)).filter(|rep| {
-                rep.identity.etag == d.etag
-                    && rep.cache_control == cache_control
-                    && rep.last_modified == d.last_modified
-            });
-            let rep = match reused {
-                Some(rep) => rep.clone(),
-                None => Arc::new(publish::represent(d, cache_control.clone(), store)),
-            };
-            (d.format, rep)
-        })
-        .collect()
-}
-
-/// The index page and the OPML list for `config`, compressed at once (they
-/// change only with the feed list). Blocking.
-pub fn site_documents(
-    config: &Config,
-    store: Option<&Arc<BodyStore>>,
-) -> (Representation, Representation) {
-    // They change only with the feed list: a short max-age is plenty.
-    let cache = format!(
-        "public, max-age=300, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    );
-    let epoch = builder::EMPTY_FEED_UPDATED;
-    (
-        Representation::compressed_now(
-            Bytes::from(builder::site::index_html(config)),
-            "text/html; charset=utf-8",
-            epoch,
-            cache.clone(),
-            store,
-        ),
-        Representation::compressed_now(
-            Bytes::from(builder::site::opml(config)),
-            "text/x-opml; charset=utf-8",
-            epoch,
-            cache,
-            store,
-        ),
-    )
-}
-
-/// What the service serves before it has reached the store: the documents an
-/// earlier run left in the output folder (same bytes, same ETags), and `503`
-/// for configured feeds that have none. A variant the folder lacks is queued
-/// for `pipeline`'s compressor.
-pub async fn initial_set(config: &Arc<Config>, pipeline: &Pipeline) -> PublishedSet {
-    let dir = config.output_dir.display();
-    match publish::prepare(&config.output_dir).await {
-        Ok(c) if c.failed > 0 => {
-            warn!(removed = c.removed, failed = c.failed, in_use = c.in_use, %dir,
-                "could not remove every temporary file a killed run left in the output folder");
-        }
-        Ok(c) if c.removed > 0 || c.in_use > 0 => {
-            // `in_use`: named after a running process (a `feedsmith build`), kept.
-            info!(removed = c.removed, in_use = c.in_use, %dir,
-                "removed stale temporary files from the output folder");
-        }
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "cannot prepare the output folder"),
-    }
-    let wanted = config
-        .feeds
-        .values()
-        .map(|spec| publish::Wanted {
-            name: spec.name.clone(),
-            formats: spec.formats.clone(),
-            cache_control: feed_cache_control(config, spec),
-        })
-        .collect();
-    let loaded = publish::load(&config.output_dir, wanted, pipeline.store.clone()).await;
-    for why in &loaded.skipped {
-        warn!(reason = %why, "not serving a document from the output folder");
-    }
-    if !loaded.feeds.is_empty() {
-        info!(
-            feeds = loaded.feeds.len(),
-            dir = %config.output_dir.display(),
-            "serving the previously published feeds until the store is reached"
-        );
-    }
-    for (name, feed) in &loaded.feeds {
-        pipeline.compress(name, feed);
-    }
-    let site_config = config.clone();
-    let store = pipeline.store.clone();
-    let (index, opml) =
-        tokio::task::spawn_blocking(move || site_documents(&site_config, store.as_ref()))
-            .await
-            .unwrap_or_else(|_| {
-                let empty = || {
-                    Representation::new(
-                        Bytes::new(),
-                        "text/plain; charset=utf-8",
-                        builder::EMPTY_FEED_UPDATED,
-                        "no-store".into(),
-                        None,
-                    )
-                };
-                (empty(), empty())
-            });
-    PublishedSet {
-        pending: config
-            .feeds
-            .keys()
-            .filter(|n| !loaded.feeds.contains_key(*n))
-            .cloned()
-            .collect(),
-        feeds: loaded.feeds,
-        index: Some(Arc::new(index)),
-        opml: Some(Arc::new(opml)),
-        published_at: None,
-        gone: BTreeSet::new(),
-    }
-}
-
 /// During a refresh, finished feeds are published at least this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
@@ -252,39 +59,6 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// while another renders.
 fn build_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
-}
-
-/// One feed's rebuild, owning what it needs so it can run as its own task.
-struct Rebuild {
-    config: Arc<Config>,
-    spec: FeedSpec,
-    store: Arc<dyn ArticleStore>,
-    previous: Option<PublishedFeed>,
-    bodies: Option<Arc<BodyStore>>,
-}
-
-impl Rebuild {
-    async fn run(self) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
-        let built = build_feed(&self.config, &self.spec, self.store.as_ref()).await?;
-        let Rebuild {
-            config,
-            spec,
-            previous,
-            bodies,
-            ..
-        } = self;
-        let feed = tokio::task::spawn_blocking(move || {
-            represent_feed(
-                &config,
-                &spec,
-                &built.docs,
-                previous.as_ref(),
-                bodies.as_ref(),
-            )
-        })
-        .await?;
-        Ok((feed, built.items.into_iter().collect()))
-    }
 }
 
 /// Retries after a failure start at this delay and double up to [`RETRY_MAX`].
