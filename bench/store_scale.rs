@@ -1199,7 +1199,7 @@ async fn run_phases(
             fmt_stats(&e2e)
         );
         println!(
-            "    publish::represent (gzip+brotli x3) {}",
+            "    compressed_now (gzip+brotli x3)     {}",
             fmt_stats(&represent)
         );
         summary.push(Row_ {

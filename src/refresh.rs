@@ -32,10 +32,12 @@ pub enum RefreshError {
 }
 
 /// A feed's documents fresh from the builder, with the articles they list.
+/// (Not `app::BuiltFeed`, which is what `feedsmith build` wrote.)
 #[derive(Debug)]
-pub struct BuiltFeed {
+pub struct RenderedFeed {
     pub docs: Vec<Document>,
-    pub items: Vec<ArticleId>,
+    /// The articles the documents list, newest first.
+    pub listed: Vec<ArticleId>,
 }
 
 /// Queries one feed's articles and builds its documents (the CPU part off the
@@ -47,18 +49,18 @@ pub async fn build_feed(
     config: &Config,
     spec: &FeedSpec,
     store: &dyn ArticleStore,
-) -> Result<BuiltFeed, RefreshError> {
+) -> Result<RenderedFeed, RefreshError> {
     let stored = store
         .newest(&spec.filter, spec.limit)
         .await
         .map_err(RefreshError::Query)?;
-    let items = stored.iter().map(|s| s.article.id.clone()).collect();
+    let listed = stored.iter().map(|s| s.article.id.clone()).collect();
     let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
     let meta = FeedMeta::new(config, spec);
     let formats = spec.formats.clone();
     let docs =
         tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
-    Ok(BuiltFeed { docs, items })
+    Ok(RenderedFeed { docs, listed })
 }
 
 /// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
@@ -100,7 +102,11 @@ pub fn represent_feed(
             });
             let rep = match reused {
                 Some(rep) => rep.clone(),
-                None => Arc::new(publish::represent(d, cache_control.clone(), store)),
+                None => Arc::new(Representation::from_document(
+                    d,
+                    cache_control.clone(),
+                    store,
+                )),
             };
             (d.format, rep)
         })
@@ -242,6 +248,6 @@ impl Rebuild {
             )
         })
         .await?;
-        Ok((feed, built.items.into_iter().collect()))
+        Ok((feed, built.listed.into_iter().collect()))
     }
 }

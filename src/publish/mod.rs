@@ -32,7 +32,6 @@ pub use output::{
 pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
 pub use writer::{OutputWriter, Report};
 
-use crate::builder::Document;
 use crate::config::{FeedName, Format};
 
 /// One feed as served: its documents by format.
@@ -90,23 +89,6 @@ impl Publisher {
     pub fn publish_arc(&self, set: Arc<PublishedSet>) {
         self.current.store(set);
     }
-}
-
-/// Prepares a built document for serving: keeps its bytes (a large body in
-/// `store`: call from `spawn_blocking`) and attaches its caching policy. Its
-/// compressed variants are pending (see [`Compressor`]).
-pub fn represent(
-    doc: &Document,
-    cache_control: String,
-    store: Option<&Arc<BodyStore>>,
-) -> Representation {
-    Representation::new(
-        doc.body.clone(),
-        doc.content_type,
-        doc.last_modified,
-        cache_control,
-        store,
-    )
 }
 
 /// What publishing uses besides the set itself: where large bodies go, who

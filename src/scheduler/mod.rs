@@ -91,7 +91,7 @@ struct FeedState {
     /// by this process (or after a configuration change).
     built_at: Option<Revision>,
     /// The articles the served documents list.
-    items: HashSet<ArticleId>,
+    listed: HashSet<ArticleId>,
 }
 
 impl FeedState {
@@ -99,7 +99,7 @@ impl FeedState {
         Self {
             next_run: next_run(spec, config, now),
             built_at: None,
-            items: HashSet::new(),
+            listed: HashSet::new(),
         }
     }
 }
@@ -377,11 +377,11 @@ impl Scheduler {
                 }
             };
             match result {
-                Ok((feed, items)) => {
+                Ok((feed, listed)) => {
                     self.health.feed_ok(&name);
                     if let Some(state) = self.feeds.get_mut(&name) {
                         state.built_at = Some(rev);
-                        state.items = items;
+                        state.listed = listed;
                     }
                     self.pending.remove(&name);
                     let same = current.feeds.get(&name).is_some_and(|old| {
@@ -454,7 +454,7 @@ impl Scheduler {
                 };
                 let touched = all
                     || changed.iter().any(|c| {
-                        state.items.contains(&c.article.id)
+                        state.listed.contains(&c.article.id)
                             || (c.article.status == crate::article::Status::Published
                                 && spec.filter.matches(&c.article))
                     });
