@@ -188,10 +188,8 @@ pub async fn publish_all(
     store: &dyn ArticleStore,
     now: DateTime<Utc>,
 ) -> Result<PublishedSet, AppError> {
-    let mut set = PublishedSet {
-        published_at: Some(now),
-        ..PublishedSet::default()
-    };
+    let mut set = PublishedSet::default();
+    set.stamp(now);
     let shared = Arc::new(config.clone());
     // Large bodies off the heap, as the service keeps them (the heap if the
     // folder cannot take them).
@@ -218,12 +216,11 @@ pub async fn publish_all(
             feed
         })
         .await?;
-        set.feeds.insert(name, feed);
+        set.put_feed(name, feed);
     }
     let (index, opml) =
         tokio::task::spawn_blocking(move || refresh::site_documents(&shared, None)).await?;
-    set.index = Some(Arc::new(index));
-    set.opml = Some(Arc::new(opml));
+    set.set_site(index, opml);
     Ok(set)
 }
 

@@ -9,7 +9,7 @@
 //! feeds refresh (the scheduler does), never swaps what is served (the
 //! caller hands its result to the publisher) and never reads the clock.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -202,19 +202,9 @@ pub async fn initial_set(config: &Arc<Config>, pipeline: &Pipeline) -> Published
                 };
                 (empty(), empty())
             });
-    PublishedSet {
-        pending: config
-            .feeds
-            .keys()
-            .filter(|n| !loaded.feeds.contains_key(*n))
-            .cloned()
-            .collect(),
-        feeds: loaded.feeds,
-        index: Some(Arc::new(index)),
-        opml: Some(Arc::new(opml)),
-        published_at: None,
-        gone: BTreeSet::new(),
-    }
+    let mut set = PublishedSet::starting(loaded.feeds, config.feeds.keys().cloned());
+    set.set_site(index, opml);
+    set
 }
 
 /// One feed's rebuild for the scheduler: [`build_feed`], then

@@ -499,10 +499,9 @@ impl Scheduler {
             // The variants follow in the background, then their files; a
             // document with no variant pending queues nothing.
             self.pipeline.compress(&name, &feed);
-            set.pending.remove(&name);
-            set.feeds.insert(name, feed);
+            set.put_feed(name, feed);
         }
-        set.published_at = Some(Utc::now());
+        set.stamp(Utc::now());
         self.swap_and_save(set, changed, Vec::new());
     }
 
@@ -620,20 +619,16 @@ impl Scheduler {
         let current = self.publisher.snapshot();
         let mut set = (*current).clone();
         for name in &removed {
-            set.feeds.remove(name);
-            set.pending.remove(name);
-            set.gone.insert(name.clone());
+            set.retire(name);
         }
         for name in &added {
-            set.gone.remove(name);
-            set.pending.insert(name.clone());
+            set.admit(name);
         }
         let store = self.pipeline.store.clone();
         let site =
             tokio::task::spawn_blocking(move || site_documents(&config, store.as_ref())).await;
         if let Ok((index, opml)) = site {
-            set.index = Some(Arc::new(index));
-            set.opml = Some(Arc::new(opml));
+            set.set_site(index, opml);
         }
         self.swap_and_save(set, Vec::new(), removed);
         self.refresh_pending().await;
