@@ -3,17 +3,22 @@
 //! It owns the running service's state — the configuration in force, the
 //! store handle, which revision each feed was built from — and drives the one
 //! direction data flows: store → builder → publish. Each feed refreshes on its
-//! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll of
-//! the store's revision, and a store that notifies (PostgreSQL) triggers a
-//! check as each write commits, so a write is served within seconds. A refresh rebuilds
-//! only feeds whose content could have changed (each through the `refresh`
-//! pipeline), keeps the last good documents when the store or a build fails
-//! (retrying with back-off), and publishes all formats of every rebuilt feed
-//! in one swap before writing them to the output folder. Reloaded configurations arrive already read and checked, as
-//! [`Control`] messages from the reloader: the scheduler never reads a config
-//! file, so a slow one never stops publishing. It never serves requests.
+//! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll
+//! of the store's revision, and a store that notifies (PostgreSQL) triggers a
+//! check as each write commits, so a write is served within seconds. A refresh
+//! rebuilds only feeds whose content could have changed (each through the
+//! `refresh` pipeline), keeps the last good documents when the store or a
+//! build fails (retrying with back-off), and publishes all formats of every
+//! rebuilt feed in one swap before writing them to the output folder.
+//!
+//! Reloaded configurations arrive already read and checked, as [`Control`]
+//! messages from the reloader, and are applied by `reconfigure`: the
+//! scheduler never reads a config file, so a slow one never stops publishing.
+//! It never builds a document itself (`refresh` does) and never serves
+//! requests.
 
 mod health;
+mod reconfigure;
 
 pub use health::Health;
 
@@ -25,12 +30,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::article::ArticleId;
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
 use crate::publish::{Pipeline, PublishedFeed, PublishedSet, Publisher};
-use crate::refresh::{Rebuild, RefreshError, site_documents};
+use crate::refresh::{Rebuild, RefreshError};
 use crate::store::{ArticleStore, Revision, StoreError};
 
 /// Opens the article store. Called at start-up and again after a failure, so
@@ -513,126 +518,6 @@ impl Scheduler {
             .writer
             .save(self.config.output_dir.clone(), changed, removed);
     }
-
-    /// A reloaded configuration was refused: keep running on the current one
-    /// and say why, with file:line:col.
-    fn rejected(&self, e: &ConfigError) {
-        for problem in &e.problems {
-            error!(%problem, "configuration error");
-        }
-        if let Some(line) = e.omitted_line() {
-            error!("{line}");
-        }
-        let generation = self.health.generation();
-        error!(
-            errors = e.total(),
-            generation, "configuration rejected; still running on the previous one"
-        );
-        self.health.config_rejected(Utc::now(), e.to_string());
-    }
-
-    async fn apply(&mut self, mut new: Config) {
-        let old = self.config.clone();
-        if new.server.listen != old.server.listen {
-            warn!(from = %old.server.listen, to = %new.server.listen,
-                "server.listen changed; restart feedsmith to listen there");
-        }
-        let limits = |c: &Config| {
-            (
-                (
-                    c.server.max_connections,
-                    c.server.max_connections_per_address,
-                ),
-                (c.server.header_timeout, c.server.idle_timeout),
-                (c.server.send_timeout, c.server.min_send_rate),
-                c.server.shutdown_grace,
-            )
-        };
-        if limits(&new) != limits(&old) {
-            warn!("server connection limits or timeouts changed; they apply after a restart");
-        }
-        if new.store.url != old.store.url && self.store.is_some() {
-            warn!(from = %old.store.url, to = %new.store.url,
-                "store.url changed; restart feedsmith to use the new store");
-            new.store = old.store.clone();
-        }
-        if new.store.connect != old.store.connect && self.store.is_some() {
-            warn!(
-                from = old.store.connect.pool_size,
-                to = new.store.connect.pool_size,
-                "store.pool_size changed; it applies after a restart"
-            );
-            new.store.connect = old.store.connect;
-        }
-        let removed: Vec<FeedName> = old
-            .feeds
-            .keys()
-            .filter(|n| !new.feeds.contains_key(*n))
-            .cloned()
-            .collect();
-        let added: Vec<FeedName> = new
-            .feeds
-            .keys()
-            .filter(|n| !old.feeds.contains_key(*n))
-            .cloned()
-            .collect();
-        let changed: Vec<FeedName> = new
-            .feeds
-            .iter()
-            .filter(|(n, spec)| old.feeds.get(*n).is_some_and(|o| !same_feed(o, spec)))
-            .map(|(n, _)| n.clone())
-            .collect();
-        let config = Arc::new(new);
-        let generation = self.health.config_applied();
-        info!(
-            generation,
-            ?added,
-            ?removed,
-            ?changed,
-            "configuration applied"
-        );
-
-        let now = Utc::now();
-        for name in &removed {
-            self.feeds.remove(name);
-            self.pending.remove(name);
-            self.health.forget_feed(name);
-        }
-        for spec in config.feeds.values() {
-            let state = self
-                .feeds
-                .entry(spec.name.clone())
-                .or_insert_with(|| FeedState::new(spec, &config, now));
-            // Titles, URLs and caching policy may all have changed: rebuild
-            // everything once. Identical bytes keep their representation.
-            state.built_at = None;
-            state.next_run = next_run(spec, &config, now);
-        }
-        self.pending.extend(config.feeds.keys().cloned());
-        self.config = config.clone();
-        self.save_all = true;
-        self.applied.send_replace(config.clone());
-        self.next_watch = config
-            .watch
-            .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default());
-
-        let current = self.publisher.snapshot();
-        let mut set = (*current).clone();
-        for name in &removed {
-            set.retire(name);
-        }
-        for name in &added {
-            set.admit(name);
-        }
-        let store = self.pipeline.store.clone();
-        let site =
-            tokio::task::spawn_blocking(move || site_documents(&config, store.as_ref())).await;
-        if let Ok((index, opml)) = site {
-            set.set_site(index, opml);
-        }
-        self.swap_and_save(set, Vec::new(), removed);
-        self.refresh_pending().await;
-    }
 }
 
 /// Waits for the next store notification; `false` once the store stopped
@@ -642,14 +527,4 @@ async fn notification(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) -> boo
         Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
     }
-}
-
-/// Whether two versions of a feed's file configure the same feed.
-fn same_feed(a: &FeedSpec, b: &FeedSpec) -> bool {
-    a.title == b.title
-        && a.description == b.description
-        && a.limit == b.limit
-        && a.filter == b.filter
-        && a.formats == b.formats
-        && a.refresh == b.refresh
 }
