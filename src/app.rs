@@ -27,7 +27,7 @@ use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
 use crate::refresh::{self, RefreshError};
 use crate::reloader::{self, Loader, Reloader};
-use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener};
+use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener, SystemClock};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -300,6 +300,7 @@ pub async fn run_with(
         publisher.clone(),
         pipeline.clone(),
         health.clone(),
+        Arc::new(SystemClock),
     );
     let (reload, reloader) = Reloader::new(config.path.clone(), loader, control);
     let reloading = tokio::spawn(reloader.run());

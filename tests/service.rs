@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use common::{Service, ServiceOptions, article};
 use feedsmith::publish::{self, PublishedSet, Publisher, SENDFILE_MIN_BYTES};
 use feedsmith::refresh;
-use feedsmith::scheduler::{Health, Scheduler};
+use feedsmith::scheduler::{Health, Scheduler, SystemClock};
 use feedsmith::store::ArticleStore;
 use serde_json::json;
 
@@ -511,6 +511,7 @@ async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
         publisher.clone(),
         pipeline.clone(),
         Arc::new(Health::new(1)),
+        Arc::new(SystemClock),
     );
     let (_control, control_rx) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

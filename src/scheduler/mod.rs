@@ -17,9 +17,11 @@
 //! It never builds a document itself (`refresh` does) and never serves
 //! requests.
 
+mod clock;
 mod health;
 mod reconfigure;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use health::Health;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -109,6 +111,12 @@ impl FeedState {
     }
 }
 
+/// `delay` after `t`. (A delay too large for chrono counts as none: every
+/// delay here is a configured interval or a retry of at most a minute.)
+fn later(t: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(delay).unwrap_or_default()
+}
+
 fn next_run(spec: &FeedSpec, config: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     spec.refresh
         .next_after(&after.with_timezone(&config.site.timezone))
@@ -137,17 +145,23 @@ pub struct Scheduler {
     notified: Option<tokio::sync::watch::Receiver<u64>>,
     /// When `[schedule].watch` next polls the store's revision.
     next_watch: Option<DateTime<Utc>>,
+    /// The time of day, for schedules, retries and the watch poll.
+    clock: Arc<dyn Clock>,
 }
 
 impl Scheduler {
+    /// A scheduler of `config`'s feeds that reads the time from `clock`
+    /// ([`SystemClock`] in the service) and reaches the store through
+    /// `opener`.
     pub fn new(
         config: Arc<Config>,
         opener: Arc<dyn StoreOpener>,
         publisher: Arc<Publisher>,
         pipeline: Arc<Pipeline>,
         health: Arc<Health>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
-        let now = Utc::now();
+        let now = clock.now();
         let feeds = config
             .feeds
             .values()
@@ -157,9 +171,7 @@ impl Scheduler {
             pending: config.feeds.keys().cloned().collect(),
             applied: tokio::sync::watch::Sender::new(config.clone()),
             notified: None,
-            next_watch: config
-                .watch
-                .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default()),
+            next_watch: config.watch.map(|every| later(now, every)),
             config,
             opener,
             store: None,
@@ -170,6 +182,7 @@ impl Scheduler {
             backoff: Backoff::default(),
             retry_at: None,
             save_all: false,
+            clock,
         }
     }
 
@@ -189,7 +202,7 @@ impl Scheduler {
         let mut control_open = true;
         self.refresh_pending().await;
         loop {
-            let wake = self.next_wake(Utc::now());
+            let wake = self.next_wake(self.clock.now());
             tokio::select! {
                 () = &mut shutdown => break,
                 msg = control.recv(), if control_open => match msg {
@@ -214,10 +227,10 @@ impl Scheduler {
     async fn on_notified(&mut self) {
         if let Some(store) = &self.store {
             self.health
-                .notifications(store.notification_fault(), Utc::now());
+                .notifications(store.notification_fault(), self.clock.now());
         }
         self.pending.extend(self.feeds.keys().cloned());
-        if self.retry_at.is_none_or(|t| t <= Utc::now()) {
+        if self.retry_at.is_none_or(|t| t <= self.clock.now()) {
             self.refresh_pending().await;
         }
     }
@@ -242,11 +255,11 @@ impl Scheduler {
 
     async fn on_wake(&mut self) {
         self.on_schedule().await;
-        let now = Utc::now();
+        let now = self.clock.now();
         if let (Some(due), Some(every)) = (self.next_watch, self.config.watch)
             && due <= now
         {
-            self.next_watch = Some(now + chrono::Duration::from_std(every).unwrap_or_default());
+            self.next_watch = Some(later(now, every));
             if self.pending.is_empty() {
                 self.on_watch().await;
             }
@@ -254,7 +267,7 @@ impl Scheduler {
     }
 
     async fn on_schedule(&mut self) {
-        let now = Utc::now();
+        let now = self.clock.now();
         for (name, state) in &mut self.feeds {
             if state.next_run.is_some_and(|t| t <= now) {
                 self.pending.insert(name.clone());
@@ -282,7 +295,7 @@ impl Scheduler {
         };
         match store.revision().await {
             Ok(rev) => {
-                self.health.store_ok(Utc::now());
+                self.health.store_ok(self.clock.now());
                 let behind: Vec<FeedName> = self
                     .feeds
                     .iter()
@@ -300,8 +313,9 @@ impl Scheduler {
 
     fn store_failed(&mut self, reason: String) {
         let delay = self.backoff.next_delay();
-        self.retry_at = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
-        self.health.store_failed(Utc::now(), reason, delay);
+        let now = self.clock.now();
+        self.retry_at = Some(later(now, delay));
+        self.health.store_failed(now, reason, delay);
     }
 
     async fn store(&mut self) -> Option<Arc<dyn ArticleStore>> {
@@ -339,7 +353,7 @@ impl Scheduler {
             Ok(rev) => rev,
             Err(e) => return self.store_failed(e.to_string()),
         };
-        self.health.store_ok(Utc::now());
+        self.health.store_ok(self.clock.now());
 
         let to_build = match self.affected(store.as_ref(), rev).await {
             Ok(feeds) => feeds,
@@ -348,7 +362,7 @@ impl Scheduler {
         let mut current = self.publisher.snapshot();
         let mut rebuilt: BTreeMap<FeedName, PublishedFeed> = BTreeMap::new();
         let mut failed = false;
-        let mut last_swap = std::time::Instant::now();
+        let mut last_swap = tokio::time::Instant::now();
         // Independent feeds build at once, a bounded number at a time: the
         // store answers one while another renders on a blocking thread.
         let mut queue = to_build.into_iter();
@@ -404,7 +418,7 @@ impl Scheduler {
                     if !rebuilt.is_empty() && last_swap.elapsed() >= PUBLISH_EVERY {
                         self.publish(&current, std::mem::take(&mut rebuilt));
                         current = self.publisher.snapshot();
-                        last_swap = std::time::Instant::now();
+                        last_swap = tokio::time::Instant::now();
                     }
                 }
                 Err(RefreshError::Query(e)) => {
@@ -415,7 +429,8 @@ impl Scheduler {
                     queue = Vec::new().into_iter();
                 }
                 Err(e) => {
-                    self.health.feed_failed(&name, Utc::now(), e.to_string());
+                    self.health
+                        .feed_failed(&name, self.clock.now(), e.to_string());
                     failed = true;
                 }
             }
@@ -423,10 +438,12 @@ impl Scheduler {
         if !failed {
             self.backoff = Backoff::default();
             self.retry_at = None;
-        } else if self.retry_at.is_none_or(|t| t <= Utc::now()) {
-            let delay = self.backoff.next_delay();
-            self.retry_at =
-                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        } else {
+            let now = self.clock.now();
+            if self.retry_at.is_none_or(|t| t <= now) {
+                let delay = self.backoff.next_delay();
+                self.retry_at = Some(later(now, delay));
+            }
         }
         self.publish(&current, rebuilt);
     }
@@ -506,7 +523,7 @@ impl Scheduler {
             self.pipeline.compress(&name, &feed);
             set.put_feed(name, feed);
         }
-        set.stamp(Utc::now());
+        set.stamp(self.clock.now());
         self.swap_and_save(set, changed, Vec::new());
     }
 

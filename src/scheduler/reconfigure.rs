@@ -13,10 +13,9 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use tracing::{error, info, warn};
 
-use super::{FeedState, Scheduler, next_run};
+use super::{FeedState, Scheduler, later, next_run};
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
 use crate::refresh::site_documents;
 
@@ -35,7 +34,7 @@ impl Scheduler {
             errors = e.total(),
             generation, "configuration rejected; still running on the previous one"
         );
-        self.health.config_rejected(Utc::now(), e.to_string());
+        self.health.config_rejected(self.clock.now(), e.to_string());
     }
 
     /// Runs on `new` from now on (see the module notes), then refreshes every
@@ -101,7 +100,7 @@ impl Scheduler {
             "configuration applied"
         );
 
-        let now = Utc::now();
+        let now = self.clock.now();
         for name in &removed {
             self.feeds.remove(name);
             self.pending.remove(name);
@@ -121,9 +120,7 @@ impl Scheduler {
         self.config = config.clone();
         self.save_all = true;
         self.applied.send_replace(config.clone());
-        self.next_watch = config
-            .watch
-            .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default());
+        self.next_watch = config.watch.map(|every| later(now, every));
 
         let current = self.publisher.snapshot();
         let mut set = (*current).clone();
