@@ -20,6 +20,8 @@
 mod clock;
 mod health;
 mod reconfigure;
+#[cfg(test)]
+mod tests;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use health::Health;
