@@ -4,8 +4,8 @@
 //! the file watcher and SIGHUP to the reloader and the reloader to the
 //! scheduler, and starts the HTTP server with a bound listener and a shutdown
 //! signal — so tests run the real service on port 0 and `main.rs` stays a thin
-//! CLI. What a refresh does is the scheduler's business; what a request gets is
-//! the server's.
+//! CLI. When a feed refreshes is the scheduler's business, what a refresh does
+//! `refresh`'s, what a request gets the server's.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

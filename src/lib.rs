@@ -15,8 +15,10 @@
 //!   by `feedsmith build`, start-up and the scheduler.
 //! - [`server`]: the HTTP server answering from the published set.
 //! - [`access_log`]: the operator's per-request log, written off the request path.
-//! - [`scheduler`]: refreshing feeds on their schedules, reloads, faults.
-//! - [`reloader`]: reading a changed configuration off the scheduler's loop.
+//! - [`scheduler`]: when feeds refresh (schedules, the watch poll, store
+//!   notifications), applying reloads, back-off on faults; on a clock it is given.
+//! - [`reloader`]: reading a changed configuration off the scheduler's loop,
+//!   and what asks for one (a changed file, SIGHUP).
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod access_log;
