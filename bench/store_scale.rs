@@ -32,7 +32,7 @@
 //!    (b) after upserting one changed article, `changed_since(previous, 1000)`;
 //!    (c) `newest(filter, 50)` for a section, a tag and an author filter (plus
 //!    the unfiltered "latest" feed), the build of RSS + Atom + JSON from those
-//!    50 articles (`builder::build`), and `scheduler::build_feed` end to end.
+//!    50 articles (`builder::build`), and `refresh::build_feed` end to end.
 //! 3. Prints `EXPLAIN QUERY PLAN` (read-only connection of its own) for the SQL
 //!    the store actually ran for `revision()`, `changed_since()` and each
 //!    `newest()`: the statements are captured from sqlx's statement log while
@@ -55,7 +55,7 @@ use feedsmith::article::{
 use feedsmith::builder::{self, FeedMeta};
 use feedsmith::config::Config;
 use feedsmith::store::{ArticleStore, PostgresStore, SqliteLocation, SqliteStore, Upserted};
-use feedsmith::{publish, scheduler};
+use feedsmith::{publish, refresh};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, PgPool, Row, SqliteConnection};
@@ -1153,12 +1153,12 @@ async fn run_phases(
         })
         .await?;
         let (e2e, _) = time_async(args.reps, 20, |_| async {
-            Ok(scheduler::build_feed(&config, spec, store).await?)
+            Ok(refresh::build_feed(&config, spec, store).await?)
         })
         .await?;
         // What making the variants of changed documents costs (the service
         // does it in the background, after they are served).
-        let cache_control = scheduler::feed_cache_control(&config, spec);
+        let cache_control = refresh::feed_cache_control(&config, spec);
         let (represent, _) = time_async(args.reps_publish, 1, |_| async {
             Ok(docs
                 .iter()
@@ -1195,11 +1195,11 @@ async fn run_phases(
             fmt_stats(&build)
         );
         println!(
-            "    scheduler::build_feed (query+build) {}",
+            "    refresh::build_feed (query+build)   {}",
             fmt_stats(&e2e)
         );
         println!(
-            "    publish::represent (gzip+brotli x3) {}",
+            "    compressed_now (gzip+brotli x3)     {}",
             fmt_stats(&represent)
         );
         summary.push(Row_ {

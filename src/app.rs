@@ -4,8 +4,8 @@
 //! the file watcher and SIGHUP to the reloader and the reloader to the
 //! scheduler, and starts the HTTP server with a bound listener and a shutdown
 //! signal — so tests run the real service on port 0 and `main.rs` stays a thin
-//! CLI. What a refresh does is the scheduler's business; what a request gets is
-//! the server's.
+//! CLI. When a feed refreshes is the scheduler's business, what a refresh does
+//! `refresh`'s, what a request gets the server's.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,9 @@ use crate::builder::{self, BuildError, FeedMeta};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
-use crate::reloader::{self, Loader, ReloadRequests, Reloader};
-use crate::scheduler::{self, Health, OpenError, RefreshError, Scheduler, StoreOpener};
+use crate::refresh::{self, RefreshError};
+use crate::reloader::{self, Loader, Reloader};
+use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener, SystemClock};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
@@ -107,7 +108,7 @@ pub struct BuiltFeed {
 /// into `out` (`feedsmith build`).
 ///
 /// The same query and builder as the running service's refresh
-/// (`scheduler::build_feed`), so both write the same bytes; but each document
+/// (`refresh::build_feed`), so both write the same bytes; but each document
 /// is written (and flushed to disk) as soon as it is rendered, while the next
 /// one renders, instead of after all of them: for a large feed the disk's
 /// time hides behind the builder's.
@@ -187,16 +188,14 @@ pub async fn publish_all(
     store: &dyn ArticleStore,
     now: DateTime<Utc>,
 ) -> Result<PublishedSet, AppError> {
-    let mut set = PublishedSet {
-        published_at: Some(now),
-        ..PublishedSet::default()
-    };
+    let mut set = PublishedSet::default();
+    set.stamp(now);
     let shared = Arc::new(config.clone());
     // Large bodies off the heap, as the service keeps them (the heap if the
     // folder cannot take them).
     let bodies = publish::BodyStore::create(&config.output_dir).ok();
     for spec in config.feeds.values() {
-        let built = scheduler::build_feed(config, spec, store)
+        let built = refresh::build_feed(config, spec, store)
             .await
             .map_err(|source| AppError::Refresh {
                 feed: spec.name.clone(),
@@ -208,7 +207,7 @@ pub async fn publish_all(
         // Every variant made before returning: callers serve the set as it is.
         let feed = tokio::task::spawn_blocking(move || {
             let bodies = bodies.as_ref();
-            let feed = scheduler::represent_feed(&config, &spec, &built.docs, None, bodies);
+            let feed = refresh::represent_feed(&config, &spec, &built.docs, None, bodies);
             for rep in feed.values() {
                 for encoding in publish::Encoding::COMPRESSED {
                     let _ = rep.compress(encoding, bodies);
@@ -217,12 +216,11 @@ pub async fn publish_all(
             feed
         })
         .await?;
-        set.feeds.insert(name, feed);
+        set.put_feed(name, feed);
     }
     let (index, opml) =
-        tokio::task::spawn_blocking(move || scheduler::site_documents(&shared, None)).await?;
-    set.index = Some(Arc::new(index));
-    set.opml = Some(Arc::new(opml));
+        tokio::task::spawn_blocking(move || refresh::site_documents(&shared, None)).await?;
+    set.set_site(index, opml);
     Ok(set)
 }
 
@@ -294,7 +292,7 @@ pub async fn run_with(
             Err(e) => reporting.output_failed(Utc::now(), e.to_string()),
         }),
     ));
-    publisher.publish(scheduler::initial_set(&config, &pipeline).await);
+    publisher.publish(refresh::initial_set(&config, &pipeline).await);
     let (control, control_rx) = mpsc::channel(16);
     let scheduler = Scheduler::new(
         config.clone(),
@@ -302,15 +300,16 @@ pub async fn run_with(
         publisher.clone(),
         pipeline.clone(),
         health.clone(),
+        Arc::new(SystemClock),
     );
     let (reload, reloader) = Reloader::new(config.path.clone(), loader, control);
     let reloading = tokio::spawn(reloader.run());
-    let watcher = tokio::spawn(watch_files(scheduler.subscribe(), reload.clone()));
+    let watcher = tokio::spawn(reloader::watch_files(scheduler.subscribe(), reload.clone()));
     let following = tokio::spawn(follow_access_log(
         scheduler.subscribe(),
         access_log.0.clone(),
     ));
-    let hangup = tokio::spawn(reload_on_sighup(reload));
+    let hangup = tokio::spawn(reloader::reload_on_sighup(reload));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
@@ -467,123 +466,5 @@ async fn follow_access_log(mut applied: watch::Receiver<Arc<Config>>, access_log
         if applied.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Waits this long after a file event for the editor to finish writing.
-const DEBOUNCE: Duration = Duration::from_millis(300);
-
-/// Asks for a reload when the config file or a feed file changes. Folders are
-/// watched rather than files because editors replace a file by renaming a new
-/// one over it. The watch follows `[feeds].dir` as applied configs move it.
-async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, reload: ReloadRequests) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    loop {
-        let config = applied.borrow_and_update().clone();
-        let targets = WatchTargets::of(&config);
-        let _watcher = match targets.start(tx.clone()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                warn!(error = %e, "cannot watch the configuration files; reload with SIGHUP");
-                None
-            }
-        };
-        loop {
-            tokio::select! {
-                changed = applied.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if WatchTargets::of(&applied.borrow()) != targets {
-                        break; // watch the new folders
-                    }
-                }
-                event = rx.recv() => {
-                    if event.is_none() {
-                        return;
-                    }
-                    // Let a burst of events (write, rename, chmod) settle into one reload.
-                    while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-                    if !reload.request() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The folders to watch and the files in them that matter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct WatchTargets {
-    config_dir: PathBuf,
-    config_file: Option<std::ffi::OsString>,
-    feeds_dir: PathBuf,
-}
-
-impl WatchTargets {
-    fn of(config: &Config) -> Self {
-        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-        let config_path = absolute(&config.path);
-        Self {
-            config_dir: config_path
-                .parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_owned),
-            config_file: config_path.file_name().map(ToOwned::to_owned),
-            feeds_dir: absolute(&config.feeds_dir),
-        }
-    }
-
-    fn matters(&self, path: &Path) -> bool {
-        let parent = path.parent();
-        (parent == Some(self.config_dir.as_path())
-            && path.file_name() == self.config_file.as_deref())
-            || (parent == Some(self.feeds_dir.as_path())
-                && path.extension().is_some_and(|x| x == "toml"))
-    }
-
-    fn start(&self, tx: mpsc::UnboundedSender<()>) -> notify::Result<notify::RecommendedWatcher> {
-        use notify::{EventKind, RecursiveMode, Watcher};
-        let me = self.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                // Reading the files (as every reload does) must not trigger another.
-                let edit = matches!(
-                    event.kind,
-                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-                );
-                if edit && event.paths.iter().any(|p| me.matters(p)) {
-                    let _ = tx.send(());
-                }
-            })?;
-        watcher.watch(&self.config_dir, RecursiveMode::NonRecursive)?;
-        if self.feeds_dir != self.config_dir {
-            watcher.watch(&self.feeds_dir, RecursiveMode::NonRecursive)?;
-        }
-        Ok(watcher)
-    }
-}
-
-/// SIGHUP asks for a reload, as admins expect of a daemon.
-async fn reload_on_sighup(reload: ReloadRequests) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            warn!("cannot listen for SIGHUP; reloads come from file changes only");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            info!("SIGHUP: reloading the configuration");
-            if !reload.request() {
-                return;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = reload;
-        std::future::pending::<()>().await;
     }
 }

@@ -11,10 +11,14 @@
 //! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
 //! - [`publish`]: the served set, and the output folder written atomically.
+//! - [`refresh`]: one feed from the store to documents ready to serve, shared
+//!   by `feedsmith build`, start-up and the scheduler.
 //! - [`server`]: the HTTP server answering from the published set.
 //! - [`access_log`]: the operator's per-request log, written off the request path.
-//! - [`scheduler`]: refreshing feeds on their schedules, reloads, faults.
-//! - [`reloader`]: reading a changed configuration off the scheduler's loop.
+//! - [`scheduler`]: when feeds refresh (schedules, the watch poll, store
+//!   notifications), applying reloads, back-off on faults; on a clock it is given.
+//! - [`reloader`]: reading a changed configuration off the scheduler's loop,
+//!   and what asks for one (a changed file, SIGHUP).
 //! - [`app`]: wiring the parts together for the commands.
 
 pub mod access_log;
@@ -24,6 +28,7 @@ pub mod builder;
 pub mod config;
 pub mod import;
 pub mod publish;
+pub mod refresh;
 pub mod reloader;
 pub mod scheduler;
 pub mod server;

@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 
 use common::{Service, ServiceOptions, article};
 use feedsmith::publish::{self, PublishedSet, Publisher, SENDFILE_MIN_BYTES};
-use feedsmith::scheduler::{self, Health, Scheduler};
+use feedsmith::refresh;
+use feedsmith::scheduler::{Health, Scheduler, SystemClock};
 use feedsmith::store::ArticleStore;
 use serde_json::json;
 
@@ -503,13 +504,14 @@ async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
         publisher.clone(),
         Box::new(|_| {}),
     ));
-    publisher.publish(scheduler::initial_set(&config, &pipeline).await);
+    publisher.publish(refresh::initial_set(&config, &pipeline).await);
     let scheduler = Scheduler::new(
         config.clone(),
         Arc::new(feedsmith::app::ConfiguredStore),
         publisher.clone(),
         pipeline.clone(),
         Arc::new(Health::new(1)),
+        Arc::new(SystemClock),
     );
     let (_control, control_rx) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -633,17 +635,17 @@ async fn an_unchanged_rebuild_keeps_its_representation_and_its_variants() {
         .await
         .expect("store");
     let spec = config.feeds.get("latest").expect("latest feed");
-    let built = scheduler::build_feed(&config, spec, store.as_ref())
+    let built = refresh::build_feed(&config, spec, store.as_ref())
         .await
         .expect("build");
     let bodies = publish::BodyStore::create(dir.path()).expect("body store");
-    let first = scheduler::represent_feed(&config, spec, &built.docs, None, Some(&bodies));
+    let first = refresh::represent_feed(&config, spec, &built.docs, None, Some(&bodies));
     for rep in first.values() {
         assert!(rep.pending().next().is_some() || !rep.compressible());
         rep.compress(publish::Encoding::Gzip, Some(&bodies))
             .expect("gzip");
     }
-    let again = scheduler::represent_feed(&config, spec, &built.docs, Some(&first), Some(&bodies));
+    let again = refresh::represent_feed(&config, spec, &built.docs, Some(&first), Some(&bodies));
     for (format, rep) in &again {
         assert!(
             Arc::ptr_eq(rep, &first[format]),
@@ -653,7 +655,7 @@ async fn an_unchanged_rebuild_keeps_its_representation_and_its_variants() {
     // A changed caching policy is a new representation, made afresh.
     let mut other = config.clone();
     other.server.cache_max_age = Some(std::time::Duration::from_secs(7));
-    let changed = scheduler::represent_feed(&other, spec, &built.docs, Some(&first), Some(&bodies));
+    let changed = refresh::represent_feed(&other, spec, &built.docs, Some(&first), Some(&bodies));
     for (format, rep) in &changed {
         assert!(!Arc::ptr_eq(rep, &first[format]), "{format:?}: new policy");
         assert_eq!(rep.identity.etag, first[format].identity.etag, "same bytes");

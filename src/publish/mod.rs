@@ -32,14 +32,15 @@ pub use output::{
 pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
 pub use writer::{OutputWriter, Report};
 
-use crate::builder::Document;
 use crate::config::{FeedName, Format};
 
 /// One feed as served: its documents by format.
 pub type PublishedFeed = BTreeMap<Format, Arc<Representation>>;
 
 /// Everything served at one moment. Replaced whole, never edited in place
-/// (a clone shares every document).
+/// (a clone shares every document): a new set is a clone, edited through the
+/// methods below, which keep a feed's name in at most one of `feeds`,
+/// `pending` and `gone`, then published.
 #[derive(Debug, Default, Clone)]
 pub struct PublishedSet {
     pub feeds: BTreeMap<FeedName, PublishedFeed>,
@@ -58,8 +59,62 @@ pub struct PublishedSet {
 }
 
 impl PublishedSet {
+    /// What start-up serves: `feeds` read back from the output folder, and a
+    /// `503` for every other name in `configured` until its first build.
+    pub fn starting(
+        feeds: BTreeMap<FeedName, PublishedFeed>,
+        configured: impl IntoIterator<Item = FeedName>,
+    ) -> Self {
+        let pending = configured
+            .into_iter()
+            .filter(|name| !feeds.contains_key(name))
+            .collect();
+        Self {
+            feeds,
+            pending,
+            ..Self::default()
+        }
+    }
+
     pub fn document(&self, feed: &str, format: Format) -> Option<&Arc<Representation>> {
         self.feeds.get(feed).and_then(|f| f.get(&format))
+    }
+
+    /// Serves `feed` as `name`, every format at once. A feed served is no
+    /// longer pending, nor gone.
+    pub fn put_feed(&mut self, name: FeedName, feed: PublishedFeed) {
+        self.pending.remove(&name);
+        self.gone.remove(&name);
+        self.feeds.insert(name, feed);
+    }
+
+    /// `name` was removed from the configuration: its documents go and its
+    /// URLs answer `410 Gone`.
+    pub fn retire(&mut self, name: &FeedName) {
+        self.feeds.remove(name);
+        self.pending.remove(name);
+        self.gone.insert(name.clone());
+    }
+
+    /// `name` was added to the configuration: no longer gone, and `503` until
+    /// its first build is served.
+    pub fn admit(&mut self, name: &FeedName) {
+        self.gone.remove(name);
+        if !self.feeds.contains_key(name) {
+            self.pending.insert(name.clone());
+        }
+    }
+
+    /// Replaces the index page and the OPML list (they change together, with
+    /// the feed list).
+    pub fn set_site(&mut self, index: Representation, opml: Representation) {
+        self.index = Some(Arc::new(index));
+        self.opml = Some(Arc::new(opml));
+    }
+
+    /// Records when this set was published, for `/healthz`.
+    pub fn stamp(&mut self, at: DateTime<Utc>) {
+        self.published_at = Some(at);
     }
 }
 
@@ -90,23 +145,6 @@ impl Publisher {
     pub fn publish_arc(&self, set: Arc<PublishedSet>) {
         self.current.store(set);
     }
-}
-
-/// Prepares a built document for serving: keeps its bytes (a large body in
-/// `store`: call from `spawn_blocking`) and attaches its caching policy. Its
-/// compressed variants are pending (see [`Compressor`]).
-pub fn represent(
-    doc: &Document,
-    cache_control: String,
-    store: Option<&Arc<BodyStore>>,
-) -> Representation {
-    Representation::new(
-        doc.body.clone(),
-        doc.content_type,
-        doc.last_modified,
-        cache_control,
-        store,
-    )
 }
 
 /// What publishing uses besides the set itself: where large bodies go, who
@@ -149,5 +187,43 @@ impl Pipeline {
         for rep in docs.values() {
             self.compressor.submit(Some(feed.clone()), rep);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(set: &PublishedSet) -> [Vec<&str>; 3] {
+        [
+            set.feeds.keys().map(FeedName::as_str).collect(),
+            set.pending.iter().map(FeedName::as_str).collect(),
+            set.gone.iter().map(FeedName::as_str).collect(),
+        ]
+    }
+
+    #[test]
+    fn a_feed_is_served_pending_or_gone_never_two_at_once() {
+        let name = |s: &str| s.parse::<FeedName>().expect("feed name");
+        let (world, sport) = (name("world"), name("sport"));
+        let loaded = BTreeMap::from([(world.clone(), PublishedFeed::new())]);
+        let mut set = PublishedSet::starting(loaded, [world.clone(), sport.clone()]);
+        assert_eq!(names(&set), [vec!["world"], vec!["sport"], vec![]]);
+
+        set.retire(&world);
+        assert_eq!(names(&set), [vec![], vec!["sport"], vec!["world"]]);
+        set.admit(&world);
+        assert_eq!(names(&set), [vec![], vec!["sport", "world"], vec![]]);
+        set.put_feed(world.clone(), PublishedFeed::new());
+        assert_eq!(names(&set), [vec!["world"], vec!["sport"], vec![]]);
+        set.admit(&world);
+        assert_eq!(
+            names(&set),
+            [vec!["world"], vec!["sport"], vec![]],
+            "a feed already served is not pending again"
+        );
+        set.retire(&sport);
+        set.put_feed(sport, PublishedFeed::new());
+        assert_eq!(names(&set), [vec!["sport", "world"], vec![], vec![]]);
     }
 }

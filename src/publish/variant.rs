@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use http::HeaderValue;
 
 use super::body::{Body, BodyStore};
-use crate::builder::ETag;
+use crate::builder::{Document, ETag};
 
 /// Documents smaller than this are served identity-only.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
@@ -131,6 +131,24 @@ impl Representation {
             content_type,
             last_modified,
             cache_control,
+        )
+    }
+
+    /// Prepares a built document for serving: keeps its bytes (a large body
+    /// in `store`: call from `spawn_blocking`) and attaches its caching
+    /// policy. Its compressed variants are pending (see
+    /// [`Compressor`](super::Compressor)).
+    pub fn from_document(
+        doc: &Document,
+        cache_control: String,
+        store: Option<&Arc<BodyStore>>,
+    ) -> Self {
+        Self::new(
+            doc.body.clone(),
+            doc.content_type,
+            doc.last_modified,
+            cache_control,
+            store,
         )
     }
 

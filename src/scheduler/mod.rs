@@ -3,18 +3,27 @@
 //! It owns the running service's state — the configuration in force, the
 //! store handle, which revision each feed was built from — and drives the one
 //! direction data flows: store → builder → publish. Each feed refreshes on its
-//! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll of
-//! the store's revision, and a store that notifies (PostgreSQL) triggers a
-//! check as each write commits, so a write is served within seconds. A refresh rebuilds
-//! only feeds whose content could have changed, keeps the last good documents
-//! when the store or a build fails (retrying with back-off), and publishes all
-//! formats of every rebuilt feed in one swap before writing them to the output
-//! folder. Reloaded configurations arrive already read and checked, as
-//! [`Control`] messages from the reloader: the scheduler never reads a config
-//! file, so a slow one never stops publishing. It never serves requests.
+//! cron schedule in the site's timezone; `[schedule].watch` adds a cheap poll
+//! of the store's revision, and a store that notifies (PostgreSQL) triggers a
+//! check as each write commits, so a write is served within seconds. A refresh
+//! rebuilds only feeds whose content could have changed (each through the
+//! `refresh` pipeline), keeps the last good documents when the store or a
+//! build fails (retrying with back-off), and publishes all formats of every
+//! rebuilt feed in one swap before writing them to the output folder.
+//!
+//! Reloaded configurations arrive already read and checked, as [`Control`]
+//! messages from the reloader, and are applied by `reconfigure`: the
+//! scheduler never reads a config file, so a slow one never stops publishing.
+//! It never builds a document itself (`refresh` does) and never serves
+//! requests.
 
+mod clock;
 mod health;
+mod reconfigure;
+#[cfg(test)]
+mod tests;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use health::Health;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -23,17 +32,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::article::ArticleId;
-use crate::builder::{self, BuildError, Document, FeedMeta};
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
-use crate::publish::{
-    self, BodyStore, Pipeline, PublishedFeed, PublishedSet, Publisher, Representation,
-};
+use crate::publish::{Pipeline, PublishedFeed, PublishedSet, Publisher};
+use crate::refresh::{Rebuild, RefreshError};
 use crate::store::{ArticleStore, Revision, StoreError};
 
 /// Opens the article store. Called at start-up and again after a failure, so
@@ -55,196 +61,6 @@ pub enum Control {
     Rejected(ConfigError),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("reading its articles: {0}")]
-    Query(#[source] StoreError),
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    #[error("build task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-/// A feed's documents fresh from the builder, with the articles they list.
-#[derive(Debug)]
-pub struct BuiltFeed {
-    pub docs: Vec<Document>,
-    pub items: Vec<ArticleId>,
-}
-
-/// Queries one feed's articles and builds its documents (the CPU part off the
-/// async threads: a 10 000-item feed is milliseconds of work). `feedsmith
-/// build` runs the same query and the same builder (`app::build_all`, writing
-/// each document while the next renders), so both write the same bytes; a
-/// test compares them.
-pub async fn build_feed(
-    config: &Config,
-    spec: &FeedSpec,
-    store: &dyn ArticleStore,
-) -> Result<BuiltFeed, RefreshError> {
-    let stored = store
-        .newest(&spec.filter, spec.limit)
-        .await
-        .map_err(RefreshError::Query)?;
-    let items = stored.iter().map(|s| s.article.id.clone()).collect();
-    let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
-    let meta = FeedMeta::new(config, spec);
-    let formats = spec.formats.clone();
-    let docs =
-        tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
-    Ok(BuiltFeed { docs, items })
-}
-
-/// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
-/// it follows the feed's refresh schedule unless `server.cache_max_age` is set.
-pub fn feed_cache_control(config: &Config, spec: &FeedSpec) -> String {
-    let max_age = config.server.cache_max_age.map_or_else(
-        || {
-            spec.refresh
-                .typical_interval(&config.site.timezone)
-                .map_or(300, |d| d.num_seconds().max(1))
-        },
-        |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-    );
-    format!(
-        "public, max-age={max_age}, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    )
-}
-
-/// Turns built documents into served ones. A document whose bytes and caching
-/// policy equal what `previous` serves keeps its existing representation, so an
-/// unchanged rebuild costs nothing and keeps its variants. New ones are
-/// identity-only until the compressor makes their variants. Blocking (large
-/// bodies are written to `store`): call from `spawn_blocking`.
-pub fn represent_feed(
-    config: &Config,
-    spec: &FeedSpec,
-    docs: &[Document],
-    previous: Option<&PublishedFeed>,
-    store: Option<&Arc<BodyStore>>,
-) -> PublishedFeed {
-    let cache_control = feed_cache_control(config, spec);
-    docs.iter()
-        .map(|d| {
-            let reused = previous.and_then(|p| p.get(&d.format)).filter(|rep| {
-                rep.identity.etag == d.etag
-                    && rep.cache_control == cache_control
-                    && rep.last_modified == d.last_modified
-            });
-            let rep = match reused {
-                Some(rep) => rep.clone(),
-                None => Arc::new(publish::represent(d, cache_control.clone(), store)),
-            };
-            (d.format, rep)
-        })
-        .collect()
-}
-
-/// The index page and the OPML list for `config`, compressed at once (they
-/// change only with the feed list). Blocking.
-pub fn site_documents(
-    config: &Config,
-    store: Option<&Arc<BodyStore>>,
-) -> (Representation, Representation) {
-    // They change only with the feed list: a short max-age is plenty.
-    let cache = format!(
-        "public, max-age=300, stale-if-error={}",
-        config.server.stale_if_error.as_secs()
-    );
-    let epoch = builder::EMPTY_FEED_UPDATED;
-    (
-        Representation::compressed_now(
-            Bytes::from(builder::site::index_html(config)),
-            "text/html; charset=utf-8",
-            epoch,
-            cache.clone(),
-            store,
-        ),
-        Representation::compressed_now(
-            Bytes::from(builder::site::opml(config)),
-            "text/x-opml; charset=utf-8",
-            epoch,
-            cache,
-            store,
-        ),
-    )
-}
-
-/// What the service serves before it has reached the store: the documents an
-/// earlier run left in the output folder (same bytes, same ETags), and `503`
-/// for configured feeds that have none. A variant the folder lacks is queued
-/// for `pipeline`'s compressor.
-pub async fn initial_set(config: &Arc<Config>, pipeline: &Pipeline) -> PublishedSet {
-    let dir = config.output_dir.display();
-    match publish::prepare(&config.output_dir).await {
-        Ok(c) if c.failed > 0 => {
-            warn!(removed = c.removed, failed = c.failed, in_use = c.in_use, %dir,
-                "could not remove every temporary file a killed run left in the output folder");
-        }
-        Ok(c) if c.removed > 0 || c.in_use > 0 => {
-            // `in_use`: named after a running process (a `feedsmith build`), kept.
-            info!(removed = c.removed, in_use = c.in_use, %dir,
-                "removed stale temporary files from the output folder");
-        }
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "cannot prepare the output folder"),
-    }
-    let wanted = config
-        .feeds
-        .values()
-        .map(|spec| publish::Wanted {
-            name: spec.name.clone(),
-            formats: spec.formats.clone(),
-            cache_control: feed_cache_control(config, spec),
-        })
-        .collect();
-    let loaded = publish::load(&config.output_dir, wanted, pipeline.store.clone()).await;
-    for why in &loaded.skipped {
-        warn!(reason = %why, "not serving a document from the output folder");
-    }
-    if !loaded.feeds.is_empty() {
-        info!(
-            feeds = loaded.feeds.len(),
-            dir = %config.output_dir.display(),
-            "serving the previously published feeds until the store is reached"
-        );
-    }
-    for (name, feed) in &loaded.feeds {
-        pipeline.compress(name, feed);
-    }
-    let site_config = config.clone();
-    let store = pipeline.store.clone();
-    let (index, opml) =
-        tokio::task::spawn_blocking(move || site_documents(&site_config, store.as_ref()))
-            .await
-            .unwrap_or_else(|_| {
-                let empty = || {
-                    Representation::new(
-                        Bytes::new(),
-                        "text/plain; charset=utf-8",
-                        builder::EMPTY_FEED_UPDATED,
-                        "no-store".into(),
-                        None,
-                    )
-                };
-                (empty(), empty())
-            });
-    PublishedSet {
-        pending: config
-            .feeds
-            .keys()
-            .filter(|n| !loaded.feeds.contains_key(*n))
-            .cloned()
-            .collect(),
-        feeds: loaded.feeds,
-        index: Some(Arc::new(index)),
-        opml: Some(Arc::new(opml)),
-        published_at: None,
-        gone: BTreeSet::new(),
-    }
-}
-
 /// During a refresh, finished feeds are published at least this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
@@ -252,39 +68,6 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// while another renders.
 fn build_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
-}
-
-/// One feed's rebuild, owning what it needs so it can run as its own task.
-struct Rebuild {
-    config: Arc<Config>,
-    spec: FeedSpec,
-    store: Arc<dyn ArticleStore>,
-    previous: Option<PublishedFeed>,
-    bodies: Option<Arc<BodyStore>>,
-}
-
-impl Rebuild {
-    async fn run(self) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
-        let built = build_feed(&self.config, &self.spec, self.store.as_ref()).await?;
-        let Rebuild {
-            config,
-            spec,
-            previous,
-            bodies,
-            ..
-        } = self;
-        let feed = tokio::task::spawn_blocking(move || {
-            represent_feed(
-                &config,
-                &spec,
-                &built.docs,
-                previous.as_ref(),
-                bodies.as_ref(),
-            )
-        })
-        .await?;
-        Ok((feed, built.items.into_iter().collect()))
-    }
 }
 
 /// Retries after a failure start at this delay and double up to [`RETRY_MAX`].
@@ -317,7 +100,7 @@ struct FeedState {
     /// by this process (or after a configuration change).
     built_at: Option<Revision>,
     /// The articles the served documents list.
-    items: HashSet<ArticleId>,
+    listed: HashSet<ArticleId>,
 }
 
 impl FeedState {
@@ -325,9 +108,15 @@ impl FeedState {
         Self {
             next_run: next_run(spec, config, now),
             built_at: None,
-            items: HashSet::new(),
+            listed: HashSet::new(),
         }
     }
+}
+
+/// `delay` after `t`. (A delay too large for chrono counts as none: every
+/// delay here is a configured interval or a retry of at most a minute.)
+fn later(t: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(delay).unwrap_or_default()
 }
 
 fn next_run(spec: &FeedSpec, config: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -358,17 +147,23 @@ pub struct Scheduler {
     notified: Option<tokio::sync::watch::Receiver<u64>>,
     /// When `[schedule].watch` next polls the store's revision.
     next_watch: Option<DateTime<Utc>>,
+    /// The time of day, for schedules, retries and the watch poll.
+    clock: Arc<dyn Clock>,
 }
 
 impl Scheduler {
+    /// A scheduler of `config`'s feeds that reads the time from `clock`
+    /// ([`SystemClock`] in the service) and reaches the store through
+    /// `opener`.
     pub fn new(
         config: Arc<Config>,
         opener: Arc<dyn StoreOpener>,
         publisher: Arc<Publisher>,
         pipeline: Arc<Pipeline>,
         health: Arc<Health>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
-        let now = Utc::now();
+        let now = clock.now();
         let feeds = config
             .feeds
             .values()
@@ -378,9 +173,7 @@ impl Scheduler {
             pending: config.feeds.keys().cloned().collect(),
             applied: tokio::sync::watch::Sender::new(config.clone()),
             notified: None,
-            next_watch: config
-                .watch
-                .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default()),
+            next_watch: config.watch.map(|every| later(now, every)),
             config,
             opener,
             store: None,
@@ -391,6 +184,7 @@ impl Scheduler {
             backoff: Backoff::default(),
             retry_at: None,
             save_all: false,
+            clock,
         }
     }
 
@@ -410,7 +204,7 @@ impl Scheduler {
         let mut control_open = true;
         self.refresh_pending().await;
         loop {
-            let wake = self.next_wake(Utc::now());
+            let wake = self.next_wake(self.clock.now());
             tokio::select! {
                 () = &mut shutdown => break,
                 msg = control.recv(), if control_open => match msg {
@@ -435,10 +229,10 @@ impl Scheduler {
     async fn on_notified(&mut self) {
         if let Some(store) = &self.store {
             self.health
-                .notifications(store.notification_fault(), Utc::now());
+                .notifications(store.notification_fault(), self.clock.now());
         }
         self.pending.extend(self.feeds.keys().cloned());
-        if self.retry_at.is_none_or(|t| t <= Utc::now()) {
+        if self.retry_at.is_none_or(|t| t <= self.clock.now()) {
             self.refresh_pending().await;
         }
     }
@@ -463,11 +257,11 @@ impl Scheduler {
 
     async fn on_wake(&mut self) {
         self.on_schedule().await;
-        let now = Utc::now();
+        let now = self.clock.now();
         if let (Some(due), Some(every)) = (self.next_watch, self.config.watch)
             && due <= now
         {
-            self.next_watch = Some(now + chrono::Duration::from_std(every).unwrap_or_default());
+            self.next_watch = Some(later(now, every));
             if self.pending.is_empty() {
                 self.on_watch().await;
             }
@@ -475,7 +269,7 @@ impl Scheduler {
     }
 
     async fn on_schedule(&mut self) {
-        let now = Utc::now();
+        let now = self.clock.now();
         for (name, state) in &mut self.feeds {
             if state.next_run.is_some_and(|t| t <= now) {
                 self.pending.insert(name.clone());
@@ -503,7 +297,7 @@ impl Scheduler {
         };
         match store.revision().await {
             Ok(rev) => {
-                self.health.store_ok(Utc::now());
+                self.health.store_ok(self.clock.now());
                 let behind: Vec<FeedName> = self
                     .feeds
                     .iter()
@@ -521,8 +315,9 @@ impl Scheduler {
 
     fn store_failed(&mut self, reason: String) {
         let delay = self.backoff.next_delay();
-        self.retry_at = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
-        self.health.store_failed(Utc::now(), reason, delay);
+        let now = self.clock.now();
+        self.retry_at = Some(later(now, delay));
+        self.health.store_failed(now, reason, delay);
     }
 
     async fn store(&mut self) -> Option<Arc<dyn ArticleStore>> {
@@ -560,7 +355,7 @@ impl Scheduler {
             Ok(rev) => rev,
             Err(e) => return self.store_failed(e.to_string()),
         };
-        self.health.store_ok(Utc::now());
+        self.health.store_ok(self.clock.now());
 
         let to_build = match self.affected(store.as_ref(), rev).await {
             Ok(feeds) => feeds,
@@ -569,7 +364,7 @@ impl Scheduler {
         let mut current = self.publisher.snapshot();
         let mut rebuilt: BTreeMap<FeedName, PublishedFeed> = BTreeMap::new();
         let mut failed = false;
-        let mut last_swap = std::time::Instant::now();
+        let mut last_swap = tokio::time::Instant::now();
         // Independent feeds build at once, a bounded number at a time: the
         // store answers one while another renders on a blocking thread.
         let mut queue = to_build.into_iter();
@@ -603,11 +398,11 @@ impl Scheduler {
                 }
             };
             match result {
-                Ok((feed, items)) => {
+                Ok((feed, listed)) => {
                     self.health.feed_ok(&name);
                     if let Some(state) = self.feeds.get_mut(&name) {
                         state.built_at = Some(rev);
-                        state.items = items;
+                        state.listed = listed;
                     }
                     self.pending.remove(&name);
                     let same = current.feeds.get(&name).is_some_and(|old| {
@@ -625,7 +420,7 @@ impl Scheduler {
                     if !rebuilt.is_empty() && last_swap.elapsed() >= PUBLISH_EVERY {
                         self.publish(&current, std::mem::take(&mut rebuilt));
                         current = self.publisher.snapshot();
-                        last_swap = std::time::Instant::now();
+                        last_swap = tokio::time::Instant::now();
                     }
                 }
                 Err(RefreshError::Query(e)) => {
@@ -636,7 +431,8 @@ impl Scheduler {
                     queue = Vec::new().into_iter();
                 }
                 Err(e) => {
-                    self.health.feed_failed(&name, Utc::now(), e.to_string());
+                    self.health
+                        .feed_failed(&name, self.clock.now(), e.to_string());
                     failed = true;
                 }
             }
@@ -644,10 +440,12 @@ impl Scheduler {
         if !failed {
             self.backoff = Backoff::default();
             self.retry_at = None;
-        } else if self.retry_at.is_none_or(|t| t <= Utc::now()) {
-            let delay = self.backoff.next_delay();
-            self.retry_at =
-                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        } else {
+            let now = self.clock.now();
+            if self.retry_at.is_none_or(|t| t <= now) {
+                let delay = self.backoff.next_delay();
+                self.retry_at = Some(later(now, delay));
+            }
         }
         self.publish(&current, rebuilt);
     }
@@ -680,7 +478,7 @@ impl Scheduler {
                 };
                 let touched = all
                     || changed.iter().any(|c| {
-                        state.items.contains(&c.article.id)
+                        state.listed.contains(&c.article.id)
                             || (c.article.status == crate::article::Status::Published
                                 && spec.filter.matches(&c.article))
                     });
@@ -725,10 +523,9 @@ impl Scheduler {
             // The variants follow in the background, then their files; a
             // document with no variant pending queues nothing.
             self.pipeline.compress(&name, &feed);
-            set.pending.remove(&name);
-            set.feeds.insert(name, feed);
+            set.put_feed(name, feed);
         }
-        set.published_at = Some(Utc::now());
+        set.stamp(self.clock.now());
         self.swap_and_save(set, changed, Vec::new());
     }
 
@@ -740,130 +537,6 @@ impl Scheduler {
             .writer
             .save(self.config.output_dir.clone(), changed, removed);
     }
-
-    /// A reloaded configuration was refused: keep running on the current one
-    /// and say why, with file:line:col.
-    fn rejected(&self, e: &ConfigError) {
-        for problem in &e.problems {
-            error!(%problem, "configuration error");
-        }
-        if let Some(line) = e.omitted_line() {
-            error!("{line}");
-        }
-        let generation = self.health.generation();
-        error!(
-            errors = e.total(),
-            generation, "configuration rejected; still running on the previous one"
-        );
-        self.health.config_rejected(Utc::now(), e.to_string());
-    }
-
-    async fn apply(&mut self, mut new: Config) {
-        let old = self.config.clone();
-        if new.server.listen != old.server.listen {
-            warn!(from = %old.server.listen, to = %new.server.listen,
-                "server.listen changed; restart feedsmith to listen there");
-        }
-        let limits = |c: &Config| {
-            (
-                (
-                    c.server.max_connections,
-                    c.server.max_connections_per_address,
-                ),
-                (c.server.header_timeout, c.server.idle_timeout),
-                (c.server.send_timeout, c.server.min_send_rate),
-                c.server.shutdown_grace,
-            )
-        };
-        if limits(&new) != limits(&old) {
-            warn!("server connection limits or timeouts changed; they apply after a restart");
-        }
-        if new.store.url != old.store.url && self.store.is_some() {
-            warn!(from = %old.store.url, to = %new.store.url,
-                "store.url changed; restart feedsmith to use the new store");
-            new.store = old.store.clone();
-        }
-        if new.store.connect != old.store.connect && self.store.is_some() {
-            warn!(
-                from = old.store.connect.pool_size,
-                to = new.store.connect.pool_size,
-                "store.pool_size changed; it applies after a restart"
-            );
-            new.store.connect = old.store.connect;
-        }
-        let removed: Vec<FeedName> = old
-            .feeds
-            .keys()
-            .filter(|n| !new.feeds.contains_key(*n))
-            .cloned()
-            .collect();
-        let added: Vec<FeedName> = new
-            .feeds
-            .keys()
-            .filter(|n| !old.feeds.contains_key(*n))
-            .cloned()
-            .collect();
-        let changed: Vec<FeedName> = new
-            .feeds
-            .iter()
-            .filter(|(n, spec)| old.feeds.get(*n).is_some_and(|o| !same_feed(o, spec)))
-            .map(|(n, _)| n.clone())
-            .collect();
-        let config = Arc::new(new);
-        let generation = self.health.config_applied();
-        info!(
-            generation,
-            ?added,
-            ?removed,
-            ?changed,
-            "configuration applied"
-        );
-
-        let now = Utc::now();
-        for name in &removed {
-            self.feeds.remove(name);
-            self.pending.remove(name);
-            self.health.forget_feed(name);
-        }
-        for spec in config.feeds.values() {
-            let state = self
-                .feeds
-                .entry(spec.name.clone())
-                .or_insert_with(|| FeedState::new(spec, &config, now));
-            // Titles, URLs and caching policy may all have changed: rebuild
-            // everything once. Identical bytes keep their representation.
-            state.built_at = None;
-            state.next_run = next_run(spec, &config, now);
-        }
-        self.pending.extend(config.feeds.keys().cloned());
-        self.config = config.clone();
-        self.save_all = true;
-        self.applied.send_replace(config.clone());
-        self.next_watch = config
-            .watch
-            .map(|every| now + chrono::Duration::from_std(every).unwrap_or_default());
-
-        let current = self.publisher.snapshot();
-        let mut set = (*current).clone();
-        for name in &removed {
-            set.feeds.remove(name);
-            set.pending.remove(name);
-            set.gone.insert(name.clone());
-        }
-        for name in &added {
-            set.gone.remove(name);
-            set.pending.insert(name.clone());
-        }
-        let store = self.pipeline.store.clone();
-        let site =
-            tokio::task::spawn_blocking(move || site_documents(&config, store.as_ref())).await;
-        if let Ok((index, opml)) = site {
-            set.index = Some(Arc::new(index));
-            set.opml = Some(Arc::new(opml));
-        }
-        self.swap_and_save(set, Vec::new(), removed);
-        self.refresh_pending().await;
-    }
 }
 
 /// Waits for the next store notification; `false` once the store stopped
@@ -873,14 +546,4 @@ async fn notification(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) -> boo
         Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
     }
-}
-
-/// Whether two versions of a feed's file configure the same feed.
-fn same_feed(a: &FeedSpec, b: &FeedSpec) -> bool {
-    a.title == b.title
-        && a.description == b.description
-        && a.limit == b.limit
-        && a.filter == b.filter
-        && a.formats == b.formats
-        && a.refresh == b.refresh
 }

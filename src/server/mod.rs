@@ -367,10 +367,10 @@ pub(crate) fn decide(
                 encoding: None,
             }
         }
-        Route::Index => represent(set.index.as_ref(), headers),
-        Route::Opml => represent(set.opml.as_ref(), headers),
+        Route::Index => document_reply(set.index.as_ref(), headers),
+        Route::Opml => document_reply(set.opml.as_ref(), headers),
         Route::Feed { name, format } => match set.document(name, format) {
-            Some(rep) => represent(Some(rep), headers),
+            Some(rep) => document_reply(Some(rep), headers),
             None if set.gone.contains(name) => text_reply(
                 StatusCode::GONE,
                 "this feed has been retired; please unsubscribe\n",
@@ -384,7 +384,7 @@ pub(crate) fn decide(
                     .insert(RETRY_AFTER, HeaderValue::from_static("10"));
                 r
             }
-            None => represent(None, headers),
+            None => document_reply(None, headers),
         },
         Route::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
     };
@@ -488,7 +488,7 @@ pub(crate) fn log_access(
 }
 
 /// A 200, 304 or 412 for a published representation, or a 404 if there is none.
-fn represent(rep: Option<&Arc<Representation>>, headers: &HeaderMap) -> Reply {
+fn document_reply(rep: Option<&Arc<Representation>>, headers: &HeaderMap) -> Reply {
     let Some(rep) = rep else {
         return text_reply(StatusCode::NOT_FOUND, "not found\n");
     };

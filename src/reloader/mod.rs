@@ -3,11 +3,15 @@
 //!
 //! Reading and checking every config file takes as long as the files make it,
 //! and the scheduler must go on publishing meanwhile. So this task owns the
-//! requests (a watched file changed, SIGHUP): it runs the loader on a blocking
-//! thread, coalesces the requests that arrive while a load runs into one more
-//! load after it, and hands the scheduler only the outcome, as a [`Control`]
-//! message. It never applies a configuration (the scheduler does) and never
-//! watches files or signals (its callers do).
+//! requests (a watched file changed, SIGHUP; both made in `triggers`): it runs
+//! the loader on a blocking thread, coalesces the requests that arrive while a
+//! load runs into one more load after it, and hands the scheduler only the
+//! outcome, as a [`Control`] message. It never applies a configuration (the
+//! scheduler does).
+
+mod triggers;
+
+pub use triggers::{reload_on_sighup, watch_files};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
