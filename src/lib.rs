@@ -21,6 +21,15 @@
 //!   and what asks for one (a changed file, SIGHUP).
 //! - [`app`]: wiring the parts together for the commands.
 
+//!
+//! feedsmith runs on Linux only: the HTTP/1 fast path sends bodies with
+//! `sendfile(2)` and `MSG_MORE`, the output folder is made durable with
+//! `syncfs(2)`, and the body store punches holes with `fallocate(2)`. Rather
+//! than keep fallbacks no one builds or tests, other targets fail to compile.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("feedsmith supports Linux only (sendfile, MSG_MORE, syncfs, fallocate); see README.md");
+
 pub mod access_log;
 pub mod app;
 pub mod article;
