@@ -7,7 +7,8 @@
 //!
 //! - [`config`]: the TOML configuration, checked into typed values.
 //! - [`article`]: the article model and its validation.
-//! - [`store`]: the article store trait and its SQLite backend.
+//! - [`store`]: the article store trait and its two backends, SQLite and
+//!   PostgreSQL, sharing one row codec.
 //! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
 //! - [`publish`]: the served set, and the output folder written atomically.

@@ -27,7 +27,9 @@ use std::borrow::Cow;
 use crate::article::{Article, Image, scan_text, strip_forbidden};
 use crate::config::{Config, FeedName, FeedSpec, Format};
 
-/// What the generator element names, with the crate version.
+/// The name the documents give as their generator. It is the bare name: RSS
+/// writes it followed by the crate version (`feedsmith 0.1.0`) and Atom puts the
+/// version in the element's `version` attribute.
 pub const GENERATOR: &str = "feedsmith";
 
 /// The feed-level date of a feed with no items: the Unix epoch. A fixed value
