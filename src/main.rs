@@ -1,5 +1,5 @@
-//! The `feedsmith` command line (CONTRACT §1): parses arguments, sets up
-//! logging, calls into the library and turns results into exit codes. No
+//! The `feedsmith` command line (`docs/contract.md` §1): parses arguments, sets
+//! up logging, calls into the library and turns results into exit codes. No
 //! behaviour lives here.
 
 use std::io::IsTerminal;

@@ -1,10 +1,11 @@
 //! The article model: what a newsroom hands us, validated once at the edge.
 //!
 //! This module owns the typed [`Article`] that every other module trusts, the
-//! JSON import shape of CONTRACT §3 ([`RawArticle`]) and the rules that turn one
-//! into the other. It does no I/O: reading files is `import`'s job and keeping
-//! articles is `store`'s. Everything an article can be wrong about is reported
-//! here, naming the field, so nothing downstream has to re-check it.
+//! JSON import shape of `docs/contract.md` §3 ([`RawArticle`]) and the rules
+//! that turn one into the other. It does no I/O: reading files is `import`'s
+//! job and keeping articles is `store`'s. Everything an article can be wrong
+//! about is reported here, naming the field, so nothing downstream has to
+//! re-check it.
 
 mod sanitize;
 mod time;
@@ -20,7 +21,7 @@ use url::Url;
 pub use sanitize::{TextScan, has_forbidden, is_xml_char, scan_text, strip_forbidden};
 pub use time::{TimeError, parse_time};
 
-/// Longest accepted article id, per CONTRACT §3.
+/// Longest accepted article id, per `docs/contract.md` §3.
 pub const MAX_ID_LEN: usize = 128;
 
 /// A stable article identifier: `[A-Za-z0-9._-]{1,128}`.
@@ -160,8 +161,9 @@ pub struct Article {
     pub status: Status,
 }
 
-/// The import shape of CONTRACT §3, exactly as serde reads it. Unknown fields are
-/// refused so a misspelt `updated_at` is an error, not a silently missing date.
+/// The import shape of `docs/contract.md` §3, exactly as serde reads it.
+/// Unknown fields are refused so a misspelt `updated_at` is an error, not a
+/// silently missing date.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawArticle {

@@ -1,12 +1,13 @@
 //! The feed builder: one feed's settings and articles in, finished documents out.
 //!
-//! This module owns the mapping of CONTRACT §5 and the three serialisations
-//! (`rss`, `atom`, `json`). It is a pure function of its inputs: no clock, no
-//! I/O, no store. The same [`FeedMeta`] and the same articles, in any order,
-//! always give byte-identical documents and ETags, which is what lets every
-//! replica and every rebuild agree. Everything that comes from outside passes
-//! through [`Entry::prepare`] once — characters XML 1.0 forbids removed,
-//! relative URLs in bodies resolved — so no renderer has to remember to.
+//! This module owns the mapping of `docs/contract.md` §5 and the three
+//! serialisations (`rss`, `atom`, `json`). It is a pure function of its inputs:
+//! no clock, no I/O, no store. The same [`FeedMeta`] and the same articles, in
+//! any order, always give byte-identical documents and ETags, which is what
+//! lets every replica and every rebuild agree. Everything that comes from
+//! outside passes through [`Entry::prepare`] once — characters XML 1.0 forbids
+//! removed, relative URLs in bodies resolved — so no renderer has to remember
+//! to.
 
 mod atom;
 mod html;
