@@ -9,14 +9,14 @@
 //! size at `min_send_rate`. At the connection limit idle and slow connections
 //! are shed so new clients are served, and one address may hold at most
 //! `max_connections_per_address` slots. Plain HTTP/1 GET and HEAD requests are
-//! answered by the fast path ([`http1`]); anything else goes to hyper
-//! ([`fallback`]), HTTP/1 or HTTP/2 as the fast path detected — never to a
+//! answered by the fast path (`http1`); anything else goes to hyper
+//! (`fallback`), HTTP/1 or HTTP/2 as the fast path detected — never to a
 //! version-sniffing builder without a deadline. A request never touches the
 //! store or the builder, and never opens a file: it loads the current
-//! [`PublishedSet`](crate::publish::PublishedSet) snapshot and writes prebuilt
-//! bytes. The one disk read is the HTTP/1 fast path sending a large body with
-//! `sendfile(2)` from the body store's already-open file (bodies of 16 KiB and
-//! more live there, in the page cache), so a request path never names a file.
+//! [`PublishedSet`] snapshot and writes prebuilt bytes. The one disk read is
+//! the HTTP/1 fast path sending a large body with `sendfile(2)` from the body
+//! store's already-open file (bodies of 16 KiB and more live there, in the page
+//! cache), so a request path never names a file.
 
 pub mod conditional;
 pub mod conn;
