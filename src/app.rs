@@ -439,22 +439,14 @@ fn health_reporter(
 /// SIGUSR1 reopens a file access log at its path, the logrotate convention
 /// (`postrotate kill -USR1 …`).
 async fn reopen_on_sigusr1(access_log: AccessLog) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut signals) = signal(SignalKind::user_defined1()) else {
-            warn!("cannot listen for SIGUSR1; the access log cannot be reopened after rotation");
-            return;
-        };
-        while signals.recv().await.is_some() {
-            tracing::debug!("SIGUSR1: reopening the access log");
-            access_log.reopen();
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = access_log;
-        std::future::pending::<()>().await;
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut signals) = signal(SignalKind::user_defined1()) else {
+        warn!("cannot listen for SIGUSR1; the access log cannot be reopened after rotation");
+        return;
+    };
+    while signals.recv().await.is_some() {
+        tracing::debug!("SIGUSR1: reopening the access log");
+        access_log.reopen();
     }
 }
 

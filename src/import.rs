@@ -1,11 +1,12 @@
 //! Importing article files into the store (`feedsmith import`, first-start seeding).
 //!
-//! Owns the file side of CONTRACT §3: finding `*.json` / `*.jsonl` files under
-//! directories in a stable order, splitting each into articles (one object, an
-//! array, or one object per line), handing each to `article` for validation
-//! and writing the valid ones to the store in transactions. A rejected article
-//! never stops the others, and every rejection names the file, the article and
-//! the field. An id given twice in one file is rejected where it repeats. It reports progress through [`ImportObserver`] and never draws
+//! Owns the file side of `docs/contract.md` §3: finding `*.json` / `*.jsonl`
+//! files under directories in a stable order, splitting each into articles (one
+//! object, an array, or one object per line), handing each to `article` for
+//! validation and writing the valid ones to the store in transactions. A
+//! rejected article never stops the others, and every rejection names the file,
+//! the article and the field. An id given twice in one file is rejected where
+//! it repeats. It reports progress through [`ImportObserver`] and never draws
 //! anything itself, so the CLI decides what a terminal shows.
 
 use std::collections::HashMap;
@@ -246,7 +247,8 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<Rejection>) {
 
 type Item = Result<Checked, Rejection>;
 
-/// The two shapes of article file in CONTRACT §3, told apart by extension.
+/// The two shapes of article file in `docs/contract.md` §3, told apart by
+/// extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// `.json`: one article object or an array of them.

@@ -1,5 +1,5 @@
-//! The `feedsmith` command line (CONTRACT §1): parses arguments, sets up
-//! logging, calls into the library and turns results into exit codes. No
+//! The `feedsmith` command line (`docs/contract.md` §1): parses arguments, sets
+//! up logging, calls into the library and turns results into exit codes. No
 //! behaviour lives here.
 
 use std::io::IsTerminal;
@@ -123,7 +123,6 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await;
         }
     };
-    #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -132,8 +131,6 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),

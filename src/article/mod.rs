@@ -1,10 +1,11 @@
 //! The article model: what a newsroom hands us, validated once at the edge.
 //!
 //! This module owns the typed [`Article`] that every other module trusts, the
-//! JSON import shape of CONTRACT §3 ([`RawArticle`]) and the rules that turn one
-//! into the other. It does no I/O: reading files is `import`'s job and keeping
-//! articles is `store`'s. Everything an article can be wrong about is reported
-//! here, naming the field, so nothing downstream has to re-check it.
+//! JSON import shape of `docs/contract.md` §3 ([`RawArticle`]) and the rules
+//! that turn one into the other. It does no I/O: reading files is `import`'s
+//! job and keeping articles is `store`'s. Everything an article can be wrong
+//! about is reported here, naming the field, so nothing downstream has to
+//! re-check it.
 
 mod sanitize;
 mod time;
@@ -20,7 +21,7 @@ use url::Url;
 pub use sanitize::{TextScan, has_forbidden, is_xml_char, scan_text, strip_forbidden};
 pub use time::{TimeError, parse_time};
 
-/// Longest accepted article id, per CONTRACT §3.
+/// Longest accepted article id, per `docs/contract.md` §3.
 pub const MAX_ID_LEN: usize = 128;
 
 /// A stable article identifier: `[A-Za-z0-9._-]{1,128}`.
@@ -32,6 +33,7 @@ pub const MAX_ID_LEN: usize = 128;
 pub struct ArticleId(String);
 
 impl ArticleId {
+    /// The id as written, for queries, URIs and messages.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -79,13 +81,17 @@ impl<'de> Deserialize<'de> for ArticleId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Listed in feeds (the default when an import gives no status).
     #[default]
     Published,
+    /// Kept in the store but not yet in any feed.
     Draft,
+    /// Taken out of every feed; the replacement for deleting, which the store refuses.
     Withdrawn,
 }
 
 impl Status {
+    /// The spelling used in the import format and the store's `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Published => "published",
@@ -110,33 +116,49 @@ impl FromStr for Status {
     }
 }
 
+/// A byline: who wrote the article.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
+    /// The name shown in feeds and matched by author filters.
     pub name: String,
+    /// Contact address, written into Atom's `author/email`.
     pub email: Option<String>,
+    /// The author's page, written into Atom's `author/uri` and JSON Feed.
     pub url: Option<Url>,
 }
 
 /// The agency or outlet an article comes from, with its rights line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
+    /// The agency or outlet's name (RSS `source`, Atom `source/title`).
     pub name: String,
+    /// Copyright line for this article (RSS `dc:rights`, Atom `rights`).
     pub rights: Option<String>,
+    /// The source's home page.
     pub url: Option<Url>,
 }
 
+/// The article's lead image, sent as an enclosure and media element.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
+    /// Absolute URL of the image file.
     pub url: Url,
+    /// What the image shows (`media:description`).
     pub caption: Option<String>,
+    /// Who took it (`media:credit role="photographer"`).
     pub credit: Option<String>,
+    /// Its MIME type, such as `image/jpeg`, for the enclosure.
     pub mime_type: Option<String>,
+    /// Its size in bytes, for the enclosure's `length`.
     pub length: Option<u64>,
 }
 
+/// A link to an earlier or related story.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Related {
+    /// The link text.
     pub title: String,
+    /// Absolute URL of the related story.
     pub url: Url,
 }
 
@@ -144,76 +166,122 @@ pub struct Related {
 /// again when a builder renders them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Article {
+    /// Stable identity; never changes once imported.
     pub id: ArticleId,
+    /// The article's page on the newsroom's site.
     pub url: Url,
+    /// Plain-text title.
     pub headline: String,
+    /// Plain-text summary.
     pub standfirst: Option<String>,
+    /// The body as an HTML fragment, as the newsroom wrote it.
     pub body_html: Option<String>,
+    /// Bylines in the order given.
     pub authors: Vec<Author>,
+    /// The agency or outlet the story comes from, if not the newsroom's own.
     pub source: Option<Source>,
+    /// The desk the story belongs to; section feeds filter on it.
     pub section: Option<String>,
+    /// Keywords, first spelling kept when repeated case-insensitively.
     pub tags: Vec<String>,
+    /// The lead image, if any.
     pub image: Option<Image>,
+    /// Links to related stories.
     pub related: Vec<Related>,
+    /// When the article was first published; feeds are ordered by it.
     pub published_at: DateTime<Utc>,
+    /// When it last changed; never before `published_at`.
     pub updated_at: DateTime<Utc>,
+    /// Whether it may appear in feeds.
     pub status: Status,
 }
 
-/// The import shape of CONTRACT §3, exactly as serde reads it. Unknown fields are
-/// refused so a misspelt `updated_at` is an error, not a silently missing date.
+/// The import shape of `docs/contract.md` §3, exactly as serde reads it.
+/// Unknown fields are refused so a misspelt `updated_at` is an error, not a
+/// silently missing date.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawArticle {
+    /// See [`Article::id`]; required.
     pub id: Option<String>,
+    /// See [`Article::url`]; required.
     pub url: Option<String>,
+    /// See [`Article::headline`]; required.
     pub headline: Option<String>,
+    /// See [`Article::standfirst`].
     pub standfirst: Option<String>,
+    /// See [`Article::body_html`].
     pub body_html: Option<String>,
+    /// See [`Article::authors`].
     #[serde(default)]
     pub authors: Option<Vec<RawAuthor>>,
+    /// See [`Article::source`].
     pub source: Option<RawSource>,
+    /// See [`Article::section`].
     pub section: Option<String>,
+    /// See [`Article::tags`].
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// See [`Article::image`].
     pub image: Option<RawImage>,
+    /// See [`Article::related`].
     #[serde(default)]
     pub related: Option<Vec<RawRelated>>,
+    /// RFC 3339, or without an offset to be read in the site's timezone; required.
     pub published_at: Option<String>,
+    /// As `published_at`; defaults to it.
     pub updated_at: Option<String>,
+    /// `published`, `draft` or `withdrawn`; defaults to `published`.
     pub status: Option<String>,
 }
 
+/// An author as the import file gives it, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthor {
+    /// Required and not blank.
     pub name: Option<String>,
+    /// Must look like an address when given.
     pub email: Option<String>,
+    /// An absolute `http(s)` URL when given.
     pub url: Option<String>,
 }
 
+/// A source as the import file gives it, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// Required and not blank.
     pub name: Option<String>,
+    /// Free text.
     pub rights: Option<String>,
+    /// An absolute `http(s)` URL when given.
     pub url: Option<String>,
 }
 
+/// An image as the import file gives it, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
+    /// Required; an absolute `http(s)` URL.
     pub url: Option<String>,
+    /// Free text.
     pub caption: Option<String>,
+    /// Free text.
     pub credit: Option<String>,
+    /// Must look like `type/subtype` when given.
     pub mime_type: Option<String>,
+    /// Size in bytes.
     pub length: Option<u64>,
 }
 
+/// A related link as the import file gives it, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRelated {
+    /// Required and not blank.
     pub title: Option<String>,
+    /// Required; an absolute `http(s)` URL.
     pub url: Option<String>,
 }
 
@@ -222,6 +290,7 @@ pub struct RawRelated {
 pub struct FieldError {
     /// The JSON path of the field, such as `authors[1].email`.
     pub field: String,
+    /// What is wrong with it, lower case, as shown to the person importing.
     pub message: String,
 }
 
@@ -234,7 +303,9 @@ impl fmt::Display for FieldError {
 /// A validated article and how many characters XML 1.0 forbids were removed from it.
 #[derive(Debug, Clone)]
 pub struct Checked {
+    /// The article, ready to store.
     pub article: Article,
+    /// How many forbidden characters were removed, for the import summary.
     pub removed_chars: usize,
 }
 
@@ -554,8 +625,11 @@ pub fn match_key(s: &str) -> String {
 /// one list any value. Values are held as [`match_key`]s.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ArticleFilter {
+    /// Sections to match, any of them; empty means every section.
     pub sections: Vec<String>,
+    /// Tags to match, any of them; empty means no tag filter.
     pub tags: Vec<String>,
+    /// Author names to match, any of them; empty means no author filter.
     pub authors: Vec<String>,
 }
 

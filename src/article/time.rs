@@ -13,20 +13,37 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, SecondsFormat, Time
 use chrono_tz::Tz;
 use thiserror::Error;
 
+/// Why an article's date-time was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TimeError {
     #[error(
         "{input:?} is not a date-time; expected RFC 3339 such as \"2015-09-29T09:15:00+01:00\" or a local \"2015-09-29T09:15:00\""
     )]
-    Syntax { input: String },
+    /// Neither RFC 3339 nor a local date-time.
+    Syntax {
+        /// The text as given.
+        input: String,
+    },
     #[error(
         "{input:?} does not exist in {zone}: the clocks go forward over it; write the time with its offset"
     )]
-    Gap { input: String, zone: Tz },
+    /// A local time the site's clocks skip (spring forward): it never happened.
+    Gap {
+        /// The text as given.
+        input: String,
+        /// The site timezone it was read in.
+        zone: Tz,
+    },
     #[error(
         "{input:?} is {instant} in UTC, outside the years 0000 to 9999 that RFC 3339 (and so every feed format) can write"
     )]
-    OutOfRange { input: String, instant: String },
+    /// An instant outside what RFC 3339 can write.
+    OutOfRange {
+        /// The text as given.
+        input: String,
+        /// The instant it names, in UTC.
+        instant: String,
+    },
 }
 
 const LOCAL_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"];

@@ -1,12 +1,13 @@
 //! The feed builder: one feed's settings and articles in, finished documents out.
 //!
-//! This module owns the mapping of CONTRACT §5 and the three serialisations
-//! (`rss`, `atom`, `json`). It is a pure function of its inputs: no clock, no
-//! I/O, no store. The same [`FeedMeta`] and the same articles, in any order,
-//! always give byte-identical documents and ETags, which is what lets every
-//! replica and every rebuild agree. Everything that comes from outside passes
-//! through [`Entry::prepare`] once — characters XML 1.0 forbids removed,
-//! relative URLs in bodies resolved — so no renderer has to remember to.
+//! This module owns the mapping of `docs/contract.md` §5 and the three
+//! serialisations (`rss`, `atom`, `json`). It is a pure function of its inputs:
+//! no clock, no I/O, no store. The same [`FeedMeta`] and the same articles, in
+//! any order, always give byte-identical documents and ETags, which is what
+//! lets every replica and every rebuild agree. Everything that comes from
+//! outside passes through [`Entry::prepare`] once — characters XML 1.0 forbids
+//! removed, relative URLs in bodies resolved — so no renderer has to remember
+//! to.
 
 mod atom;
 mod html;
@@ -27,7 +28,9 @@ use std::borrow::Cow;
 use crate::article::{Article, Image, scan_text, strip_forbidden};
 use crate::config::{Config, FeedName, FeedSpec, Format};
 
-/// What the generator element names, with the crate version.
+/// The name the documents give as their generator. It is the bare name: RSS
+/// writes it followed by the crate version (`feedsmith 0.1.0`) and Atom puts the
+/// version in the element's `version` attribute.
 pub const GENERATOR: &str = "feedsmith";
 
 /// The feed-level date of a feed with no items: the Unix epoch. A fixed value
@@ -37,18 +40,27 @@ pub const EMPTY_FEED_UPDATED: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 /// Everything about one feed that is not its articles.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedMeta {
+    /// The feed's name: its URL path and file stem.
     pub name: FeedName,
+    /// The feed's own title, from its feed file.
     pub title: String,
+    /// The feed file's description, else the site's, else empty.
     pub description: String,
+    /// The publication's name, used where a format wants the site as author.
     pub site_title: String,
     /// The newsroom's home page: the channel link.
     pub site_url: Url,
     /// Where the service is reached; self links are built under it.
     pub base_url: Url,
+    /// Language tag written into the documents, such as `en-IE`.
     pub language: Option<String>,
+    /// Copyright line for the feed as a whole.
     pub rights: Option<String>,
+    /// Wide logo (RSS `image`, Atom `logo`).
     pub logo: Option<Url>,
+    /// Square icon (Atom `icon`, JSON Feed `icon` and `favicon`).
     pub icon: Option<Url>,
+    /// The zone every date is written in.
     pub timezone: Tz,
     /// Minutes between refreshes, for RSS `ttl`.
     pub ttl_minutes: u32,
@@ -59,6 +71,8 @@ pub struct FeedMeta {
 }
 
 impl FeedMeta {
+    /// The metadata for `spec` as configured in `config`, with the derived values (TTL,
+    /// categories, tag authority) computed once.
     pub fn new(config: &Config, spec: &FeedSpec) -> Self {
         let site = &config.site;
         let ttl_minutes = spec
@@ -115,6 +129,7 @@ impl FeedMeta {
 pub struct ETag(String);
 
 impl ETag {
+    /// The tag of exactly these bytes.
     pub fn of(bytes: &[u8]) -> Self {
         Self::from_digest(xxhash_rust::xxh3::xxh3_128(bytes))
     }
@@ -140,9 +155,13 @@ impl fmt::Display for ETag {
 /// One finished document: the exact bytes to serve and what the server needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
+    /// Which of the three formats this is.
     pub format: Format,
+    /// The exact bytes to send, uncompressed.
     pub body: Bytes,
+    /// The `Content-Type` header value for `format`.
     pub content_type: &'static str,
+    /// The strong ETag of `body`.
     pub etag: ETag,
     /// The newest `updated_at` among the items ([`EMPTY_FEED_UPDATED`] if none).
     pub last_modified: DateTime<Utc>,
@@ -160,6 +179,7 @@ impl Document {
     }
 }
 
+/// The `Content-Type` a document of `format` is served with.
 pub fn content_type(format: Format) -> &'static str {
     match format {
         Format::Rss => "application/rss+xml; charset=utf-8",
@@ -168,12 +188,17 @@ pub fn content_type(format: Format) -> &'static str {
     }
 }
 
+/// Why a document could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The serialiser failed on this feed and format.
     #[error("feed {feed}: writing {format:?}: {message}")]
     Write {
+        /// The feed being built.
         feed: FeedName,
+        /// The document that failed.
         format: Format,
+        /// The serialiser's own words.
         message: String,
     },
 }
@@ -186,8 +211,11 @@ pub enum BuildError {
 pub struct Entry<'a> {
     /// `tag:{host},{YYYY-MM-DD}:{id}`: RSS `guid`, Atom `id`, JSON `id`.
     pub tag: String,
+    /// The article's page (absolute, as validated).
     pub url: &'a str,
+    /// Title text, cleaned.
     pub headline: Cow<'a, str>,
+    /// Summary text, cleaned; `None` when missing or blank.
     pub standfirst: Option<Cow<'a, str>>,
     /// The body with URLs resolved and, when the article has related links, a
     /// "Related" list appended (RSS and JSON carry related links that way).
@@ -195,44 +223,69 @@ pub struct Entry<'a> {
     /// How many bytes of `content_with_related` are the body itself (Atom uses
     /// `link rel="related"` instead of the appended list).
     pub body_len: usize,
+    /// Bylines, cleaned.
     pub authors: Vec<EntryAuthor<'a>>,
+    /// The source, cleaned.
     pub source: Option<EntrySource<'a>>,
     /// The section then the tags, without repeats.
     pub categories: Vec<Cow<'a, str>>,
+    /// The section alone, for JSON Feed's extension.
     pub section: Option<Cow<'a, str>>,
+    /// The lead image, cleaned.
     pub image: Option<EntryImage<'a>>,
+    /// Related links, cleaned (Atom writes them as `link rel="related"`).
     pub related: Vec<EntryLink<'a>>,
+    /// First publication, for ordering and `published` / `pubDate`.
     pub published_at: DateTime<Utc>,
+    /// Last change, for `updated` / `dcterms:modified`.
     pub updated_at: DateTime<Utc>,
+    /// The article id, for JSON Feed's `_feedsmith.article_id`.
     pub id: &'a str,
 }
 
+/// A byline ready to render.
 #[derive(Debug, Clone)]
 pub struct EntryAuthor<'a> {
+    /// Cleaned name.
     pub name: Cow<'a, str>,
+    /// Cleaned address.
     pub email: Option<Cow<'a, str>>,
+    /// The author's page.
     pub url: Option<&'a str>,
 }
 
+/// An article's source ready to render.
 #[derive(Debug, Clone)]
 pub struct EntrySource<'a> {
+    /// Cleaned name.
     pub name: Cow<'a, str>,
+    /// Cleaned rights line.
     pub rights: Option<Cow<'a, str>>,
+    /// The source's page.
     pub url: Option<&'a str>,
 }
 
+/// A lead image ready to render.
 #[derive(Debug, Clone)]
 pub struct EntryImage<'a> {
+    /// The image file's URL.
     pub url: &'a str,
+    /// Cleaned caption (`media:description`).
     pub caption: Option<Cow<'a, str>>,
+    /// Cleaned credit (`media:credit`).
     pub credit: Option<Cow<'a, str>>,
+    /// MIME type for the enclosure: as given, or guessed from the URL.
     pub mime_type: &'a str,
+    /// Size in bytes, when known.
     pub length: Option<u64>,
 }
 
+/// A related link ready to render.
 #[derive(Debug, Clone)]
 pub struct EntryLink<'a> {
+    /// Cleaned link text.
     pub title: Cow<'a, str>,
+    /// The linked story's URL.
     pub url: &'a str,
 }
 
@@ -258,6 +311,7 @@ fn clean_opt(s: &Option<String>) -> Option<Cow<'_, str>> {
 }
 
 impl<'a> Entry<'a> {
+    /// Makes `article` safe to render; see [`Entry`].
     pub fn prepare(article: &'a Article) -> Self {
         let body = clean_opt(&article.body_html).map(|b| html::resolve_urls(b, &article.url));
         let related: Vec<EntryLink<'a>> = article
@@ -361,7 +415,9 @@ fn sort_newest_first(articles: &mut [&Article]) {
 
 /// The prepared entries of a feed, in feed order, with the feed's last-modified instant.
 pub struct Prepared<'a> {
+    /// The entries, newest first.
     pub entries: Vec<Entry<'a>>,
+    /// The feed-level date: the newest `updated_at`, or the epoch for an empty feed.
     pub updated: DateTime<Utc>,
     /// The sum of the entries' text sizes, to size output buffers once.
     pub text_bytes: usize,

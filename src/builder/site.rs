@@ -35,6 +35,8 @@ fn label(format: Format) -> &'static str {
     }
 }
 
+/// The `/` page: every feed with autodiscovery links, from the configuration
+/// alone, so it changes only when the configuration does.
 pub fn index_html(config: &Config) -> Vec<u8> {
     let site = &config.site;
     let title = escape(site.title.as_str());

@@ -1,12 +1,12 @@
 //! Service and feed configuration: TOML in, a checked [`Config`] out.
 //!
 //! Admins edit `config/feedsmith.toml` and one file per feed under `feeds/`
-//! (CONTRACT §2). Each file is read into `Raw*` structs that mirror the TOML
-//! exactly (`deny_unknown_fields`, typed fields that validate themselves while
-//! serde still knows the line), then compiled into the checked types that the
-//! rest of feedsmith trusts. Every problem in every file is collected and
-//! reported at once as `PATH:LINE:COL: message`. This module reads files and
-//! nothing else: it never opens the store or binds a socket.
+//! (`docs/contract.md` §2). Each file is read into `Raw*` structs that mirror
+//! the TOML exactly (`deny_unknown_fields`, typed fields that validate
+//! themselves while serde still knows the line), then compiled into the checked
+//! types that the rest of feedsmith trusts. Every problem in every file is
+//! collected and reported at once as `PATH:LINE:COL: message`. This module
+//! reads files and nothing else: it never opens the store or binds a socket.
 
 mod document;
 pub mod schedule;

@@ -598,9 +598,7 @@ fn is_our_file(file: &str) -> bool {
 /// `pid`. Our own id counts as dead: at start-up we have written nothing yet,
 /// and in a container the previous run often had the same id.
 fn running_elsewhere(pid: u32) -> bool {
-    pid != std::process::id()
-        && cfg!(target_os = "linux")
-        && Path::new("/proc").join(pid.to_string()).exists()
+    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// A feed to read back from the output folder, with the caching policy its
@@ -814,15 +812,7 @@ fn temp_path(path: &Path) -> PathBuf {
 
 /// Makes the renames durable: on Linux a rename is only on disk once its folder is synced.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -1417,7 +1407,6 @@ mod tests {
         assert_eq!(names_in(&dir), expected);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn start_up_leaves_the_temp_files_of_a_running_writer() {
         let dir = tempfile::tempdir().expect("temp dir");

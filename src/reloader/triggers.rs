@@ -113,24 +113,16 @@ impl WatchTargets {
 
 /// SIGHUP asks for a reload, as admins expect of a daemon.
 pub async fn reload_on_sighup(reload: ReloadRequests) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            warn!("cannot listen for SIGHUP; reloads come from file changes only");
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP; reloads come from file changes only");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP: reloading the configuration");
+        if !reload.request() {
             return;
-        };
-        while hangups.recv().await.is_some() {
-            info!("SIGHUP: reloading the configuration");
-            if !reload.request() {
-                return;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = reload;
-        std::future::pending::<()>().await;
     }
 }
 

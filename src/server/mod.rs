@@ -1,20 +1,22 @@
 //! The HTTP server: answers every request from the published set in memory.
 //!
-//! This module owns the accept loop, the routes of CONTRACT §4, the response
-//! headers and the protections a public server needs. Each connection holds a
-//! slot ([`conn`]) and every state it can be in has a deadline: a new
-//! connection must send its first request head (or HTTP/2 preface and
-//! SETTINGS) within `header_timeout`; a keep-alive connection may wait
-//! `idle_timeout` for its next request; a response must be sent within
-//! `send_timeout` plus its size at `min_send_rate`. At the connection limit
-//! idle and slow connections are shed so new clients are served, and one
-//! address may hold at most `max_connections_per_address` slots. Plain HTTP/1
-//! GET and HEAD requests are answered by the fast path ([`http1`]); anything
-//! else goes to hyper ([`fallback`]), HTTP/1 or HTTP/2 as the fast path
-//! detected — never to a version-sniffing builder without a deadline. A
-//! request never touches the store, the disk or the builder: it loads the
-//! current [`PublishedSet`](crate::publish::PublishedSet) snapshot and writes
-//! prebuilt bytes.
+//! This module owns the accept loop, the routes of `docs/contract.md` §4, the
+//! response headers and the protections a public server needs. Each connection
+//! holds a slot ([`conn`]) and every state it can be in has a deadline: a new
+//! connection must send its first request head (or HTTP/2 preface and SETTINGS)
+//! within `header_timeout`; a keep-alive connection may wait `idle_timeout` for
+//! its next request; a response must be sent within `send_timeout` plus its
+//! size at `min_send_rate`. At the connection limit idle and slow connections
+//! are shed so new clients are served, and one address may hold at most
+//! `max_connections_per_address` slots. Plain HTTP/1 GET and HEAD requests are
+//! answered by the fast path (`http1`); anything else goes to hyper
+//! (`fallback`), HTTP/1 or HTTP/2 as the fast path detected — never to a
+//! version-sniffing builder without a deadline. A request never touches the
+//! store or the builder, and never opens a file: it loads the current
+//! [`PublishedSet`] snapshot and writes prebuilt bytes. The one disk read is
+//! the HTTP/1 fast path sending a large body with `sendfile(2)` from the body
+//! store's already-open file (bodies of 16 KiB and more live there, in the page
+//! cache), so a request path never names a file.
 
 pub mod conditional;
 pub mod conn;

@@ -1,4 +1,4 @@
-//! The URL space of CONTRACT §4, matched on the raw request path.
+//! The URL space of `docs/contract.md` §4, matched on the raw request path.
 //!
 //! Paths are compared as sent, without percent-decoding or normalising: only
 //! the exact spellings below name anything, so encoded dots, doubled slashes,
