@@ -354,13 +354,11 @@ fn hms(times: &[DateTime<Utc>]) -> Vec<String> {
         .collect()
 }
 
-// Europe/Dublin in 2026: 29 March 01:00 GMT jumps to 02:00 IST; 25 October
-// 02:00 IST falls back to 01:00 GMT.
-
-#[tokio::test(start_paused = true)]
-async fn schedules_fire_at_the_site_s_wall_clock_times_across_the_spring_gap() {
+/// Runs a daily 01:30 and an hourly :30 feed (site time) from `start` to
+/// `end` on paused time, and returns what was built.
+async fn daily_and_hourly(start: &str, end: &str) -> Arc<World> {
     let running = Running::start(
-        "2026-03-28T12:00:00Z",
+        start,
         Setup {
             feeds: &[
                 ("daily", Some("30 1 * * *")),
@@ -371,9 +369,18 @@ async fn schedules_fire_at_the_site_s_wall_clock_times_across_the_spring_gap() {
         |w| w.busy = true,
     )
     .await;
-    running.until("2026-03-30T03:00:00Z").await;
+    running.until(end).await;
     let world = running.world.clone();
     running.stop().await;
+    world
+}
+
+// Europe/Dublin in 2026: 29 March 01:00 GMT jumps to 02:00 IST; 25 October
+// 02:00 IST falls back to 01:00 GMT.
+
+#[tokio::test(start_paused = true)]
+async fn schedules_fire_at_the_site_s_wall_clock_times_across_the_spring_gap() {
+    let world = daily_and_hourly("2026-03-28T12:00:00Z", "2026-03-30T03:00:00Z").await;
     assert_eq!(
         hms(&world.builds_of("daily")),
         [
@@ -400,21 +407,7 @@ async fn schedules_fire_at_the_site_s_wall_clock_times_across_the_spring_gap() {
 
 #[tokio::test(start_paused = true)]
 async fn schedules_fire_at_the_site_s_wall_clock_times_across_the_repeated_autumn_hour() {
-    let running = Running::start(
-        "2026-10-24T12:00:00Z",
-        Setup {
-            feeds: &[
-                ("daily", Some("30 1 * * *")),
-                ("hourly", Some("30 * * * *")),
-            ],
-            ..Setup::default()
-        },
-        |w| w.busy = true,
-    )
-    .await;
-    running.until("2026-10-26T03:00:00Z").await;
-    let world = running.world.clone();
-    running.stop().await;
+    let world = daily_and_hourly("2026-10-24T12:00:00Z", "2026-10-26T03:00:00Z").await;
     assert_eq!(
         hms(&world.builds_of("daily")),
         [

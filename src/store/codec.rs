@@ -30,6 +30,16 @@ pub type ColumnError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, \
      headline, standfirst, body_html, authors, source, tags, image, related";
 
+/// What an upsert of an existing id replaces, as an `ON CONFLICT (id) DO
+/// UPDATE SET` list both backends use (PostgreSQL adds its key arrays).
+pub(crate) const UPDATE_COLUMNS: &str = "revision = excluded.revision, status = excluded.status, \
+     published_at = excluded.published_at, updated_at = excluded.updated_at, \
+     section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
+     headline = excluded.headline, standfirst = excluded.standfirst, \
+     body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
+     tags = excluded.tags, image = excluded.image, related = excluded.related, \
+     content_hash = excluded.content_hash";
+
 /// Positions in [`COLUMNS`].
 pub(crate) mod col {
     pub const ID: usize = 0;
@@ -290,12 +300,12 @@ pub trait UpsertDialect: sqlx::Database {
     }
 }
 
-/// Inserts or updates `articles` in order, inside the open transaction
-/// `conn`: content identical to what is stored changes nothing and takes no
+/// Inserts or updates `articles` in order in the transaction `tx`, and
+/// commits it: content identical to what is stored changes nothing and takes no
 /// revision; each real change takes the next one. `chunk` articles are
 /// looked up and written at a time.
 pub(crate) async fn upsert<DB>(
-    conn: &mut DB::Connection,
+    mut tx: sqlx::Transaction<'_, DB>,
     articles: &[Article],
     chunk: usize,
 ) -> Result<Vec<Upserted>, StoreError>
@@ -310,6 +320,7 @@ where
     (String, Option<Vec<u8>>): for<'r> sqlx::FromRow<'r, DB::Row>,
     (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
 {
+    let conn = &mut *tx;
     let mut outcomes = Vec::with_capacity(articles.len());
     let sql = format!(
         "SELECT revision FROM store_state WHERE singleton = 1{}",
@@ -375,6 +386,9 @@ where
             .await
             .map_err(StoreError::query("advancing the store revision"))?;
     }
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing an import transaction"))?;
     Ok(outcomes)
 }
 

@@ -21,7 +21,9 @@ use tokio::sync::watch;
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{self, COLUMNS, Change, ColumnDialect, ColumnError, UpsertDialect, json_text};
+use super::codec::{
+    self, COLUMNS, Change, ColumnDialect, ColumnError, UPDATE_COLUMNS, UpsertDialect, json_text,
+};
 use super::sql::{Backend, Bind};
 use super::{ConnectOptions, StoreError, Upserted, redact};
 use crate::article::{Article, ArticleFilter};
@@ -166,10 +168,6 @@ impl Backend for PostgresStore {
         bind_all(sqlx::query(AssertSqlSafe(sql)), binds).fetch(&self.pool)
     }
 
-    async fn int(&self, sql: &'static str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await
-    }
-
     fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
         newest_query(filter, limit)
     }
@@ -186,11 +184,7 @@ impl Backend for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        let outcomes = codec::upsert::<sqlx::Postgres>(&mut tx, articles, INSERT_ROWS).await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::query("committing an import transaction"))?;
-        Ok(outcomes)
+        codec::upsert::<sqlx::Postgres>(tx, articles, INSERT_ROWS).await
     }
 
     fn notifications(&self) -> Option<watch::Receiver<u64>> {
@@ -271,7 +265,7 @@ impl UpsertDialect for sqlx::Postgres {
             related.push(c.related);
             hash.push(c.hash);
         }
-        sqlx::query(
+        sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
              url, headline, standfirst, body_html, authors, source, tags, image, related, tag_keys, \
              author_keys, content_hash) \
@@ -287,15 +281,9 @@ impl UpsertDialect for sqlx::Postgres {
                   AS t(id, revision, status, published_at, updated_at, section, section_key, url, \
                        headline, standfirst, body_html, authors, source, tags, image, related, \
                        tag_keys, author_keys, content_hash) \
-             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
-                 published_at = excluded.published_at, updated_at = excluded.updated_at, \
-                 section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
-                 headline = excluded.headline, standfirst = excluded.standfirst, \
-                 body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
-                 tags = excluded.tags, image = excluded.image, related = excluded.related, \
-                 tag_keys = excluded.tag_keys, author_keys = excluded.author_keys, \
-                 content_hash = excluded.content_hash",
-        )
+             ON CONFLICT (id) DO UPDATE SET {UPDATE_COLUMNS}, \
+                 tag_keys = excluded.tag_keys, author_keys = excluded.author_keys"
+        )))
         .bind(id)
         .bind(revision)
         .bind(status)

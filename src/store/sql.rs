@@ -38,9 +38,6 @@ pub trait Backend: Send + Sync {
     /// The rows `sql` selects with `binds`, as the database produces them.
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<Self::Row, sqlx::Error>>;
 
-    /// The one integer `sql` selects.
-    async fn int(&self, sql: &'static str) -> Result<i64, sqlx::Error>;
-
     /// The newest-N statement for `filter` (see [`ArticleStore::newest`]).
     fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>);
 
@@ -91,10 +88,21 @@ impl<B: Backend> ArticleStore for B {
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
-        self.int("SELECT revision FROM store_state WHERE singleton = 1")
+        use codec::ArticleRow;
+        use futures_util::TryStreamExt;
+        let doing = "reading the store revision";
+        let sql = "SELECT revision FROM store_state WHERE singleton = 1";
+        let row = self
+            .rows(sql.to_owned(), Vec::new())
+            .try_next()
             .await
-            .map(Revision)
-            .map_err(StoreError::query("reading the store revision"))
+            .map_err(StoreError::query(doing))?
+            .ok_or(sqlx::Error::RowNotFound)
+            .map_err(StoreError::query(doing))?;
+        row.int(0).map(Revision).map_err(|e| StoreError::Query {
+            doing,
+            source: sqlx::Error::Decode(e),
+        })
     }
 
     async fn changed_since(

@@ -18,7 +18,9 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{self, COLUMNS, Change, ColumnDialect, ColumnError, UpsertDialect};
+use super::codec::{
+    self, COLUMNS, Change, ColumnDialect, ColumnError, UPDATE_COLUMNS, UpsertDialect,
+};
 use super::sql::{Backend, Bind};
 use super::{SqliteLocation, StoreError, Upserted};
 use crate::article::{Article, ArticleFilter};
@@ -154,10 +156,6 @@ impl Backend for SqliteStore {
         }
     }
 
-    async fn int(&self, sql: &'static str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await
-    }
-
     fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
         newest_query(filter, limit)
     }
@@ -165,16 +163,12 @@ impl Backend for SqliteStore {
     async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
         // IMMEDIATE takes the write lock now, so two importers never both read
         // the same revision and then collide.
-        let mut tx = self
+        let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::query("starting an import transaction"))?;
-        let outcomes = codec::upsert::<sqlx::Sqlite>(&mut tx, articles, LOOKUP_CHUNK).await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::query("committing an import transaction"))?;
-        Ok(outcomes)
+        codec::upsert::<sqlx::Sqlite>(tx, articles, LOOKUP_CHUNK).await
     }
 }
 
@@ -221,13 +215,7 @@ impl UpsertDialect for sqlx::Sqlite {
                 "INSERT INTO articles (id, revision, status, published_at, updated_at, section, section_key, \
                  url, headline, standfirst, body_html, authors, source, tags, image, related, content_hash) \
                  VALUES {values} \
-                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status, \
-                 published_at = excluded.published_at, updated_at = excluded.updated_at, \
-                 section = excluded.section, section_key = excluded.section_key, url = excluded.url, \
-                 headline = excluded.headline, standfirst = excluded.standfirst, \
-                 body_html = excluded.body_html, authors = excluded.authors, source = excluded.source, \
-                 tags = excluded.tags, image = excluded.image, related = excluded.related, \
-                 content_hash = excluded.content_hash"
+                 ON CONFLICT (id) DO UPDATE SET {UPDATE_COLUMNS}"
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in rows {
