@@ -26,7 +26,9 @@ fn shipped_config() -> Config {
 
 /// Every shipped feed built from the sample articles, as `build` would: its
 /// meta, the builder's own entries (what each format renders) and the documents.
-fn sample_feeds() -> Vec<(FeedMeta, Vec<Article>, BTreeMap<Format, Vec<u8>>)> {
+type SampleFeed = (FeedMeta, Vec<Article>, BTreeMap<Format, Vec<u8>>);
+
+fn sample_feeds() -> Vec<SampleFeed> {
     let config = shipped_config();
     let samples = sample_articles();
     config
@@ -248,10 +250,11 @@ impl Site {
     }
 }
 
+/// An article's id, published and updated seconds, rights and image credit.
+type Essentials = (String, i64, i64, Option<String>, Option<String>);
+
 /// What the fixed point is about: id, times, rights and credits.
-fn essentials(
-    articles: &BTreeMap<ArticleId, Article>,
-) -> Vec<(String, i64, i64, Option<String>, Option<String>)> {
+fn essentials(articles: &BTreeMap<ArticleId, Article>) -> Vec<Essentials> {
     articles
         .values()
         .map(|a| {
