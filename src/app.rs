@@ -23,7 +23,7 @@ use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::article::Article;
 use crate::builder::{self, BuildError, FeedMeta};
 use crate::config::{Config, FeedName};
-use crate::import::{ImportError, seed_if_empty};
+use crate::import::{ImportError, ImportSettings, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
 use crate::refresh::{self, RefreshError};
 use crate::reloader::{self, Loader, Reloader};
@@ -83,7 +83,7 @@ pub async fn open_store(
             source,
         })?;
     if let (Seeding::OnFirstStart, Some(dir)) = (seeding, &config.store.seed_dir) {
-        let seeded = seed_if_empty(store.as_ref(), dir, config.site.timezone)
+        let seeded = seed_if_empty(store.as_ref(), dir, &ImportSettings::for_config(config))
             .await
             .map_err(|source| AppError::Seed {
                 dir: dir.display().to_string(),

@@ -1,12 +1,14 @@
 //! Importing article files into the store (`feedsmith import`, first-start seeding).
 //!
 //! Owns the file side of `docs/contract.md` §3: finding `*.json` / `*.jsonl`
-//! files under directories in a stable order, splitting each into articles (one
-//! object, an array, or one object per line), handing each to `article` for
-//! validation and writing the valid ones to the store in transactions. A
-//! rejected article never stops the others, and every rejection names the file,
-//! the article and the field. An id given twice in one file is rejected where
-//! it repeats. It reports progress through [`ImportObserver`] and never draws
+//! files (and RSS / Atom feeds, `*.rss` / `*.atom` / `*.xml`, or any file whose
+//! root element is a feed) under directories in a stable order, splitting each
+//! into articles (one object, an array, one object per line, or one per feed
+//! item, mapped by [`feed`]), handing each to `article` for validation and
+//! writing the valid ones to the store in transactions. A rejected article
+//! never stops the others, and every rejection names the file, the article and
+//! the field. An id given twice in one file is rejected where it repeats. It
+//! reports progress through [`ImportObserver`] and never draws
 //! anything itself, so the CLI decides what a terminal shows.
 
 use std::collections::HashMap;
@@ -19,7 +21,46 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::article::{ArticleId, Checked, FieldError, RawArticle, ValidationContext};
+use crate::config::Config;
 use crate::store::{ArticleStore, StoreError, Upserted};
+
+pub mod feed;
+
+/// How files are read into articles, the same for every file of an import.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    /// Zone for article times written without an offset (`[site].timezone`).
+    pub timezone: Tz,
+    /// The authority of the `tag:` URIs this service writes (the host of
+    /// `[server].base_url`), so our own feeds import with their own ids.
+    pub own_tag_authority: Option<String>,
+}
+
+impl ImportSettings {
+    /// The settings a configured service imports with.
+    pub fn for_config(config: &Config) -> Self {
+        Self {
+            timezone: config.site.timezone,
+            // The same authority `builder::FeedMeta` writes into `tag:` URIs.
+            own_tag_authority: Some(
+                config
+                    .server
+                    .base_url
+                    .host_str()
+                    .unwrap_or("localhost")
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// Settings with only a time zone: no `tag:` URI is taken as our own.
+    pub fn with_timezone(timezone: Tz) -> Self {
+        Self {
+            timezone,
+            own_tag_authority: None,
+        }
+    }
+}
 
 /// Articles written per store transaction. Large enough that a 100 000-article
 /// import is not dominated by commits, small enough that a crash loses little
@@ -108,10 +149,9 @@ pub enum ImportError {
 pub async fn import_paths(
     store: &dyn ArticleStore,
     paths: &[PathBuf],
-    timezone: Tz,
+    settings: &ImportSettings,
     observer: &dyn ImportObserver,
 ) -> Result<ImportSummary, ImportError> {
-    let ctx = ValidationContext { timezone };
     let mut summary = ImportSummary::default();
     let listed = {
         let paths = paths.to_vec();
@@ -130,8 +170,11 @@ pub async fn import_paths(
         // writes the previous batch, so parsing and SQLite use both cores and a
         // large file is never held in memory whole (for JSON Lines).
         let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Item>>(2);
+        let settings = settings.clone();
         let reader = tokio::task::spawn_blocking(move || {
-            read_file(&file, ctx, &mut |batch| sender.blocking_send(batch).is_ok())
+            read_file(&file, &settings, &mut |batch| {
+                sender.blocking_send(batch).is_ok()
+            })
         });
         while let Some(items) = batches.recv().await {
             observer.found(items.len());
@@ -182,22 +225,23 @@ async fn store_batch(
 pub async fn seed_if_empty(
     store: &dyn ArticleStore,
     dir: &Path,
-    timezone: Tz,
+    settings: &ImportSettings,
 ) -> Result<Option<ImportSummary>, ImportError> {
     if store.revision().await?.0 != 0 {
         return Ok(None);
     }
-    let summary = import_paths(store, &[dir.to_owned()], timezone, &Quiet).await?;
+    let summary = import_paths(store, &[dir.to_owned()], settings, &Quiet).await?;
     Ok(Some(summary))
 }
 
 fn is_article_file(path: &Path) -> bool {
     path.extension()
-        .is_some_and(|x| x == "json" || x == "jsonl")
+        .is_some_and(|x| x == "json" || x == "jsonl" || x == "rss" || x == "atom" || x == "xml")
 }
 
 /// Expands the arguments into files: a file argument is taken as given, a
-/// directory contributes every `*.json` / `*.jsonl` beneath it in sorted order.
+/// directory contributes every `*.json` / `*.jsonl` / `*.rss` / `*.atom` /
+/// `*.xml` beneath it in sorted order.
 /// Unreadable arguments come back as rejections.
 fn list_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, Rejection>> {
     let mut out = Vec::new();
@@ -247,40 +291,63 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<Rejection>) {
 
 type Item = Result<Checked, Rejection>;
 
-/// The two shapes of article file in `docs/contract.md` §3, told apart by
-/// extension.
+/// The shapes of article file: the two of `docs/contract.md` §3, and feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// `.json`: one article object or an array of them.
     Json,
     /// `.jsonl`: one article object per line.
     JsonLines,
+    /// An RSS 2.0 or Atom 1.0 document, one article per item ([`feed`]).
+    Feed,
 }
 
 impl FileKind {
+    /// The kind a file's name says: `.jsonl` lines, `.rss` / `.atom` /
+    /// `.xml` a feed, anything else JSON.
     pub fn of(path: &Path) -> Self {
-        if path.extension().is_some_and(|x| x == "jsonl") {
-            FileKind::JsonLines
-        } else {
-            FileKind::Json
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("jsonl") => FileKind::JsonLines,
+            Some("rss" | "atom" | "xml") => FileKind::Feed,
+            _ => FileKind::Json,
+        }
+    }
+
+    /// The kind of a file by its name and its first bytes: `.json` and
+    /// `.jsonl` are always JSON (`docs/contract.md` §3); any other file that starts
+    /// with `<` (after a byte order mark and white space) is a feed, whose
+    /// root element then says which format.
+    pub fn detect(path: &Path, head: &[u8]) -> Self {
+        match Self::of(path) {
+            FileKind::Json if path.extension().is_none_or(|x| x != "json") => {
+                let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+                match head.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b'<') => FileKind::Feed,
+                    _ => FileKind::Json,
+                }
+            }
+            kind => kind,
         }
     }
 }
 
 /// Parses and validates one file's contents exactly as an import does, without
 /// opening the file or a store; `path` only names the file in rejections and
-/// picks its [`FileKind`]. The entry point of the `import_json` fuzz target.
+/// picks its [`FileKind`] (with the bytes, as [`FileKind::detect`] does). The
+/// entry point of the `import_json` and `import_feed` fuzz targets.
 #[doc(hidden)]
 pub fn parse_file_bytes(path: &Path, bytes: &[u8], timezone: Tz) -> Vec<Item> {
+    let settings = ImportSettings::with_timezone(timezone);
     let ctx = ValidationContext { timezone };
     let mut items = Vec::new();
     let mut collect = |batch: Vec<Item>| {
         items.extend(batch);
         true
     };
-    match FileKind::of(path) {
+    match FileKind::detect(path, bytes) {
         FileKind::JsonLines => parse_lines(path, bytes, ctx, &mut collect),
         FileKind::Json => parse_json(path, bytes, ctx, &mut collect),
+        FileKind::Feed => parse_feed(path, bytes, &settings, &mut collect),
     }
     items
 }
@@ -288,7 +355,10 @@ pub fn parse_file_bytes(path: &Path, bytes: &[u8], timezone: Tz) -> Vec<Item> {
 /// Reads one file into validated articles and rejections, in file order,
 /// handing them to `emit` in batches of at most [`BATCH_SIZE`]. Stops early
 /// when `emit` returns false (the importer has given up).
-fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>) -> bool) {
+fn read_file(path: &Path, settings: &ImportSettings, emit: &mut dyn FnMut(Vec<Item>) -> bool) {
+    let ctx = ValidationContext {
+        timezone: settings.timezone,
+    };
     let cannot_read = |e: std::io::Error| {
         vec![Err(Rejection {
             file: path.to_owned(),
@@ -303,12 +373,21 @@ fn read_file(path: &Path, ctx: ValidationContext, emit: &mut dyn FnMut(Vec<Item>
             return;
         }
     };
-    match FileKind::of(path) {
+    let mut reader = BufReader::new(file);
+    let kind = match reader.fill_buf() {
+        Ok(head) => FileKind::detect(path, head),
+        Err(e) => {
+            emit(cannot_read(e));
+            return;
+        }
+    };
+    match kind {
         // Streamed line by line, so a large file is never held in memory whole.
-        FileKind::JsonLines => parse_lines(path, BufReader::new(file), ctx, emit),
-        FileKind::Json => {
+        FileKind::JsonLines => parse_lines(path, reader, ctx, emit),
+        FileKind::Json | FileKind::Feed => {
             let mut bytes = Vec::new();
-            match BufReader::new(file).read_to_end(&mut bytes) {
+            match reader.read_to_end(&mut bytes) {
+                Ok(_) if kind == FileKind::Feed => parse_feed(path, &bytes, settings, emit),
                 Ok(_) => parse_json(path, &bytes, ctx, emit),
                 Err(e) => {
                     emit(cannot_read(e));
@@ -413,6 +492,97 @@ fn parse_json(
             emit(whole_file(format!(
                 "not valid JSON at line {line} column {column}: {message}"
             )));
+        }
+    }
+}
+
+/// One article per feed item, mapped by [`feed`] and validated like a JSON
+/// article; an item whose id repeats an earlier one's is rejected like a
+/// repeated JSON id. A document that is no feed is one whole-file rejection.
+fn parse_feed(
+    path: &Path,
+    bytes: &[u8],
+    settings: &ImportSettings,
+    emit: &mut dyn FnMut(Vec<Item>) -> bool,
+) {
+    let ctx = ValidationContext {
+        timezone: settings.timezone,
+    };
+    let feed_ctx = feed::FeedContext {
+        own_tag_authority: settings.own_tag_authority.as_deref(),
+    };
+    let items = match feed::read_feed(bytes, feed_ctx) {
+        Ok(items) => items,
+        Err(e) => {
+            emit(vec![Err(Rejection {
+                file: path.to_owned(),
+                article: String::new(),
+                reason: e.to_string(),
+            })]);
+            return;
+        }
+    };
+    let mut seen = SeenIds::default();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let batch: Vec<Item> = items
+            .by_ref()
+            .take(BATCH_SIZE)
+            .map(|item| check_feed_item(path, item, ctx, &mut seen))
+            .collect();
+        if !emit(batch) {
+            return;
+        }
+    }
+}
+
+fn check_feed_item(
+    path: &Path,
+    item: feed::FeedItem,
+    ctx: ValidationContext,
+    seen: &mut SeenIds,
+) -> Item {
+    let feed::FeedItem {
+        position,
+        raw,
+        mut problems,
+    } = item;
+    let reject = |reason: String| Rejection {
+        file: path.to_owned(),
+        article: position.clone(),
+        reason,
+    };
+    if raw.id.is_none() {
+        problems.push("id: the item has no guid, id or link to derive a stable id from".into());
+    }
+    if let Some(id) = raw.id.as_deref().and_then(|s| s.parse::<ArticleId>().ok()) {
+        match seen.0.entry(id) {
+            Entry::Occupied(first) => {
+                return Err(reject(format!(
+                    "duplicate id {:?}: already given at {} of this file",
+                    first.key().as_str(),
+                    first.get()
+                )));
+            }
+            Entry::Vacant(slot) => {
+                // "item 2 at line 9", without the guid the rejection already names.
+                let place = position.split(" (").next().unwrap_or(&position);
+                slot.insert(place.to_owned());
+            }
+        }
+    }
+    match raw.validate(ctx) {
+        Ok(checked) if problems.is_empty() => Ok(checked),
+        Ok(_) => Err(reject(problems.join("; "))),
+        Err(errors) => {
+            // The missing id is already said in the feed's words.
+            let errors: Vec<FieldError> = errors
+                .into_iter()
+                .filter(|e| !(e.field == "id" && problems.iter().any(|p| p.starts_with("id:"))))
+                .collect();
+            problems.push(join(&errors));
+            problems.retain(|p| !p.is_empty());
+            Err(reject(problems.join("; ")))
         }
     }
 }

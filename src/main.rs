@@ -42,7 +42,8 @@ enum Command {
     },
     /// Validate article files and upsert them into the store.
     Import {
-        /// Article files (.json: an object or an array; .jsonl: one per line) or
+        /// Article files (.json: an object or an array; .jsonl: one per line;
+        /// .rss, .atom, .xml: an RSS 2.0 or Atom 1.0 feed, one per item) or
         /// directories to search for them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -278,8 +279,8 @@ async fn import(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> 
         bar,
         interactive: std::io::stderr().is_terminal(),
     };
-    let summary =
-        import::import_paths(store.as_ref(), paths, config.site.timezone, &progress).await?;
+    let settings = import::ImportSettings::for_config(config);
+    let summary = import::import_paths(store.as_ref(), paths, &settings, &progress).await?;
     progress.bar.finish_and_clear();
     println!("{summary}");
     Ok(if summary.rejected > 0 {
