@@ -50,10 +50,8 @@ pub mod config;
 pub mod import;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod publish;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod refresh;
 pub mod reloader;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod scheduler;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod server;
