@@ -55,5 +55,4 @@ pub mod reloader;
 pub mod scheduler;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod server;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod store;
