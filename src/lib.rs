@@ -53,6 +53,5 @@ pub mod publish;
 pub mod refresh;
 pub mod reloader;
 pub mod scheduler;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod server;
 pub mod store;
