@@ -40,7 +40,6 @@ compile_error!(
 
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod access_log;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod app;
 pub mod article;
 pub mod builder;
