@@ -38,7 +38,6 @@ compile_error!(
     "feedsmith supports Linux only (sendfile, MSG_MORE, syncfs, fallocate); see README.md"
 );
 
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod access_log;
 pub mod app;
 pub mod article;
