@@ -46,7 +46,6 @@ pub mod builder;
 pub mod config;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod import;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod publish;
 pub mod refresh;
 pub mod reloader;
