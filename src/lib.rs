@@ -42,7 +42,6 @@ pub mod access_log;
 pub mod app;
 pub mod article;
 pub mod builder;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod config;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod import;
