@@ -44,14 +44,19 @@ const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Write errors are reported at most this often.
 const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Why the access log could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessLogError {
+    /// The log file could not be opened for appending (or created).
     #[error("cannot open the access log {path}: {source}")]
     Open {
+        /// The configured path.
         path: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The writer thread could not be spawned.
     #[error("cannot start the access log writer: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -81,6 +86,7 @@ impl Conditional {
         }
     }
 
+    /// The value's name in the JSON format's `conditional` field.
     pub fn name(self) -> &'static str {
         match self {
             Conditional::None => "none",
@@ -94,20 +100,27 @@ impl Conditional {
 /// One request, as the access log sees it; everything borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
+    /// The client's address and port.
     pub peer: SocketAddr,
+    /// The request method as sent (`GET`, `HEAD`, …).
     pub method: &'a str,
     /// The request target as sent: path and query.
     pub target: &'a str,
     /// `HTTP/1.1`, `HTTP/2.0`, … as nginx writes `$server_protocol`.
     pub protocol: &'static str,
+    /// The response's status code.
     pub status: u16,
     /// Body bytes sent (0 for `HEAD` and 304).
     pub body_bytes: u64,
     /// The content coding of a document (`identity`, `gzip`, `br`).
     pub encoding: Option<&'static str>,
+    /// Whether and how the request was conditional.
     pub conditional: Conditional,
+    /// When the request began; the logged duration (µs) runs from here to the line.
     pub started: Instant,
+    /// The `User-Agent` header's raw bytes, if sent; escaped when written.
     pub user_agent: Option<&'a [u8]>,
+    /// The `Referer` header's raw bytes, if sent; escaped when written.
     pub referer: Option<&'a [u8]>,
 }
 
@@ -171,10 +184,15 @@ pub struct AccessLog {
 /// The access log's figures for `/healthz`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AccessLogStats {
+    /// The format in force: `combined`, `json` or `off`.
     pub format: &'static str,
+    /// Where lines go: a file path, or `-` for standard output.
     pub path: String,
+    /// Lines written since start.
     pub lines_written: u64,
+    /// Lines lost since start: the buffer was full, or a write failed.
     pub lines_dropped: u64,
+    /// Times the file was reopened at its path (after log rotation).
     pub reopens: u64,
 }
 

@@ -31,28 +31,39 @@ use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener, SystemClock};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, ArticleStore, StoreError};
 
+/// Why a command (`serve`, `build`, `import`) could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The store could not be opened; `at` is where its URL is configured.
     #[error("{at}: {source}")]
     Store {
+        /// Where `[store].url` is set in the configuration.
         at: crate::config::Location,
+        /// The store's own error.
         #[source]
         source: StoreError,
     },
+    /// One feed could not be read or built (`build` stops at the first).
     #[error("feed {feed}: {source}")]
     Refresh {
+        /// The feed that failed.
         feed: FeedName,
+        /// Why it failed.
         #[source]
         source: RefreshError,
     },
+    /// Writing the output folder failed.
     #[error(transparent)]
     Publish(#[from] publish::PublishError),
+    /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Seeding the empty store from `[store].seed_dir` failed.
     #[error("seeding the store from {dir}: {source}")]
     Seed {
+        /// The seed folder, as configured.
         dir: String,
+        /// The import's own error.
         #[source]
         source: ImportError,
     },
@@ -99,8 +110,11 @@ pub async fn open_store(
 /// What `build` wrote for one feed.
 #[derive(Debug, Clone)]
 pub struct BuiltFeed {
+    /// The feed.
     pub name: FeedName,
+    /// How many articles the feed lists (at most its `limit`).
     pub items: usize,
+    /// The files written for it, one per format (`{dir}/{name}.{ext}`).
     pub files: Vec<PathBuf>,
 }
 

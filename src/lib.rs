@@ -38,24 +38,16 @@ compile_error!(
     "feedsmith supports Linux only (sendfile, MSG_MORE, syncfs, fallocate); see README.md"
 );
 
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod access_log;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod app;
 pub mod article;
 pub mod builder;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod config;
 #[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod import;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod publish;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod refresh;
 pub mod reloader;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod scheduler;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod server;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod store;

@@ -21,12 +21,17 @@ use crate::config::{Config, FeedSpec};
 use crate::publish::{self, BodyStore, Pipeline, PublishedFeed, PublishedSet, Representation};
 use crate::store::{ArticleStore, StoreError};
 
+/// Why one feed could not be rebuilt. The scheduler keeps the feed's last
+/// published documents and reports the fault on `/healthz`.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
+    /// The store could not list the feed's articles (down, or a row failed to decode).
     #[error("reading its articles: {0}")]
     Query(#[source] StoreError),
+    /// The serialiser failed on one of the feed's formats.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The blocking build task panicked or was cancelled.
     #[error("build task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -35,6 +40,7 @@ pub enum RefreshError {
 /// (Not `app::BuiltFeed`, which is what `feedsmith build` wrote.)
 #[derive(Debug)]
 pub struct RenderedFeed {
+    /// One document per configured format, in the feed's format order.
     pub docs: Vec<Document>,
     /// The articles the documents list, newest first.
     pub listed: Vec<ArticleId>,

@@ -28,7 +28,9 @@ use super::syntax;
 /// A position in a config file, 1-based, columns counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LineCol {
+    /// The line, counting from 1.
     pub line: usize,
+    /// The column, counting from 1, in characters (not bytes).
     pub col: usize,
 }
 
@@ -119,11 +121,15 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// A place in a config file: the file, and the position when it is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file, as it was named when read.
     pub path: PathBuf,
+    /// Where in the file; `None` when the problem is with the file as a whole.
     pub at: Option<LineCol>,
 }
 
 impl Location {
+    /// The position in `source` where the byte range `span` starts; the whole file
+    /// when there is no span.
     pub fn new(source: &Source, span: Option<Range<usize>>) -> Self {
         Self {
             path: source.path.clone(),
@@ -131,6 +137,7 @@ impl Location {
         }
     }
 
+    /// The whole of the file at `path`, with no position.
     pub fn file(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
@@ -138,6 +145,7 @@ impl Location {
         }
     }
 
+    /// A [`Problem`] at this location, saying `message`.
     pub fn problem(&self, message: impl Into<String>) -> Problem {
         Problem {
             location: self.clone(),
@@ -158,15 +166,20 @@ impl fmt::Display for Location {
 /// One problem in the configuration, printed as `PATH:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Where the problem is.
     pub location: Location,
+    /// What is wrong, for a person: one line, no location prefix.
     pub message: String,
 }
 
 impl Problem {
+    /// A problem at the start of the byte range `span` of `source` (the whole file
+    /// when `None`).
     pub fn at(source: &Source, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
         Location::new(source, span).problem(message)
     }
 
+    /// A problem with the file at `path` as a whole (unreadable, say).
     pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
         Location::file(path).problem(message)
     }
@@ -194,6 +207,8 @@ pub struct Problems {
 }
 
 impl Problems {
+    /// Adds `problem` after the others: listed if fewer than [`MAX_PROBLEMS`] are,
+    /// else only counted.
     pub fn push(&mut self, problem: Problem) {
         self.push_with(|| problem);
     }
@@ -223,6 +238,7 @@ impl Problems {
         self.omitted += other.omitted;
     }
 
+    /// Whether no problem was added (listed or counted).
     pub fn is_empty(&self) -> bool {
         self.listed.is_empty() && self.omitted == 0
     }
@@ -246,12 +262,15 @@ impl FromIterator<Problem> for Problems {
 /// The text of one config file and where it came from.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The file's path, as given (relative paths stay relative).
     pub path: PathBuf,
+    /// The file's whole text.
     pub text: String,
     lines: LineIndex,
 }
 
 impl Source {
+    /// Wraps `text` read from `path`, indexing its lines once for [`Location::new`].
     pub fn new(path: PathBuf, text: String) -> Self {
         let lines = LineIndex::new(&text);
         Self { path, text, lines }

@@ -37,7 +37,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feedsmith.toml";
 /// Largest `limit` a feed may ask for: readers choke on bigger documents long
 /// before the store does.
 pub const MAX_LIMIT: u32 = 10_000;
+/// Articles a feed lists when its file sets no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
+/// The refresh schedule (cron, in the site's time zone) when neither the feed
+/// nor `[schedule].refresh` sets one: every five minutes.
 pub const DEFAULT_REFRESH: &str = "*/5 * * * *";
 /// The shortest `[schedule].watch` interval: each poll is one query.
 const MIN_WATCH: Duration = Duration::from_millis(50);
@@ -155,6 +158,7 @@ fn read_bounded(reader: impl std::io::Read, expected: u64) -> Result<String, Rea
 pub struct FeedName(String);
 
 impl FeedName {
+    /// The name as a string, e.g. for building paths and URLs.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -196,12 +200,16 @@ impl fmt::Display for FeedName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
+    /// RSS 2.0, at `/feeds/{name}.rss`.
     Rss,
+    /// Atom 1.0, at `/feeds/{name}.atom`.
     Atom,
+    /// JSON Feed 1.1, at `/feeds/{name}.json`.
     Json,
 }
 
 impl Format {
+    /// Every format, in their order; what a feed publishes when it lists none.
     pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
 
     /// The file extension, which is also the URL suffix.
@@ -460,17 +468,23 @@ struct RawFeed {
     refresh: Option<CronSchedule>,
 }
 
+/// `[server]`, checked, with the defaults filled in.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The address to listen on; default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// Where readers reach the service; self links and feed URLs are built under it.
     pub base_url: Url,
     /// `Cache-Control: max-age` for feeds; unset means each feed's refresh interval.
     pub cache_max_age: Option<Duration>,
     /// `Cache-Control: stale-if-error`: how long a cache may serve a feed while we fail.
     pub stale_if_error: Duration,
+    /// Open connections at most, across all clients; default 10 000.
     pub max_connections: usize,
     /// Open connections from one client address (IPv6: one /64) at most.
     pub max_connections_per_address: usize,
+    /// How long a new connection may take to send its first request head; default
+    /// 10 s.
     pub header_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
@@ -479,6 +493,7 @@ pub struct ServerConfig {
     pub send_timeout: Duration,
     /// Bytes per second.
     pub min_send_rate: u64,
+    /// On shutdown, how long in-flight responses may take to finish; default 10 s.
     pub shutdown_grace: Duration,
     /// `[server.access_log]`: one line per request, for the operator.
     pub access_log: AccessLogConfig,
@@ -510,7 +525,10 @@ impl AccessLogFormat {
 /// Where a log goes: standard output (`"-"`) or a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogDestination {
+    /// Standard output (`"-"` in the config, the default).
     Stdout,
+    /// A file, opened for appending; relative paths resolve against the working
+    /// directory.
     File(PathBuf),
 }
 
@@ -526,6 +544,7 @@ impl fmt::Display for LogDestination {
 /// `[server.access_log]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLogConfig {
+    /// `combined` (the default), `json` or `off`.
     pub format: AccessLogFormat,
     /// Relative paths resolve against the working directory.
     pub path: LogDestination,
@@ -561,13 +580,18 @@ pub enum LogFormat {
 /// `[log]`, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogConfig {
+    /// Text (the default) or JSON.
     pub format: LogFormat,
 }
 
+/// `[site]`, checked: the publication as its feeds describe it.
 #[derive(Debug, Clone)]
 pub struct SiteConfig {
+    /// The publication's name: the index page's title, and written into its feeds.
     pub title: String,
+    /// The newsroom's IANA time zone; cron schedules run in it.
     pub timezone: Tz,
+    /// The publication's description: what a feed without its own says.
     pub description: Option<String>,
     /// A BCP 47 tag such as `en-IE`, written into every feed.
     pub language: Option<String>,
@@ -581,8 +605,10 @@ pub struct SiteConfig {
     pub icon: Option<Url>,
 }
 
+/// `[store]`, checked: where the articles are kept.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// The backend and database `store.url` names.
     pub url: StoreUrl,
     /// Articles imported into an empty store at start-up, if set.
     pub seed_dir: Option<PathBuf>,
@@ -592,36 +618,58 @@ pub struct StoreConfig {
     pub connect: ConnectOptions,
 }
 
+/// One feed, checked: its file in the feeds folder, with defaults filled in.
 #[derive(Debug, Clone)]
 pub struct FeedSpec {
+    /// The feed's file stem, and its URL name.
     pub name: FeedName,
+    /// The feed's file, for messages.
     pub path: PathBuf,
+    /// The feed's title in its documents.
     pub title: String,
+    /// The feed's own description; without one its documents use the site's.
     pub description: Option<String>,
+    /// Newest matching articles listed, at most [`MAX_LIMIT`]; default
+    /// [`DEFAULT_LIMIT`].
     pub limit: u32,
     /// The filters as the admin wrote them, for display.
     pub sections: Vec<String>,
+    /// The tags filter as written.
     pub tags: Vec<String>,
+    /// The authors filter as written.
     pub authors: Vec<String>,
     /// The same filters, normalised for matching.
     pub filter: ArticleFilter,
+    /// The formats published, sorted and without repeats; all of them by default.
     pub formats: Vec<Format>,
+    /// When the feed rebuilds: its own `refresh`, else `[schedule].refresh`.
     pub refresh: CronSchedule,
 }
 
 /// The checked configuration the service runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The main config file it was read from (reloads read it again).
     pub path: PathBuf,
+    /// `[server]`.
     pub server: ServerConfig,
+    /// `[site]`.
     pub site: SiteConfig,
+    /// `[store]`.
     pub store: StoreConfig,
+    /// Where the feed documents are written (`[output].dir`, default
+    /// `data/published`).
     pub output_dir: PathBuf,
+    /// `[schedule].refresh`: the schedule for feeds that set none, default
+    /// [`DEFAULT_REFRESH`].
     pub refresh: CronSchedule,
     /// `[schedule].watch`: poll the store's revision this often and refresh
     /// as soon as it moves, instead of waiting for each feed's schedule.
     pub watch: Option<Duration>,
+    /// The folder of feed files, one `NAME.toml` per feed (`[feeds].dir`, default
+    /// `feeds`).
     pub feeds_dir: PathBuf,
+    /// Every feed, by name.
     pub feeds: BTreeMap<FeedName, FeedSpec>,
     /// `[log]`: the service's own log.
     pub log: LogConfig,

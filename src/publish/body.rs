@@ -156,6 +156,7 @@ impl BodyStore {
         })
     }
 
+    /// How many bytes the store holds now, and how long its file is.
     pub fn usage(&self) -> StoreUsage {
         let space = self.space();
         StoreUsage {
@@ -210,10 +211,12 @@ pub struct Region {
 }
 
 impl Region {
+    /// The body's length in bytes (not rounded up to pages).
     pub fn len(&self) -> usize {
         usize::try_from(self.len).unwrap_or(usize::MAX)
     }
 
+    /// Whether the region holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -249,7 +252,10 @@ impl Drop for Region {
 /// The bytes of one variant: on the heap, or in a [`BodyStore`].
 #[derive(Debug, Clone)]
 pub enum Body {
+    /// On the heap: bodies under [`SENDFILE_MIN_BYTES`], or with no store, or that
+    /// the store could not take.
     Memory(Bytes),
+    /// In the body store's file, sent with `sendfile(2)`.
     Stored(Arc<Region>),
 }
 
@@ -282,6 +288,7 @@ impl Body {
         }
     }
 
+    /// The body's length in bytes, wherever it is kept.
     pub fn len(&self) -> usize {
         match self {
             Body::Memory(b) => b.len(),
@@ -289,6 +296,7 @@ impl Body {
         }
     }
 
+    /// Whether the body has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -43,6 +43,8 @@ pub type PublishedFeed = BTreeMap<Format, Arc<Representation>>;
 /// `pending` and `gone`, then published.
 #[derive(Debug, Default, Clone)]
 pub struct PublishedSet {
+    /// The feeds served, by name: each with a document for every format it is
+    /// configured with (never some formats only).
     pub feeds: BTreeMap<FeedName, PublishedFeed>,
     /// The HTML index at `/`.
     pub index: Option<Arc<Representation>>,
@@ -76,6 +78,8 @@ impl PublishedSet {
         }
     }
 
+    /// The document `feed` serves in `format`, if the feed is served and has that
+    /// format.
     pub fn document(&self, feed: &str, format: Format) -> Option<&Arc<Representation>> {
         self.feeds.get(feed).and_then(|f| f.get(&format))
     }
@@ -125,6 +129,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher serving `set` until the first [`Publisher::publish`].
     pub fn new(set: PublishedSet) -> Self {
         Self {
             current: ArcSwap::from_pointee(set),
@@ -151,8 +156,12 @@ impl Publisher {
 /// makes the compressed variants, who writes the output folder.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// Where bodies of at least `SENDFILE_MIN_BYTES` are kept; `None` keeps every
+    /// body on the heap.
     pub store: Option<Arc<BodyStore>>,
+    /// Makes the gzip and Brotli variants.
     pub compressor: Compressor,
+    /// Saves documents into the output folder.
     pub writer: OutputWriter,
 }
 

@@ -39,20 +39,29 @@ use super::{Encoding, PublishedFeed, PublishedSet, Representation, Variant};
 use crate::builder::{self, Document, ETag};
 use crate::config::{FeedName, Format};
 
+/// Why the output folder could not be prepared or written. What is served from
+/// memory is unaffected.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Creating or writing a file (or the folder itself) failed.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file or folder.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The output folder could not be listed.
     #[error("cannot read the output folder {path}: {source}")]
     List {
+        /// The output folder.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A blocking writer task panicked or was cancelled.
     #[error("writer task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -605,15 +614,21 @@ fn running_elsewhere(pid: u32) -> bool {
 /// documents are to be served with.
 #[derive(Debug, Clone)]
 pub struct Wanted {
+    /// The feed.
     pub name: FeedName,
+    /// Its configured formats; all must be read back or the feed is left out.
     pub formats: Vec<Format>,
+    /// The `Cache-Control` value to serve its documents with.
     pub cache_control: String,
 }
 
 /// What [`load`] found: the feeds it can serve, and why it skipped others.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// The feeds read back whole, every wanted format present and verified.
     pub feeds: BTreeMap<FeedName, PublishedFeed>,
+    /// One message per file that was not used, naming it and saying why, for the
+    /// service log.
     pub skipped: Vec<String>,
 }
 

@@ -43,8 +43,11 @@ const BROTLI_MAX_LGWIN: u32 = 22;
 /// A content coding we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
+    /// The bytes as built, uncompressed.
     Identity,
+    /// `gzip`.
     Gzip,
+    /// Brotli (`br`).
     Brotli,
 }
 
@@ -58,6 +61,7 @@ impl Encoding {
         }
     }
 
+    /// The coding's name for logs and the access log: its token, or `identity`.
     pub fn name(self) -> &'static str {
         self.token().unwrap_or("identity")
     }
@@ -69,7 +73,9 @@ impl Encoding {
 /// One encoding of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
+    /// The content coding of `body`.
     pub encoding: Encoding,
+    /// The bytes sent, already encoded.
     pub body: Body,
     /// The strong ETag of exactly these bytes.
     pub etag: ETag,
@@ -99,14 +105,19 @@ impl Variant {
 /// A published document: its variants and the headers they share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Representation {
+    /// The `Content-Type` header value, as the builder gave it.
     pub content_type: &'static str,
+    /// When the document's content last changed; sent as `Last-Modified`.
     pub last_modified: DateTime<Utc>,
+    /// The `Cache-Control` header value.
     pub cache_control: String,
     /// `Last-Modified` (an IMF-fixdate) and `cache_control` as header values,
     /// made once. Always present for values we make; `None` would leave the
     /// header out.
     pub last_modified_header: Option<HeaderValue>,
+    /// `cache_control` as a header value; see `last_modified_header`.
     pub cache_control_header: Option<HeaderValue>,
+    /// The uncompressed variant, always present.
     pub identity: Variant,
     /// Set once each, when made (see the module's documentation).
     gzip: OnceLock<Variant>,
@@ -245,6 +256,7 @@ impl Representation {
         Ok(cell.set(Variant::new(encoding, bytes, store)).is_ok())
     }
 
+    /// The variant in `encoding`; `None` for a compressed one not made yet.
     pub fn variant(&self, encoding: Encoding) -> Option<&Variant> {
         match encoding {
             Encoding::Identity => Some(&self.identity),
@@ -253,10 +265,12 @@ impl Representation {
         }
     }
 
+    /// The gzip variant, once made.
     pub fn gzip(&self) -> Option<&Variant> {
         self.gzip.get()
     }
 
+    /// The Brotli variant, once made.
     pub fn brotli(&self) -> Option<&Variant> {
         self.brotli.get()
     }

@@ -48,6 +48,7 @@ struct ErrorReport {
 }
 
 impl Health {
+    /// Starts with no faults, at configuration generation `generation`.
     pub fn new(generation: u64) -> Self {
         Self {
             state: Mutex::new(State {
@@ -67,6 +68,8 @@ impl Health {
         f(&mut guard)
     }
 
+    /// How many configurations have been applied (the first one counts), as
+    /// `/healthz` reports it in `config_generation`.
     pub fn generation(&self) -> u64 {
         self.with(|s| s.generation)
     }
@@ -99,12 +102,15 @@ impl Health {
         }
     }
 
+    /// The feed built; clears (and logs the end of) any fault it had.
     pub fn feed_ok(&self, feed: &FeedName) {
         if let Some(fault) = self.with(|s| s.feeds.remove(feed)) {
             info!(%feed, failed_since = %fault.since.to_rfc3339(), "feed builds again");
         }
     }
 
+    /// The feed's build failed at `now` for `reason`. Logged only when the feed was
+    /// fine before or the reason changed; `since` stays at the first failure.
     pub fn feed_failed(&self, feed: &FeedName, now: DateTime<Utc>, reason: String) {
         let changed = self.with(|s| {
             let entry = s.feeds.entry(feed.clone());
@@ -135,12 +141,15 @@ impl Health {
         self.with(|s| s.feeds.remove(feed));
     }
 
+    /// The output folder was written; clears (and logs the end of) any fault.
     pub fn output_ok(&self) {
         if self.with(|s| s.output.take()).is_some() {
             info!("output folder written again");
         }
     }
 
+    /// Writing the output folder failed at `now`; logged only when the fault is new
+    /// or its reason changed. Serving from memory carries on.
     pub fn output_failed(&self, now: DateTime<Utc>, reason: String) {
         if self.with(|s| set_fault(&mut s.output, now, &reason)) {
             error!(%reason, "cannot write the output folder; still serving from memory");

@@ -46,9 +46,13 @@ use crate::store::{ArticleStore, Revision, StoreError};
 /// a store that is down when the service starts is picked up when it returns.
 #[async_trait]
 pub trait StoreOpener: Send + Sync {
+    /// Connects to (and migrates) the store `config` names. Errors when it cannot
+    /// be reached; the caller retries later.
     async fn open(&self, config: &Config) -> Result<Arc<dyn ArticleStore>, OpenError>;
 }
 
+/// Why [`StoreOpener::open`] failed: any error, boxed, as it is only logged and
+/// reported on `/healthz`.
 pub type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Work for the scheduler besides its schedules: what a reload made of the

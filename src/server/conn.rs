@@ -33,12 +33,15 @@ pub const SLOW_HEAD: Duration = Duration::from_secs(1);
 /// Where a connection comes from, as far as per-address limits go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressKey {
+    /// An IPv4 address (IPv4-mapped IPv6 addresses count as IPv4).
     V4([u8; 4]),
     /// The /64 prefix: the smallest block a host is normally given.
     V6Prefix([u8; 8]),
 }
 
 impl AddressKey {
+    /// The key `ip` counts under: the IPv4 address itself, the embedded address for
+    /// an IPv4-mapped IPv6 one, else the IPv6 address's /64 prefix.
     pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
@@ -111,6 +114,8 @@ impl Slot {
         self.state.store(word, Ordering::Relaxed);
     }
 
+    /// The current phase and when it began, in milliseconds since the registry's
+    /// epoch (read together, so never torn).
     pub fn phase(&self) -> (Phase, u64) {
         let word = self.state.load(Ordering::Relaxed);
         (Phase::from_bits(word >> TIME_BITS), word & TIME_MASK)
@@ -148,7 +153,9 @@ impl Slot {
 /// The limits the registry enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct SlotLimits {
+    /// Connections open at once, across all addresses; 0 is raised to 1.
     pub max_connections: usize,
+    /// Connections open at once from one [`AddressKey`]; 0 is raised to 1.
     pub max_per_address: usize,
 }
 
@@ -157,7 +164,9 @@ pub struct SlotLimits {
 pub struct ConnectionStats {
     /// Connections holding a slot now.
     pub open: usize,
+    /// The configured limit on open connections.
     pub max: usize,
+    /// The configured limit on open connections per address.
     pub max_per_address: usize,
     /// Connections accepted since start.
     pub accepted: u64,
@@ -204,6 +213,8 @@ pub enum Refusal {
 }
 
 impl Registry {
+    /// An empty registry enforcing `limits` (each raised to at least 1), timing
+    /// phases from now.
     pub fn new(limits: SlotLimits) -> Self {
         Self::with_epoch(limits, Instant::now())
     }
@@ -316,6 +327,7 @@ impl Registry {
         self.timed_out.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A snapshot of the counters and gauges, for `/healthz`.
     pub fn stats(&self) -> ConnectionStats {
         let open = self.lock().slots.len();
         ConnectionStats {
@@ -376,10 +388,12 @@ pub struct SlotGuard {
 }
 
 impl SlotGuard {
+    /// The slot this guard holds, to record phases and watch for eviction.
     pub fn slot(&self) -> &Arc<Slot> {
         &self.slot
     }
 
+    /// The registry the slot belongs to, to record timeouts and refusals.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

@@ -39,14 +39,18 @@ impl fmt::Display for Revision {
 /// An article as kept, with the revision of its last change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredArticle {
+    /// The article itself, as last written.
     pub article: Article,
+    /// The store-wide revision of the article's last insert or change.
     pub revision: Revision,
 }
 
 /// What an upsert did to one article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
+    /// The article was new; it now holds this revision.
     Inserted(Revision),
+    /// The article existed with other content; its new revision.
     Updated(Revision),
     /// Identical content was already stored; nothing was written.
     Unchanged,
@@ -61,9 +65,12 @@ pub enum StoreUrl {
     Postgres(String),
 }
 
+/// Where a SQLite database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {
+    /// A database file, relative to the working directory; created if missing.
     File(PathBuf),
+    /// A private in-memory database, gone when the store is dropped (for tests).
     Memory,
 }
 
@@ -124,28 +131,45 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+/// Why the article store failed. Messages never carry a password (URLs are
+/// redacted).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database could not be reached or opened.
     #[error("cannot open store {url}: {source}")]
     Open {
+        /// The store URL, password redacted.
         url: String,
+        /// The driver's error.
         #[source]
         source: sqlx::Error,
     },
+    /// Applying the schema migrations failed.
     #[error("cannot migrate store {url}: {source}")]
     Migrate {
+        /// The store URL, password redacted.
         url: String,
+        /// The migrator's error.
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// A statement failed (connection lost, constraint, timeout).
     #[error("store query failed while {doing}: {source}")]
     Query {
+        /// What the store was doing, for the message, e.g. "listing a feed's articles".
         doing: &'static str,
+        /// The driver's error.
         #[source]
         source: sqlx::Error,
     },
+    /// A stored row does not decode into an [`Article`].
     #[error("stored article {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
+    Corrupt {
+        /// The article's id as stored.
+        id: String,
+        /// What is wrong with the row.
+        reason: String,
+    },
 }
 
 impl StoreError {

@@ -42,6 +42,9 @@ pub const CHANNEL: &str = "feedsmith_articles";
 /// Articles per INSERT statement (bound as arrays, so no parameter limit).
 const INSERT_ROWS: usize = 1_000;
 
+/// The article store on PostgreSQL: a connection pool plus a LISTEN connection
+/// that learns of commits as they happen (LISTEN/NOTIFY), so replicas need not
+/// wait for a poll.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,

@@ -28,6 +28,8 @@ use query::newest_query;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The article store on one SQLite file (or in memory), through a connection
+/// pool. It cannot notify of writes, so the scheduler polls it.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
