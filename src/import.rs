@@ -70,9 +70,11 @@ pub const BATCH_SIZE: usize = 1_000;
 /// One article (or file) that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The file the article came from.
     pub file: PathBuf,
     /// Which article: `article 3 (id "x")`, `line 7`, or empty for a whole file.
     pub article: String,
+    /// What was wrong, naming the field where there is one.
     pub reason: String,
 }
 
@@ -95,9 +97,13 @@ impl fmt::Display for Rejection {
 /// What one import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Articles new to the store.
     pub imported: usize,
+    /// Stored articles whose content changed (each took a new revision).
     pub updated: usize,
+    /// Articles identical to what was stored: nothing written.
     pub unchanged: usize,
+    /// Articles (or whole files) refused, each reported as a [`Rejection`].
     pub rejected: usize,
     /// Characters XML 1.0 forbids, removed from articles that were stored.
     pub removed_chars: usize,
@@ -128,6 +134,7 @@ pub trait ImportObserver: Send + Sync {
     fn found(&self, _n: usize) {}
     /// `n` more articles were stored (or found unchanged) or rejected.
     fn advanced(&self, _n: usize) {}
+    /// An article or a whole file was refused; the import goes on.
     fn rejected(&self, _rejection: &Rejection) {}
 }
 
@@ -135,10 +142,13 @@ pub trait ImportObserver: Send + Sync {
 pub struct Quiet;
 impl ImportObserver for Quiet {}
 
+/// Why an import stopped. Bad articles never stop it: they are rejections.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The store refused a batch; the batches before it are kept.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blocking task reading files panicked or was cancelled.
     #[error("file reader task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -43,7 +43,6 @@ pub mod app;
 pub mod article;
 pub mod builder;
 pub mod config;
-#[allow(missing_docs)] // Issue 14 item 5: public items here still to document.
 pub mod import;
 pub mod publish;
 pub mod refresh;
