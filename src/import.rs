@@ -566,20 +566,9 @@ fn check_feed_item(
         problems.push("id: the item has no guid, id or link to derive a stable id from".into());
     }
     if let Some(id) = raw.id.as_deref().and_then(|s| s.parse::<ArticleId>().ok()) {
-        match seen.0.entry(id) {
-            Entry::Occupied(first) => {
-                return Err(reject(format!(
-                    "duplicate id {:?}: already given at {} of this file",
-                    first.key().as_str(),
-                    first.get()
-                )));
-            }
-            Entry::Vacant(slot) => {
-                // "item 2 at line 9", without the guid the rejection already names.
-                let place = position.split(" (").next().unwrap_or(&position);
-                slot.insert(place.to_owned());
-            }
-        }
+        // "item 2 at line 9", without the guid the rejection already names.
+        let place = position.split(" (").next().unwrap_or(&position);
+        seen.first_use(id, place.to_owned()).map_err(&reject)?;
     }
     match raw.validate(ctx) {
         Ok(checked) if problems.is_empty() => Ok(checked),
@@ -737,6 +726,23 @@ fn strip_location(e: &serde_json::Error) -> String {
 #[derive(Default)]
 struct SeenIds(HashMap<ArticleId, String>);
 
+impl SeenIds {
+    /// Notes `id` as given at `place`, or says where it was given first.
+    fn first_use(&mut self, id: ArticleId, place: String) -> Result<(), String> {
+        match self.0.entry(id) {
+            Entry::Occupied(first) => Err(format!(
+                "duplicate id {:?}: already given at {} of this file",
+                first.key().as_str(),
+                first.get()
+            )),
+            Entry::Vacant(slot) => {
+                slot.insert(place);
+                Ok(())
+            }
+        }
+    }
+}
+
 fn check(
     path: &Path,
     position: String,
@@ -769,18 +775,7 @@ fn check(
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<ArticleId>().ok())
     {
-        match seen.0.entry(id) {
-            Entry::Occupied(first) => {
-                return Err(reject(format!(
-                    "duplicate id {:?}: already given at {} of this file",
-                    first.key().as_str(),
-                    first.get()
-                )));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(position);
-            }
-        }
+        seen.first_use(id, position).map_err(&reject)?;
     }
     let raw: RawArticle = match serde_path_to_error::deserialize(value) {
         Ok(raw) => raw,

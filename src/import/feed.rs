@@ -580,29 +580,27 @@ trait MediaExt {
 /// An element's children by local name, from either crate.
 type Children<'a, E> = &'a BTreeMap<String, Vec<E>>;
 
-impl MediaExt for rss::extension::Extension {
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.get(name).map(String::as_str)
-    }
-    fn text(&self) -> Option<&str> {
-        self.value.as_deref()
-    }
-    fn child(&self, name: &str) -> Option<&Self> {
-        self.children.get(name)?.first()
-    }
+/// Both crates' extension elements have the same fields but are distinct types.
+macro_rules! media_ext {
+    ($($extension:ty),*) => {$(
+        impl MediaExt for $extension {
+            fn attr(&self, name: &str) -> Option<&str> {
+                self.attrs.get(name).map(String::as_str)
+            }
+            fn text(&self) -> Option<&str> {
+                self.value.as_deref()
+            }
+            fn child(&self, name: &str) -> Option<&Self> {
+                self.children.get(name)?.first()
+            }
+        }
+    )*};
 }
 
-impl MediaExt for atom_syndication::extension::Extension {
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.get(name).map(String::as_str)
-    }
-    fn text(&self) -> Option<&str> {
-        self.value.as_deref()
-    }
-    fn child(&self, name: &str) -> Option<&Self> {
-        self.children.get(name)?.first()
-    }
-}
+media_ext!(
+    rss::extension::Extension,
+    atom_syndication::extension::Extension
+);
 
 /// The image from Media RSS elements: the first image `media:content`
 /// (directly or in a `media:group`), else the first `media:thumbnail`; its
