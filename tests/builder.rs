@@ -9,62 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
-use common::{repo_root, sample_articles};
-use feedsmith::article::{Article, Status};
-use feedsmith::builder::{self, Document, Entry, FeedMeta, tag_uri};
-use feedsmith::config::{Config, FeedSpec, Format};
-
-/// One configured feed built from the sample articles, as `build` would.
-struct Built {
-    spec: FeedSpec,
-    meta: FeedMeta,
-    /// The articles in feed order.
-    articles: Vec<Article>,
-    docs: BTreeMap<Format, Document>,
-}
-
-fn shipped_config() -> Config {
-    Config::load(&repo_root().join("config/feedsmith.toml")).expect("shipped config")
-}
-
-fn newest_first(mut v: Vec<Article>) -> Vec<Article> {
-    v.sort_by(|a, b| {
-        b.published_at
-            .cmp(&a.published_at)
-            .then_with(|| b.id.cmp(&a.id))
-    });
-    v
-}
-
-fn sample_feeds() -> Vec<Built> {
-    let config = shipped_config();
-    let samples = sample_articles();
-    config
-        .feeds
-        .values()
-        .map(|spec| {
-            let selected: Vec<Article> = samples
-                .iter()
-                .filter(|a| a.status == Status::Published && spec.filter.matches(a))
-                .cloned()
-                .collect();
-            let mut articles = newest_first(selected);
-            articles.truncate(spec.limit as usize);
-            let meta = FeedMeta::new(&config, spec);
-            let docs = builder::build(&meta, &articles, &spec.formats)
-                .expect("build")
-                .into_iter()
-                .map(|d| (d.format, d))
-                .collect();
-            Built {
-                spec: spec.clone(),
-                meta,
-                articles,
-                docs,
-            }
-        })
-        .collect()
-}
+use common::{repo_root, sample_feeds};
+use feedsmith::article::Article;
+use feedsmith::builder::{self, Document, Entry, tag_uri};
+use feedsmith::config::Format;
 
 fn parse(doc: &Document) -> feed_rs::model::Feed {
     feed_rs::parser::parse(&doc.body[..])

@@ -13,49 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::DateTime;
-use common::{repo_root, sample_articles};
-use feedsmith::article::{Article, ArticleId, Status};
+use common::{Built, repo_root, sample_articles, sample_feeds};
+use feedsmith::article::{Article, ArticleId};
 use feedsmith::builder::{self, Entry, FeedMeta};
-use feedsmith::config::{Config, Format};
+use feedsmith::config::Format;
 use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
 use tempfile::TempDir;
-
-fn shipped_config() -> Config {
-    Config::load(&repo_root().join("config/feedsmith.toml")).expect("shipped config")
-}
-
-/// Every shipped feed built from the sample articles, as `build` would: its
-/// meta, the builder's own entries (what each format renders) and the documents.
-type SampleFeed = (FeedMeta, Vec<Article>, BTreeMap<Format, Vec<u8>>);
-
-fn sample_feeds() -> Vec<SampleFeed> {
-    let config = shipped_config();
-    let samples = sample_articles();
-    config
-        .feeds
-        .values()
-        .map(|spec| {
-            let mut articles: Vec<Article> = samples
-                .iter()
-                .filter(|a| a.status == Status::Published && spec.filter.matches(a))
-                .cloned()
-                .collect();
-            articles.sort_by(|a, b| {
-                b.published_at
-                    .cmp(&a.published_at)
-                    .then_with(|| b.id.cmp(&a.id))
-            });
-            articles.truncate(spec.limit as usize);
-            let meta = FeedMeta::new(&config, spec);
-            let docs = builder::build(&meta, &articles, &spec.formats)
-                .expect("build")
-                .into_iter()
-                .map(|d| (d.format, d.body.to_vec()))
-                .collect();
-            (meta, articles, docs)
-        })
-        .collect()
-}
 
 fn seconds(s: &str) -> i64 {
     DateTime::parse_from_rfc2822(s)
@@ -161,14 +124,20 @@ fn every_published_sample_feed_reads_back_with_the_rss_and_atom_crates() {
     let feeds = sample_feeds();
     assert!(feeds.len() >= 4, "the shipped feeds");
     let mut checked = 0;
-    for (meta, articles, docs) in &feeds {
+    for Built {
+        meta,
+        articles,
+        docs,
+        ..
+    } in &feeds
+    {
         let prepared = builder::prepare(meta, articles);
-        if let Some(body) = docs.get(&Format::Rss) {
-            check_rss(meta, &prepared.entries, body);
+        if let Some(doc) = docs.get(&Format::Rss) {
+            check_rss(meta, &prepared.entries, &doc.body);
             checked += 1;
         }
-        if let Some(body) = docs.get(&Format::Atom) {
-            check_atom(meta, &prepared.entries, body);
+        if let Some(doc) = docs.get(&Format::Atom) {
+            check_atom(meta, &prepared.entries, &doc.body);
             checked += 1;
         }
     }

@@ -2,9 +2,12 @@
 //! validation path, and stores opened on temporary files.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use feedsmith::article::{Article, RawArticle, ValidationContext};
+use feedsmith::article::{Article, RawArticle, Status, ValidationContext};
+use feedsmith::builder::{self, Document, FeedMeta};
+use feedsmith::config::{Config, FeedSpec, Format};
 use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -621,4 +624,62 @@ pub async fn postgres_store() -> Option<(PgScratch, feedsmith::store::PostgresSt
 /// [`sqlite_store`] in the same shape as [`postgres_store`].
 pub async fn sqlite_store_opt() -> Option<(TempDir, SqliteStore)> {
     Some(sqlite_store().await)
+}
+
+/// One configured feed built from the sample articles, as `build` would.
+pub struct Built {
+    /// The feed's configuration.
+    pub spec: FeedSpec,
+    /// What the builder is told about the feed.
+    pub meta: FeedMeta,
+    /// The articles in feed order.
+    pub articles: Vec<Article>,
+    /// Each configured format's document.
+    pub docs: BTreeMap<Format, Document>,
+}
+
+/// The configuration shipped in `config/feedsmith.toml`.
+pub fn shipped_config() -> Config {
+    Config::load(&repo_root().join("config/feedsmith.toml")).expect("shipped config")
+}
+
+/// Articles in feed order: newest published first, then id descending.
+pub fn newest_first(mut v: Vec<Article>) -> Vec<Article> {
+    v.sort_by(|a, b| {
+        b.published_at
+            .cmp(&a.published_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    v
+}
+
+/// Every shipped feed built from the sample articles.
+pub fn sample_feeds() -> Vec<Built> {
+    let config = shipped_config();
+    let samples = sample_articles();
+    config
+        .feeds
+        .values()
+        .map(|spec| {
+            let selected: Vec<Article> = samples
+                .iter()
+                .filter(|a| a.status == Status::Published && spec.filter.matches(a))
+                .cloned()
+                .collect();
+            let mut articles = newest_first(selected);
+            articles.truncate(spec.limit as usize);
+            let meta = FeedMeta::new(&config, spec);
+            let docs = builder::build(&meta, &articles, &spec.formats)
+                .expect("build")
+                .into_iter()
+                .map(|d| (d.format, d))
+                .collect();
+            Built {
+                spec: spec.clone(),
+                meta,
+                articles,
+                docs,
+            }
+        })
+        .collect()
 }
