@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{repo_root, sample_articles};
+use common::{repo_root, run_feedsmith, sample_articles};
 use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
 use tempfile::TempDir;
 
@@ -40,14 +40,7 @@ impl Site {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-            .arg("--config")
-            .arg(self.config())
-            .args(args)
-            .current_dir(repo_root())
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run feedsmith")
+        run_feedsmith(&self.config(), args)
     }
 
     async fn store(&self) -> SqliteStore {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::DateTime;
-use common::{Built, repo_root, sample_articles, sample_feeds};
+use common::{Built, repo_root, run_feedsmith, sample_articles, sample_feeds};
 use feedsmith::article::{Article, ArticleId};
 use feedsmith::builder::{self, Entry, FeedMeta};
 use feedsmith::config::Format;
@@ -176,14 +176,7 @@ impl Site {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
-            .arg("--config")
-            .arg(self.dir.path().join("feedsmith.toml"))
-            .args(args)
-            .current_dir(repo_root())
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run feedsmith");
+        let out = run_feedsmith(&self.dir.path().join("feedsmith.toml"), args);
         assert!(
             out.status.success(),
             "feedsmith {args:?}: {}{}",

@@ -683,3 +683,16 @@ pub fn sample_feeds() -> Vec<Built> {
         })
         .collect()
 }
+
+/// Runs the real `feedsmith` binary with `--config config` and `args`, from
+/// the repository root, logging only warnings.
+pub fn run_feedsmith(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_feedsmith"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(repo_root())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run feedsmith")
+}
