@@ -287,7 +287,8 @@ pub trait UpsertDialect: sqlx::Database {
     /// Appended to the revision read: what keeps concurrent writers in turn
     /// where the transaction's start does not already.
     const LOCK_REVISION: &'static str;
-    /// Writes the changed articles and their filter rows.
+    /// Writes the changed articles and their filter rows ([`upsert`] never
+    /// calls it with none).
     async fn write(conn: &mut Self::Connection, changes: &[Change<'_>]) -> Result<(), StoreError>;
 
     /// The marker for the `n`th (1-based) bound parameter.

@@ -222,9 +222,6 @@ impl UpsertDialect for sqlx::Postgres {
     const LOCK_REVISION: &'static str = " FOR UPDATE";
 
     async fn write(tx: &mut sqlx::PgConnection, changes: &[Change<'_>]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
         // One statement per batch: every column bound as an array and unnested.
         let mut id = Vec::with_capacity(changes.len());
         let mut revision = Vec::with_capacity(changes.len());
