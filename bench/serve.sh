@@ -206,8 +206,18 @@ for s in $sizes; do
   curl -fsS "${fs_base[on]}/feeds/$feed" -o "$work/check.identity"
   cmp -s "$work/check.identity" "$pub/$feed" || die "served identity differs from $pub/$feed"
   # Its precompressed variants go beside the originals for nginx's *_static modules.
-  curl -fsS -H 'Accept-Encoding: gzip' "${fs_base[on]}/feeds/$feed" -o "$pub/$feed.gz"
-  curl -fsS -H 'Accept-Encoding: br' "${fs_base[on]}/feeds/$feed" -o "$pub/$feed.br"
+  # A rebuilt document is served at once and its compressed variants follow
+  # (issue 13), so right after publication a request may still get identity:
+  # wait until each variant is served with its own Content-Encoding.
+  for coding in gzip br; do
+    ext=$coding; [[ $coding == gzip ]] && ext=gz
+    for i in $(seq 100); do
+      curl -fsS -D "$work/check.headers" -H "Accept-Encoding: $coding" "${fs_base[on]}/feeds/$feed" -o "$pub/$feed.$ext"
+      grep -qi "^content-encoding: $coding" "$work/check.headers" && break
+      ((i < 100)) || die "feedsmith did not serve a $coding variant of $feed within 10 s"
+      sleep 0.1
+    done
+  done
   gzip -dc "$pub/$feed.gz" | cmp -s - "$pub/$feed" || die "feedsmith's gzip variant of $feed does not decompress to the document"
   brotli -dc "$pub/$feed.br" | cmp -s - "$pub/$feed" || die "feedsmith's brotli variant of $feed does not decompress to the document"
   # Same bytes, same mtime for the three files.
