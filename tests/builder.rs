@@ -79,6 +79,11 @@ fn rss_items(xml: &str) -> Vec<BTreeMap<String, Vec<Element>>> {
             }
             Event::GeneralRef(r) if depth == 1 => {
                 if let Some(o) = open.as_mut() {
+                    // RSS writes `&` and `<` in plain text as `&#x26;` and `&#x3C;`.
+                    if let Some(c) = r.resolve_char_ref().expect("character reference") {
+                        o.2.push(c);
+                        continue;
+                    }
                     let name = r.decode().expect("ref");
                     o.2.push_str(match name.as_ref() {
                         "amp" => "&",
@@ -208,9 +213,14 @@ fn rss_items_carry_every_mapped_field() {
             assert_eq!(guid.1, tag_uri(&b.meta.tag_authority, a));
             assert_eq!(rss_text(item, "title"), [a.headline.as_str()]);
             assert_eq!(rss_text(item, "link"), [a.url.as_str()]);
+            // Readers take `description` as HTML: the plain standfirst is escaped.
             assert_eq!(
                 rss_text(item, "description"),
-                a.standfirst.as_deref().into_iter().collect::<Vec<_>>()
+                a.standfirst
+                    .as_deref()
+                    .map(html_escape::encode_text)
+                    .into_iter()
+                    .collect::<Vec<_>>()
             );
             assert_eq!(
                 rss_text(item, "content:encoded"),
