@@ -328,10 +328,12 @@ fn atom_entries_carry_every_mapped_field() {
             );
             assert_eq!(e.updated, Some(a.updated_at));
             assert_eq!(e.published, Some(a.published_at));
-            assert_eq!(
-                e.summary.as_ref().map(|t| t.content.as_str()),
-                a.standfirst.as_deref()
-            );
+            // An entry with no text at all has its headline as summary.
+            let summary = match (a.standfirst.as_deref(), entry.body()) {
+                (None, None) => Some(a.headline.as_str()),
+                (standfirst, _) => standfirst,
+            };
+            assert_eq!(e.summary.as_ref().map(|t| t.content.as_str()), summary);
             let content = e.content.as_ref().and_then(|c| c.body.clone());
             assert_eq!(content.as_deref(), entry.body(), "content of {}", a.id);
             let alternate: Vec<&str> = e
@@ -421,6 +423,12 @@ fn json_items_carry_every_mapped_field() {
                 item["content_html"].as_str(),
                 entry.content_with_related.as_deref()
             );
+            // JSON Feed 1.1: content_html or content_text, always one.
+            let text = match entry.content_with_related {
+                Some(_) => None,
+                None => Some(a.standfirst.as_deref().unwrap_or(&a.headline)),
+            };
+            assert_eq!(item["content_text"].as_str(), text, "{}", a.id);
             assert_eq!(
                 instant(item["date_published"].as_str().expect("date")),
                 a.published_at

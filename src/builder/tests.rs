@@ -377,3 +377,25 @@ fn atom_source_has_id_title_and_updated() {
     assert_eq!(source.id(), "https://www.afp.com/");
     assert_eq!(source.updated().to_rfc3339(), "2015-09-29T14:00:00+01:00");
 }
+
+#[test]
+fn an_article_with_no_text_still_gives_readers_some() {
+    let bare = article(json!({"id": "bare", "headline": "Only a headline"}));
+    let briefed = article(json!({"id": "brief", "headline": "H2", "standfirst": "Just this."}));
+    let atom = text(&build_one(std::slice::from_ref(&bare), Format::Atom));
+    assert!(
+        atom.contains("<summary type=\"text\">Only a headline</summary>")
+            && !atom.contains("<content"),
+        "{atom}"
+    );
+    let json = build_one(&[bare, briefed], Format::Json);
+    let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
+    // Newest first by id at equal times: "brief", then "bare".
+    assert_eq!(v["items"][0]["content_text"], "Just this.");
+    assert_eq!(v["items"][1]["content_text"], "Only a headline");
+    assert!(v["items"][1].get("content_html").is_none());
+    let with_body = article(json!({"id": "b", "body_html": "<p>x</p>"}));
+    let json = build_one(std::slice::from_ref(&with_body), Format::Json);
+    let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
+    assert!(v["items"][0].get("content_text").is_none(), "{v}");
+}

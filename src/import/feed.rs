@@ -432,11 +432,19 @@ pub fn map_atom(feed: &atom_syndication::Feed, ctx: FeedContext<'_>) -> Vec<Mapp
                 TextType::Html | TextType::Xhtml => html_to_text(&entry.title.value),
             };
 
+            // A summary that only repeats the title of an entry with no
+            // content says nothing more (our own Atom writes one so the entry
+            // is not empty): it is no standfirst.
+            let standfirst = entry
+                .summary
+                .as_ref()
+                .map(text_plain)
+                .filter(|s| body_html.is_some() || s.trim() != headline);
             let raw = RawArticle {
                 id: upstream.as_deref().map(|u| article_id(u, ctx)),
                 url: alternate(&entry.links),
                 headline: Some(headline),
-                standfirst: entry.summary.as_ref().map(text_plain),
+                standfirst,
                 body_html,
                 authors: Some(authors),
                 source: source(source_name, source_url, rights),
