@@ -79,6 +79,11 @@ fn rss_items(xml: &str) -> Vec<BTreeMap<String, Vec<Element>>> {
             }
             Event::GeneralRef(r) if depth == 1 => {
                 if let Some(o) = open.as_mut() {
+                    // RSS writes `&` and `<` in plain text as `&#x26;` and `&#x3C;`.
+                    if let Some(c) = r.resolve_char_ref().expect("character reference") {
+                        o.2.push(c);
+                        continue;
+                    }
                     let name = r.decode().expect("ref");
                     o.2.push_str(match name.as_ref() {
                         "amp" => "&",
@@ -208,9 +213,14 @@ fn rss_items_carry_every_mapped_field() {
             assert_eq!(guid.1, tag_uri(&b.meta.tag_authority, a));
             assert_eq!(rss_text(item, "title"), [a.headline.as_str()]);
             assert_eq!(rss_text(item, "link"), [a.url.as_str()]);
+            // Readers take `description` as HTML: the plain standfirst is escaped.
             assert_eq!(
                 rss_text(item, "description"),
-                a.standfirst.as_deref().into_iter().collect::<Vec<_>>()
+                a.standfirst
+                    .as_deref()
+                    .map(html_escape::encode_text)
+                    .into_iter()
+                    .collect::<Vec<_>>()
             );
             assert_eq!(
                 rss_text(item, "content:encoded"),
@@ -318,10 +328,12 @@ fn atom_entries_carry_every_mapped_field() {
             );
             assert_eq!(e.updated, Some(a.updated_at));
             assert_eq!(e.published, Some(a.published_at));
-            assert_eq!(
-                e.summary.as_ref().map(|t| t.content.as_str()),
-                a.standfirst.as_deref()
-            );
+            // An entry with no text at all has its headline as summary.
+            let summary = match (a.standfirst.as_deref(), entry.body()) {
+                (None, None) => Some(a.headline.as_str()),
+                (standfirst, _) => standfirst,
+            };
+            assert_eq!(e.summary.as_ref().map(|t| t.content.as_str()), summary);
             let content = e.content.as_ref().and_then(|c| c.body.clone());
             assert_eq!(content.as_deref(), entry.body(), "content of {}", a.id);
             let alternate: Vec<&str> = e
@@ -411,6 +423,12 @@ fn json_items_carry_every_mapped_field() {
                 item["content_html"].as_str(),
                 entry.content_with_related.as_deref()
             );
+            // JSON Feed 1.1: content_html or content_text, always one.
+            let text = match entry.content_with_related {
+                Some(_) => None,
+                None => Some(a.standfirst.as_deref().unwrap_or(&a.headline)),
+            };
+            assert_eq!(item["content_text"].as_str(), text, "{}", a.id);
             assert_eq!(
                 instant(item["date_published"].as_str().expect("date")),
                 a.published_at

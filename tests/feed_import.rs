@@ -49,6 +49,14 @@ fn check_rss(meta: &FeedMeta, entries: &[Entry<'_>], body: &[u8]) {
             e.updated_at.timestamp(),
             "{at}"
         );
+        // The plain standfirst goes HTML-escaped into the (HTML) description.
+        assert_eq!(
+            item.description
+                .as_deref()
+                .map(|d| html_escape::decode_html_entities(d).into_owned()),
+            e.standfirst.as_deref().map(str::to_owned),
+            "{at}"
+        );
         let dc = item.dublin_core_ext.as_ref().expect("dc");
         let names: Vec<&str> = e.authors.iter().map(|a| &*a.name).collect();
         assert_eq!(dc.creators, names, "{at}");
@@ -102,11 +110,25 @@ fn check_atom(meta: &FeedMeta, entries: &[Entry<'_>], body: &[u8]) {
             rights,
             "{at}"
         );
+        // An entry with no text at all has its headline as summary.
+        let summary = match (e.standfirst.as_deref(), e.body()) {
+            (None, None) => Some(&*e.headline),
+            (standfirst, _) => standfirst,
+        };
         assert_eq!(
             entry.summary.as_ref().map(|s| s.value.as_str()),
-            e.standfirst.as_deref(),
+            summary,
             "{at}"
         );
+        if let Some(source) = &e.source {
+            let s = entry.source.as_ref().expect("atom source");
+            assert_eq!(s.title.value, source.name, "{at}");
+            assert!(!s.id.is_empty(), "{at}: source id");
+            if let Some(url) = source.url {
+                assert_eq!(s.id, url, "{at}");
+            }
+            assert_eq!(s.updated.timestamp(), e.updated_at.timestamp(), "{at}");
+        }
         if let Some(image) = &e.image {
             let content = &entry.extensions["media"]["content"][0];
             assert_eq!(content.attrs["url"], image.url, "{at}");
@@ -212,10 +234,20 @@ impl Site {
     }
 }
 
-/// An article's id, published and updated seconds, rights and image credit.
-type Essentials = (String, i64, i64, Option<String>, Option<String>);
+/// An article's id, published and updated seconds, rights, image credit,
+/// body and related links.
+type Essentials = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+);
 
-/// What the fixed point is about: id, times, rights and credits.
+/// What the fixed point is about: id, times, rights and credits, and that the
+/// body and related links neither grow nor get lost.
 fn essentials(articles: &BTreeMap<ArticleId, Article>) -> Vec<Essentials> {
     articles
         .values()
@@ -226,6 +258,11 @@ fn essentials(articles: &BTreeMap<ArticleId, Article>) -> Vec<Essentials> {
                 a.updated_at.timestamp(),
                 a.source.as_ref().and_then(|s| s.rights.clone()),
                 a.image.as_ref().and_then(|i| i.credit.clone()),
+                a.body_html.clone(),
+                a.related
+                    .iter()
+                    .map(|r| (r.title.clone(), r.url.to_string()))
+                    .collect(),
             )
         })
         .collect()
@@ -272,6 +309,8 @@ async fn our_output_is_a_fixed_point(file: &str) {
                 "{file} {id}"
             );
         }
+        assert_eq!(a.standfirst, o.standfirst, "{file} {id}");
+        assert_eq!(a.related, o.related, "{file} {id}: related links");
         let credit = |a: &Article| a.image.as_ref().and_then(|i| i.credit.clone());
         assert_eq!(credit(a), credit(o), "{file} {id}");
     }
@@ -285,6 +324,46 @@ async fn our_output_is_a_fixed_point(file: &str) {
         essentials(&imported),
         "{file}"
     );
+}
+
+#[tokio::test]
+async fn markup_like_text_in_a_standfirst_survives_our_rss_and_atom() {
+    let origin = Site::new();
+    let input = origin.dir.path().join("odd.jsonl");
+    let standfirst = "5% < 10% > 0% & <bold>not markup</bold> &amp; AT&T";
+    fs::write(
+        &input,
+        serde_json::json!({
+            "id": "odd-standfirst",
+            "url": "https://news.example.com/odd",
+            "headline": "Odd <b> & headline",
+            "standfirst": standfirst,
+            "published_at": "2025-12-02T03:12:00Z",
+        })
+        .to_string(),
+    )
+    .expect("article file");
+    assert_eq!(
+        origin.import(&input),
+        "imported 1, updated 0, unchanged 0, rejected 0"
+    );
+    for file in ["latest.rss", "latest.atom"] {
+        let published = origin.build(file);
+        let again = Site::new();
+        again.import(&published);
+        let store = SqliteStore::open(&SqliteLocation::File(again.dir.path().join("articles.db")))
+            .await
+            .expect("open store");
+        let id: ArticleId = "odd-standfirst".parse().expect("id");
+        let a = store
+            .get(&id)
+            .await
+            .expect("get")
+            .expect("imported")
+            .article;
+        assert_eq!(a.standfirst.as_deref(), Some(standfirst), "{file}");
+        assert_eq!(a.headline, "Odd <b> & headline", "{file}");
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 use std::io;
 
 use super::xml::Xml;
-use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc3339};
+use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc3339, source_tag_uri};
 use crate::config::Format;
 
 const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
@@ -137,17 +137,35 @@ fn write_entry(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
         if let Some(rights) = &source.rights {
             x.text("rights", &[("type", "text")], rights)?;
         }
+        // RFC 4287 §4.2.11: the source feed's id, title and updated. We keep
+        // no copy of the upstream feed, so its page stands for its id (a tag:
+        // URI of ours when it has none) and this entry's own update for its
+        // `updated`: the source was updated at least then.
         x.start("source", &[])?;
+        match source.url {
+            Some(url) => x.text("id", &[], url)?,
+            None => x.text(
+                "id",
+                &[],
+                &source_tag_uri(&meta.tag_authority, e, &source.name),
+            )?,
+        }
         if let Some(url) = &source.url {
             x.empty("link", &[("rel", "alternate"), ("href", url)])?;
         }
         x.text("title", &[("type", "text")], &source.name)?;
+        x.text("updated", &[], &rfc3339(e.updated_at, zone))?;
         x.end("source")?;
     }
-    if let Some(summary) = &e.standfirst {
-        x.text("summary", &[("type", "text")], summary)?;
+    let body = e.body();
+    match (&e.standfirst, body) {
+        (Some(summary), _) => x.text("summary", &[("type", "text")], summary)?,
+        // An entry with no text at all leaves readers an empty pane (the
+        // validator's MissingTextualContent): its headline stands in.
+        (None, None) => x.text("summary", &[("type", "text")], &e.headline)?,
+        (None, Some(_)) => {}
     }
-    if let Some(body) = e.body() {
+    if let Some(body) = body {
         x.cdata("content", &[("type", "html")], body)?;
     }
     if let Some(image) = &e.image {

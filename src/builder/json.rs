@@ -58,6 +58,10 @@ struct Item<'a> {
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_html: Option<&'a str>,
+    /// JSON Feed 1.1 requires `content_html` or `content_text`: an article
+    /// without a body gives its standfirst, else its headline, as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
     date_published: String,
@@ -146,6 +150,10 @@ fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {
         title: &e.headline,
         summary: e.standfirst.as_deref(),
         content_html: e.content_with_related.as_deref(),
+        content_text: match e.content_with_related {
+            Some(_) => None,
+            None => Some(e.standfirst.as_deref().unwrap_or(&e.headline)),
+        },
         image: e.image.as_ref().map(|i| i.url),
         date_published: rfc3339(e.published_at, zone),
         date_modified: rfc3339(e.updated_at, zone),

@@ -403,6 +403,23 @@ pub fn tag_uri(authority: &str, article: &Article) -> String {
     )
 }
 
+/// The `tag:` URI standing for the id of a source that has no URL of its
+/// own (Atom `source/id`): minted under our authority on the day the entry
+/// was first published, as the entry's own id is, with the source's name
+/// percent-encoded: stable across rebuilds, the same for every entry of that
+/// source published that day.
+pub fn source_tag_uri(authority: &str, entry: &Entry<'_>, name: &str) -> String {
+    use chrono::Datelike;
+    let day = writable(entry.published_at).date_naive();
+    let name: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    format!(
+        "tag:{authority},{:04}-{:02}-{:02}:source:{name}",
+        day.year(),
+        day.month(),
+        day.day(),
+    )
+}
+
 /// Feed order: newest first; equal publish times by id, descending — the same
 /// order the store selects in, so input order never matters.
 fn sort_newest_first(articles: &mut [&Article]) {

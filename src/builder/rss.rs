@@ -9,6 +9,12 @@
 //! elements directly keeps the same output shape: all five namespaces declared
 //! once on `<rss>` in a fixed order (even for an empty feed), `description` and
 //! `content:encoded` as CDATA, dates as RFC 822 with a numeric offset.
+//!
+//! Readers take an item's `description` as HTML, so the plain-text standfirst
+//! is HTML-escaped before it goes into the CDATA: `5% < 10%` or `<bold>` in a
+//! standfirst is shown as written, never read as markup (the W3C validator's
+//! `NotHtml`). Plain-text elements write `&` and `<` as `&#x26;` and `&#x3C;`,
+//! the RSS Best Practices Profile's sign that their text is not HTML.
 
 use std::io;
 
@@ -25,7 +31,8 @@ pub const NAMESPACES: [(&str, &str); 5] = [
 ];
 
 pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, String> {
-    let mut x = Xml::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 2048);
+    let mut x = Xml::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 2048)
+        .with_hex_char_refs();
     write_channel(&mut x, meta, prepared).map_err(|e| e.to_string())?;
     Ok(x.finish())
 }
@@ -85,7 +92,11 @@ fn write_item(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
     x.text("title", &[], &e.headline)?;
     x.text("link", &[], e.url)?;
     if let Some(standfirst) = &e.standfirst {
-        x.cdata("description", &[], standfirst)?;
+        x.cdata(
+            "description",
+            &[],
+            &html_escape::encode_text(standfirst.as_ref()),
+        )?;
     }
     for c in &e.categories {
         x.text("category", &[], c)?;

@@ -292,3 +292,110 @@ fn namespaces_are_declared_once_on_the_root() {
         "{root}"
     );
 }
+
+#[test]
+fn rss_description_is_the_standfirst_html_escaped() {
+    let a = article(json!({"id": "pct", "standfirst": "5% < 10% > 0% & <bold>not markup</bold>"}));
+    let rss = text(&build_one(std::slice::from_ref(&a), Format::Rss));
+    assert!(
+        rss.contains(
+            "<description><![CDATA[5% &lt; 10% &gt; 0% &amp; &lt;bold&gt;not markup&lt;/bold&gt;]]></description>"
+        ),
+        "{rss}"
+    );
+    // Atom and JSON say the summary is plain text: no HTML escaping there.
+    let atom = text(&build_one(std::slice::from_ref(&a), Format::Atom));
+    assert!(
+        atom.contains("5% &lt; 10% &gt; 0% &amp; &lt;bold&gt;not markup&lt;/bold&gt;</summary>"),
+        "{atom}"
+    );
+}
+
+#[test]
+fn rss_plain_text_writes_ampersand_and_less_than_as_hex_references() {
+    let a = article(json!({
+        "id": "amp",
+        "headline": "AT&T <b> 2 > 1",
+        "tags": ["R&D", "a<b"],
+        "authors": [{"name": "Smith & Jones"}],
+        "source": {"name": "A&B", "rights": "© A&B <2015>"},
+    }));
+    let rss = text(&build_one(std::slice::from_ref(&a), Format::Rss));
+    for want in [
+        "<title>AT&#x26;T &#x3C;b&gt; 2 &gt; 1</title>",
+        "<category>R&#x26;D</category>",
+        "<category>a&#x3C;b</category>",
+        "<dc:creator>Smith &#x26; Jones</dc:creator>",
+        "<dc:rights>© A&#x26;B &#x3C;2015&gt;</dc:rights>",
+    ] {
+        assert!(rss.contains(want), "{want} missing in\n{rss}");
+    }
+    assert!(!rss.contains("&amp;") && !rss.contains("&lt;"), "{rss}");
+    // The same text reads back unchanged through an RSS parser.
+    let channel = ::rss::Channel::read_from(rss.as_bytes()).expect("rss parses");
+    let item = &channel.items()[0];
+    assert_eq!(item.title(), Some("AT&T <b> 2 > 1"));
+    let cats: Vec<&str> = item.categories().iter().map(|c| c.name()).collect();
+    assert_eq!(cats, ["R&D", "a<b"]);
+    // Atom keeps the usual entity references.
+    let atom = text(&build_one(std::slice::from_ref(&a), Format::Atom));
+    assert!(
+        atom.contains("AT&amp;T &lt;b&gt; 2 &gt; 1</title>"),
+        "{atom}"
+    );
+}
+
+#[test]
+fn atom_source_has_id_title_and_updated() {
+    let with_url = article(json!({
+        "id": "wire",
+        "published_at": "2015-09-29T12:50:00+01:00",
+        "updated_at": "2015-09-29T14:00:00+01:00",
+        "source": {"name": "AFP", "rights": "© AFP, 2015", "url": "https://www.afp.com/"},
+    }));
+    let without_url = article(json!({
+        "id": "wire2",
+        "published_at": "2015-09-29T12:50:00+01:00",
+        "source": {"name": "Agence France-Presse"},
+    }));
+    let atom = text(&build_one(&[with_url, without_url], Format::Atom));
+    assert!(
+        atom.contains(
+            "<source>\n      <id>https://www.afp.com/</id>\n      <link rel=\"alternate\" href=\"https://www.afp.com/\"/>\n      <title type=\"text\">AFP</title>\n      <updated>2015-09-29T14:00:00+01:00</updated>\n    </source>"
+        ),
+        "{atom}"
+    );
+    assert!(
+        atom.contains(
+            "<source>\n      <id>tag:feeds.example.com,2015-09-29:source:Agence+France-Presse</id>\n      <title type=\"text\">Agence France-Presse</title>\n      <updated>2015-09-29T12:50:00+01:00</updated>\n    </source>"
+        ),
+        "{atom}"
+    );
+    let feed = ::atom_syndication::Feed::read_from(atom.as_bytes()).expect("atom parses");
+    // Equal publish times: newest first by id, so "wire2" comes first.
+    let source = feed.entries()[1].source().expect("source");
+    assert_eq!(source.id(), "https://www.afp.com/");
+    assert_eq!(source.updated().to_rfc3339(), "2015-09-29T14:00:00+01:00");
+}
+
+#[test]
+fn an_article_with_no_text_still_gives_readers_some() {
+    let bare = article(json!({"id": "bare", "headline": "Only a headline"}));
+    let briefed = article(json!({"id": "brief", "headline": "H2", "standfirst": "Just this."}));
+    let atom = text(&build_one(std::slice::from_ref(&bare), Format::Atom));
+    assert!(
+        atom.contains("<summary type=\"text\">Only a headline</summary>")
+            && !atom.contains("<content"),
+        "{atom}"
+    );
+    let json = build_one(&[bare, briefed], Format::Json);
+    let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
+    // Newest first by id at equal times: "brief", then "bare".
+    assert_eq!(v["items"][0]["content_text"], "Just this.");
+    assert_eq!(v["items"][1]["content_text"], "Only a headline");
+    assert!(v["items"][1].get("content_html").is_none());
+    let with_body = article(json!({"id": "b", "body_html": "<p>x</p>"}));
+    let json = build_one(std::slice::from_ref(&with_body), Format::Json);
+    let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
+    assert!(v["items"][0].get("content_text").is_none(), "{v}");
+}

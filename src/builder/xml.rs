@@ -1,6 +1,12 @@
 //! The XML writer both XML formats share: quick-xml's writer with two-space
 //! indentation, attribute values escaped so parsers read them back exactly,
 //! and CDATA for large HTML text.
+//!
+//! RSS text can be written the RSS Best Practices Profile's way: `&` and `<`
+//! in plain text as the hexadecimal references `&#x26;` and `&#x3C;`. RSS never
+//! said whether an element's text is plain or HTML, so readers guess; the
+//! profile's spelling tells them (and the W3C validator, whose `CharacterData`
+//! warning asks for it) that the text is plain. Atom says `type="text"` instead.
 
 use std::borrow::Cow;
 use std::io;
@@ -12,6 +18,24 @@ use super::EntryImage;
 
 pub struct Xml {
     w: Writer<Vec<u8>>,
+    /// Plain text's `&` and `<` as `&#x26;` and `&#x3C;` (RSS); else the
+    /// usual `&amp;` and `&lt;`.
+    hex_char_refs: bool,
+}
+
+/// Escapes element text the RSS profile's way: `&` and `<` as hexadecimal
+/// character references, `>` as `&gt;` (so `]]>` never appears).
+fn escape_text_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&#x26;"),
+            '<' => out.push_str("&#x3C;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escapes an attribute value so a parser reads back exactly this text:
@@ -54,7 +78,15 @@ impl Xml {
     pub fn with_capacity(bytes: usize) -> Self {
         Self {
             w: Writer::new_with_indent(Vec::with_capacity(bytes), b' ', 2),
+            hex_char_refs: false,
         }
+    }
+
+    /// Writes `&` and `<` in element text as `&#x26;` and `&#x3C;` (see the
+    /// module docs); attribute values are unchanged.
+    pub fn with_hex_char_refs(mut self) -> Self {
+        self.hex_char_refs = true;
+        self
     }
 
     pub fn declaration(&mut self) -> io::Result<()> {
@@ -80,12 +112,16 @@ impl Xml {
         // Most text has nothing to escape; a SIMD scan for `& < >` lets it be
         // written as it is instead of byte by byte through the escaper.
         // (Quotes need no escaping in element text.)
-        let event = if memchr::memchr3(b'&', b'<', b'>', text.as_bytes()).is_none() {
-            BytesText::from_escaped(text)
+        if memchr::memchr3(b'&', b'<', b'>', text.as_bytes()).is_none() {
+            self.w
+                .write_event(Event::Text(BytesText::from_escaped(text)))?;
+        } else if self.hex_char_refs {
+            let escaped = escape_text_hex(text);
+            self.w
+                .write_event(Event::Text(BytesText::from_escaped(escaped.as_str())))?;
         } else {
-            BytesText::new(text)
-        };
-        self.w.write_event(Event::Text(event))?;
+            self.w.write_event(Event::Text(BytesText::new(text)))?;
+        }
         self.end(name)
     }
 

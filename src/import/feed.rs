@@ -268,18 +268,25 @@ pub fn map_rss(channel: &rss::Channel, ctx: FeedContext<'_>) -> Vec<Mapped> {
                 enclosure_image(&e.url, Some(&e.mime_type), Some(&e.length))
             });
 
+            let (body_html, related) = match item.content.as_deref() {
+                Some(content) => match split_related(content) {
+                    Some((body, related)) => (non_empty(Some(body)), Some(related)),
+                    None => (non_empty(Some(content)), None),
+                },
+                None => (None, None),
+            };
             let raw = RawArticle {
                 id: upstream.as_deref().map(|u| article_id(u, ctx)),
                 url: non_empty(item.link.as_deref()),
                 headline: item.title.as_deref().map(|t| t.trim().to_owned()),
                 standfirst: item.description.as_deref().map(html_to_text),
-                body_html: non_empty(item.content.as_deref()),
+                body_html,
                 authors: Some(authors),
                 source: source(source_name, source_url, rights),
                 section: tags.first().cloned(),
                 tags: Some(tags),
                 image,
-                related: None,
+                related,
                 published_at: published,
                 updated_at: modified,
                 status: None,
@@ -287,6 +294,37 @@ pub fn map_rss(channel: &rss::Channel, ctx: FeedContext<'_>) -> Vec<Mapped> {
             (upstream, raw, problems)
         })
         .collect()
+}
+
+/// Splits the related-links list our own RSS appends to a body
+/// (`builder::html::append_related`, byte for byte) off `content`, and reads
+/// it back as related links, so import → build → import of our RSS keeps the
+/// body and the links as they were instead of growing the body. `None` when
+/// `content` does not end with exactly that list.
+fn split_related(content: &str) -> Option<(&str, Vec<RawRelated>)> {
+    use quick_xml::escape::unescape;
+    const OPEN: &str = "<aside class=\"related\"><h2>Related</h2><ul>";
+    const CLOSE: &str = "</ul></aside>";
+    let content = content.trim_end();
+    let start = content.rfind(OPEN)?;
+    let mut rest = content[start + OPEN.len()..].strip_suffix(CLOSE)?;
+    let mut related = Vec::new();
+    // Escaped as the builder writes them, a URL holds no `">` and a title no
+    // `</a></li>`, so the first match ends each.
+    while !rest.is_empty() {
+        let item = rest.strip_prefix("<li><a href=\"")?;
+        let (url, item) = item.split_once("\">")?;
+        let (title, item) = item.split_once("</a></li>")?;
+        related.push(RawRelated {
+            title: Some(unescape(title).ok()?.into_owned()),
+            url: Some(unescape(url).ok()?.into_owned()),
+        });
+        rest = item;
+    }
+    if related.is_empty() {
+        return None;
+    }
+    Some((&content[..start], related))
 }
 
 /// Maps every entry of an Atom feed (README, "Importing feeds").
@@ -394,11 +432,19 @@ pub fn map_atom(feed: &atom_syndication::Feed, ctx: FeedContext<'_>) -> Vec<Mapp
                 TextType::Html | TextType::Xhtml => html_to_text(&entry.title.value),
             };
 
+            // A summary that only repeats the title of an entry with no
+            // content says nothing more (our own Atom writes one so the entry
+            // is not empty): it is no standfirst.
+            let standfirst = entry
+                .summary
+                .as_ref()
+                .map(text_plain)
+                .filter(|s| body_html.is_some() || s.trim() != headline);
             let raw = RawArticle {
                 id: upstream.as_deref().map(|u| article_id(u, ctx)),
                 url: alternate(&entry.links),
                 headline: Some(headline),
-                standfirst: entry.summary.as_ref().map(text_plain),
+                standfirst,
                 body_html,
                 authors: Some(authors),
                 source: source(source_name, source_url, rights),
@@ -1109,5 +1155,35 @@ mod tests {
             e.to_string().starts_with("not a valid Atom 1.0 feed"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn our_related_list_comes_back_as_related_links() {
+        let body = "<p>Talks went on.</p>\n<aside class=\"related\"><h2>Related</h2><ul><li><a href=\"https://news.example.com/a?x=1&amp;y=2\">Earlier &amp; &lt;later&gt;</a></li><li><a href=\"https://news.example.com/b\">B</a></li></ul></aside>\n";
+        let (rest, related) = split_related(body).expect("our list");
+        assert_eq!(rest, "<p>Talks went on.</p>\n");
+        let pairs: Vec<(Option<&str>, Option<&str>)> = related
+            .iter()
+            .map(|r| (r.title.as_deref(), r.url.as_deref()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    Some("Earlier & <later>"),
+                    Some("https://news.example.com/a?x=1&y=2")
+                ),
+                (Some("B"), Some("https://news.example.com/b")),
+            ]
+        );
+        // Anything else stays body: another aside, text after the list, an empty list.
+        for other in [
+            "<p>x</p><aside class=\"related\"><h2>See also</h2><ul><li><a href=\"u\">t</a></li></ul></aside>",
+            "<aside class=\"related\"><h2>Related</h2><ul><li><a href=\"u\">t</a></li></ul></aside><p>after</p>",
+            "<aside class=\"related\"><h2>Related</h2><ul></ul></aside>",
+            "<aside class=\"related\"><h2>Related</h2><ul><li><b>t</b></li></ul></aside>",
+        ] {
+            assert!(split_related(other).is_none(), "{other}");
+        }
     }
 }
