@@ -423,7 +423,7 @@ fn health_reporter(
 ) -> server::HealthReport {
     Arc::new(move |connections: &server::ConnectionStats| {
         let set = publisher.snapshot();
-        let mut body = health.report(Utc::now(), set.feeds.len(), set.published_at);
+        let mut body = health.report(Utc::now(), set.feeds().len(), set.published_at());
         if let Some(fields) = body.as_object_mut() {
             fields.insert(
                 "connections".into(),

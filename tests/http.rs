@@ -725,10 +725,7 @@ async fn brotli_asked_for_during_background_compression_matches_its_etag() {
         Some(&bodies),
     ));
     let mut set = (*snapshot).clone();
-    set.feeds
-        .get_mut("latest")
-        .expect("latest")
-        .insert(feedsmith::config::Format::Rss, pending.clone());
+    assert!(set.replace_document("latest", feedsmith::config::Format::Rss, pending.clone()));
     server.publisher.publish(set);
     let compressor = Compressor::new(0, Some(bodies), Box::new(|_| {}));
     compressor.submit(None, &pending);

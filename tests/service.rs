@@ -521,13 +521,13 @@ async fn cold_start(config: feedsmith::config::Config) -> Arc<PublishedSet> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let set = loop {
         let set = publisher.snapshot();
-        if set.pending.is_empty() && set.feeds.len() == config.feeds.len() {
+        if set.pending().is_empty() && set.feeds().len() == config.feeds.len() {
             break set;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for every feed: pending {:?}",
-            set.pending
+            set.pending()
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
@@ -576,7 +576,7 @@ async fn add_long_articles(config: &feedsmith::config::Config) {
 /// the heap; returns how many there are.
 fn assert_large_variants_are_stored(set: &PublishedSet) -> usize {
     let mut large = 0;
-    for (name, feed) in &set.feeds {
+    for (name, feed) in set.feeds() {
         for (format, rep) in feed {
             for v in rep
                 .variants()

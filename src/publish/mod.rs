@@ -45,19 +45,19 @@ pub type PublishedFeed = BTreeMap<Format, Arc<Representation>>;
 pub struct PublishedSet {
     /// The feeds served, by name: each with a document for every format it is
     /// configured with (never some formats only).
-    pub feeds: BTreeMap<FeedName, PublishedFeed>,
+    feeds: BTreeMap<FeedName, PublishedFeed>,
     /// The HTML index at `/`.
-    pub index: Option<Arc<Representation>>,
+    index: Option<Arc<Representation>>,
     /// The OPML subscription list at `/feeds.opml`.
-    pub opml: Option<Arc<Representation>>,
+    opml: Option<Arc<Representation>>,
     /// When this set was published (for `/healthz`, never inside a document).
-    pub published_at: Option<DateTime<Utc>>,
+    published_at: Option<DateTime<Utc>>,
     /// Feeds removed from the configuration while running: `410 Gone`, so
     /// readers unsubscribe instead of retrying a sudden 404.
-    pub gone: BTreeSet<FeedName>,
+    gone: BTreeSet<FeedName>,
     /// Configured feeds with nothing to serve yet (the store has not been
     /// reached since start-up): `503` with `Retry-After`.
-    pub pending: BTreeSet<FeedName>,
+    pending: BTreeSet<FeedName>,
 }
 
 impl PublishedSet {
@@ -76,6 +76,41 @@ impl PublishedSet {
             pending,
             ..Self::default()
         }
+    }
+
+    /// The feeds served, by name.
+    pub fn feeds(&self) -> &BTreeMap<FeedName, PublishedFeed> {
+        &self.feeds
+    }
+
+    /// The documents `feed` serves, if it is served.
+    pub fn feed(&self, feed: &str) -> Option<&PublishedFeed> {
+        self.feeds.get(feed)
+    }
+
+    /// The HTML index page, once built.
+    pub fn index(&self) -> Option<&Arc<Representation>> {
+        self.index.as_ref()
+    }
+
+    /// The OPML subscription list, once built.
+    pub fn opml(&self) -> Option<&Arc<Representation>> {
+        self.opml.as_ref()
+    }
+
+    /// When this set was published, if it was stamped.
+    pub fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.published_at
+    }
+
+    /// Whether `feed` was removed from the configuration while running.
+    pub fn is_gone(&self, feed: &str) -> bool {
+        self.gone.contains(feed)
+    }
+
+    /// Configured feeds with nothing to serve yet.
+    pub fn pending(&self) -> &BTreeSet<FeedName> {
+        &self.pending
     }
 
     /// The document `feed` serves in `format`, if the feed is served and has that
@@ -114,6 +149,23 @@ impl PublishedSet {
     pub fn set_site(&mut self, index: Representation, opml: Representation) {
         self.index = Some(Arc::new(index));
         self.opml = Some(Arc::new(opml));
+    }
+
+    /// Serves `rep` as `feed`'s document in `format`, keeping its other
+    /// formats; `false` (and nothing changes) when `feed` is not served.
+    pub fn replace_document(
+        &mut self,
+        feed: &str,
+        format: Format,
+        rep: Arc<Representation>,
+    ) -> bool {
+        match self.feeds.get_mut(feed) {
+            Some(docs) => {
+                docs.insert(format, rep);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records when this set was published, for `/healthz`.

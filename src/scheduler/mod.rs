@@ -384,7 +384,7 @@ impl Scheduler {
                     config: self.config.clone(),
                     spec,
                     store: store.clone(),
-                    previous: current.feeds.get(&name).cloned(),
+                    previous: current.feed(&name).cloned(),
                     bodies: self.pipeline.store.clone(),
                 };
                 running.spawn(async move { (name, job.run().await) });
@@ -409,7 +409,7 @@ impl Scheduler {
                         state.listed = listed;
                     }
                     self.pending.remove(&name);
-                    let same = current.feeds.get(&name).is_some_and(|old| {
+                    let same = current.feed(&name).is_some_and(|old| {
                         old.len() == feed.len()
                             && old
                                 .iter()

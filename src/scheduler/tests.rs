@@ -443,9 +443,9 @@ async fn store_faults_back_off_doubling_to_a_minute_and_start_again_after_a_succ
     // The store cannot be opened nine times, then can; meanwhile the feed
     // answers 503.
     running.until("2026-06-01T12:04:00Z").await;
-    assert!(running.served().pending.contains("news"));
+    assert!(running.served().pending().contains("news"));
     running.until("2026-06-01T12:05:00Z").await;
-    assert!(running.served().feeds.contains_key("news"));
+    assert!(running.served().feed("news").is_some());
     assert_eq!(
         hms(&running.world.opens()),
         [
@@ -626,5 +626,5 @@ async fn a_reload_rebuilds_every_feed_once_and_follows_the_new_schedules_from_th
             .collect::<Vec<_>>(),
         ["extra", "news"]
     );
-    assert!(served.gone.contains("old") && served.pending.is_empty());
+    assert!(served.is_gone("old") && served.pending().is_empty());
 }

@@ -34,14 +34,14 @@ impl Default for Http1Harness {
 impl Http1Harness {
     pub fn new() -> Self {
         let modified = DateTime::from_timestamp(1_443_520_200, 0).unwrap_or_default();
-        let rep = |body: String, content_type| {
-            Arc::new(Representation::compressed_now(
+        let page = |body: String, content_type| {
+            Representation::compressed_now(
                 Bytes::from(body),
                 content_type,
                 modified,
                 "public, max-age=300".to_owned(),
                 None,
-            ))
+            )
         };
         let mut feed = PublishedFeed::new();
         for format in Format::ALL {
@@ -50,16 +50,15 @@ impl Http1Harness {
                 format.extension(),
                 "<item>x</item>".repeat(200)
             );
-            feed.insert(format, rep(body, "application/xml"));
+            feed.insert(format, Arc::new(page(body, "application/xml")));
         }
-        let mut set = PublishedSet {
-            index: Some(rep("<html></html>".to_owned(), "text/html")),
-            ..PublishedSet::default()
-        };
         let name = |n: &str| n.parse::<FeedName>().unwrap_or_else(|e| panic!("{e}"));
-        set.feeds.insert(name("latest"), feed);
-        set.gone.insert(name("retired"));
-        set.pending.insert(name("coming"));
+        let mut set = PublishedSet::starting([(name("latest"), feed)].into(), [name("coming")]);
+        set.retire(&name("retired"));
+        set.set_site(
+            page("<html></html>".to_owned(), "text/html"),
+            page("<opml/>".to_owned(), "text/x-opml"),
+        );
         Self { set }
     }
 

@@ -369,15 +369,15 @@ pub(crate) fn decide(
                 encoding: None,
             }
         }
-        Route::Index => document_reply(set.index.as_ref(), headers),
-        Route::Opml => document_reply(set.opml.as_ref(), headers),
+        Route::Index => document_reply(set.index(), headers),
+        Route::Opml => document_reply(set.opml(), headers),
         Route::Feed { name, format } => match set.document(name, format) {
             Some(rep) => document_reply(Some(rep), headers),
-            None if set.gone.contains(name) => text_reply(
+            None if set.is_gone(name) => text_reply(
                 StatusCode::GONE,
                 "this feed has been retired; please unsubscribe\n",
             ),
-            None if set.pending.contains(name) => {
+            None if set.pending().contains(name) => {
                 let mut r = text_reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "this feed is being built; try again shortly\n",
