@@ -281,6 +281,20 @@ impl ArticleStore for FlakyStore {
         self.check()?;
         self.inner.changed_since(since, limit).await
     }
+    async fn source_states(
+        &self,
+    ) -> Result<Vec<(String, feedsmith::store::SourceState)>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.source_states().await
+    }
+    async fn save_source_state(
+        &self,
+        name: &str,
+        state: &feedsmith::store::SourceState,
+    ) -> Result<(), feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.save_source_state(name, state).await
+    }
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.changes()
     }
