@@ -304,3 +304,36 @@ async fn source_files_hot_reload_and_a_broken_one_is_refused_with_its_position()
     assert_eq!(health["sources"]["wire"]["status"], "ok");
     assert_eq!(health["sources"]["broken"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_permanent_redirect_is_followed_and_a_gzip_body_is_read() {
+    use std::io::Write;
+    let upstream = Upstream::start().await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(rss_feed(&[("urn:wire:7", "Moved story")]).as_bytes())
+        .expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    upstream.respond(move |req: &common::Received| match req.path.as_str() {
+        "/feed.xml" => Scripted::new(301).header("Location", "/moved.xml"),
+        _ => Scripted::new(200)
+            .header("Content-Encoding", "gzip")
+            .body(gz.clone()),
+    });
+    let service = Service::start(options(vec![("wire.toml".into(), source_file(&upstream))])).await;
+    service
+        .wait_for(
+            20,
+            "the redirected, gzipped item in the wire feed",
+            || async {
+                wire_feed(&service)
+                    .await
+                    .contains("Moved story")
+                    .then_some(())
+            },
+        )
+        .await;
+    let received = upstream.received();
+    assert_eq!(received[0].path, "/feed.xml");
+    assert_eq!(received[1].path, "/moved.xml");
+    assert_eq!(source_health(&service, "wire").await["status"], "ok");
+}
