@@ -2,7 +2,8 @@
 //!
 //! This module opens the configured store (seeding an empty one), connects
 //! the file watcher and SIGHUP to the reloader and the reloader to the
-//! scheduler, and starts the HTTP server with a bound listener and a shutdown
+//! scheduler, starts the pulled sources' task on the scheduler's store and
+//! configuration, and starts the HTTP server with a bound listener and a shutdown
 //! signal — so tests run the real service on port 0 and `main.rs` stays a thin
 //! CLI. When a feed refreshes is the scheduler's business, what a refresh does
 //! `refresh`'s, what a request gets the server's.
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::article::Article;
@@ -29,6 +30,7 @@ use crate::refresh::{self, RefreshError};
 use crate::reloader::{self, Loader, Reloader};
 use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener, SystemClock};
 use crate::server::{self, ServerSettings};
+use crate::source::Sources;
 use crate::store::{self, ArticleStore, StoreError};
 
 /// Why a command (`serve`, `build`, `import`) could not start or finish.
@@ -324,6 +326,20 @@ pub async fn run_with(
         access_log.0.clone(),
     ));
     let hangup = tokio::spawn(reloader::reload_on_sighup(reload));
+    // Pulled sources write to the store the scheduler opens and follow the
+    // configurations it applies; a client that cannot start stops only them.
+    let pulling = match Sources::new(
+        scheduler.subscribe(),
+        scheduler.subscribe_store(),
+        health.clone(),
+        Arc::new(SystemClock),
+    ) {
+        Ok(sources) => Some(tokio::spawn(sources.run(std::future::pending()))),
+        Err(e) => {
+            error!(error = %e, "pulled sources are not fetched");
+            None
+        }
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
@@ -340,6 +356,9 @@ pub async fn run_with(
     let _ = stop.send(());
     watcher.abort();
     following.abort();
+    if let Some(pulling) = pulling {
+        pulling.abort();
+    }
     hangup.abort();
     reloading.abort();
     // A refresh in progress finishes its step; do not wait forever on a stuck store.

@@ -34,6 +34,9 @@ pub struct ImportSettings {
     /// The authority of the `tag:` URIs this service writes (the host of
     /// `[server].base_url`), so our own feeds import with their own ids.
     pub own_tag_authority: Option<String>,
+    /// Credit and section written into every item of a feed file (a pulled
+    /// source's; none for `feedsmith import`).
+    pub overrides: feed::FeedOverrides,
 }
 
 impl ImportSettings {
@@ -50,6 +53,7 @@ impl ImportSettings {
                     .unwrap_or("localhost")
                     .to_owned(),
             ),
+            overrides: feed::FeedOverrides::default(),
         }
     }
 
@@ -58,6 +62,7 @@ impl ImportSettings {
         Self {
             timezone,
             own_tag_authority: None,
+            overrides: feed::FeedOverrides::default(),
         }
     }
 }
@@ -228,6 +233,54 @@ async fn store_batch(
     observer.advanced(batch.len());
     batch.clear();
     Ok(())
+}
+
+/// One feed document fetched from elsewhere (a pulled source), mapped and
+/// validated exactly as `feedsmith import` maps and validates a feed file:
+/// the valid articles, and the rejected items (`label` names the document in
+/// them). A document that is no feed at all is an error, and nothing of it
+/// may be stored. CPU-bound: call it on a blocking thread.
+pub fn check_feed_document(
+    label: &Path,
+    bytes: &[u8],
+    settings: &ImportSettings,
+) -> Result<(Vec<Checked>, Vec<Rejection>), feed::FeedError> {
+    // Sniffed first, so that a document that is no feed is told apart from
+    // a feed whose items were all rejected.
+    feed::sniff(bytes)?;
+    let (mut checked, mut rejected) = (Vec::new(), Vec::new());
+    let mut failed = None;
+    parse_feed(label, bytes, settings, &mut |batch| {
+        for item in batch {
+            match item {
+                Ok(c) => checked.push(c),
+                // A whole-document rejection: the parsers disagree with the sniff.
+                Err(r) if r.article.is_empty() => failed = Some(r.reason),
+                Err(r) => rejected.push(r),
+            }
+        }
+        true
+    });
+    match failed {
+        None => Ok((checked, rejected)),
+        Some(reason) => Err(feed::FeedError::Unreadable(reason)),
+    }
+}
+
+/// Writes validated articles in batches of [`BATCH_SIZE`], one transaction
+/// each, as an import does, and says what each batch did. Unchanged articles
+/// take no revision.
+pub async fn store_checked(
+    store: &dyn ArticleStore,
+    mut articles: Vec<Checked>,
+) -> Result<ImportSummary, StoreError> {
+    let mut summary = ImportSummary::default();
+    while !articles.is_empty() {
+        let rest = articles.split_off(articles.len().min(BATCH_SIZE));
+        store_batch(store, &mut articles, &mut summary, &Quiet).await?;
+        articles = rest;
+    }
+    Ok(summary)
 }
 
 /// Imports `dir` if the store has never been written to. Returns `None` when
@@ -520,6 +573,7 @@ fn parse_feed(
     };
     let feed_ctx = feed::FeedContext {
         own_tag_authority: settings.own_tag_authority.as_deref(),
+        overrides: Some(&settings.overrides),
     };
     let items = match feed::read_feed(bytes, feed_ctx) {
         Ok(items) => items,

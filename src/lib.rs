@@ -11,6 +11,8 @@
 //!   PostgreSQL, sharing one row codec.
 //! - [`builder`]: RSS, Atom and JSON Feed documents from a feed's articles.
 //! - [`import`]: reading article files into the store.
+//! - [`source`]: pulling upstream RSS and Atom feeds on a schedule into the
+//!   store, through the same mapping as `import`.
 //! - [`publish`]: the served set, and the output folder written atomically.
 //! - [`refresh`]: one feed from the store to documents ready to serve, shared
 //!   by `feedsmith build`, start-up and the scheduler.
@@ -49,4 +51,5 @@ pub mod refresh;
 pub mod reloader;
 pub mod scheduler;
 pub mod server;
+pub mod source;
 pub mod store;

@@ -230,6 +230,24 @@ async fn check(config: &Config) -> anyhow::Result<ExitCode> {
             next.join(", ")
         );
     }
+    for source in config.sources.values() {
+        let next = source
+            .refresh
+            .next_after(&now)
+            .map(|t| {
+                t.with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        println!(
+            "source {}: {}, refresh {:?}, next {}",
+            source.name,
+            source.url,
+            source.refresh.source(),
+            next
+        );
+    }
     println!(
         "{}: ok, {} feed{}",
         config.path.display(),

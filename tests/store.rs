@@ -6,7 +6,7 @@ mod common;
 
 use common::{article, ids};
 use feedsmith::article::{ArticleFilter, Status};
-use feedsmith::store::{ArticleStore, Revision, Upserted};
+use feedsmith::store::{ArticleStore, Revision, SourceState, Upserted};
 use serde_json::json;
 
 fn filter(sections: &[&str], tags: &[&str], authors: &[&str]) -> ArticleFilter {
@@ -375,6 +375,56 @@ async fn large_batches_keep_every_article_and_filter_row(store: &dyn ArticleStor
     );
 }
 
+async fn source_state_is_saved_replaced_and_takes_no_revision(store: &dyn ArticleStore) {
+    assert_eq!(store.source_states().await.expect("states"), vec![]);
+    let at = |s: i64| chrono::DateTime::from_timestamp(1_750_000_000 + s, 0).expect("time");
+    let wire = SourceState {
+        url: "https://wire.example/feed.xml".into(),
+        etag: Some("\"v1\"".into()),
+        last_modified: Some("Mon, 07 Dec 2026 10:00:00 GMT".into()),
+        last_success: Some(at(0)),
+        last_status: Some(200),
+        not_before: Some(at(300)),
+        ..SourceState::default()
+    };
+    let gone = SourceState {
+        url: "https://old.example/rss".into(),
+        last_error: Some("the upstream answered 410 Gone ✗".into()),
+        error_since: Some(at(5)),
+        last_status: Some(410),
+        failures: 3,
+        gone: true,
+        ..SourceState::default()
+    };
+    store.save_source_state("wire", &wire).await.expect("save");
+    store.save_source_state("old", &gone).await.expect("save");
+    assert_eq!(
+        store.source_states().await.expect("states"),
+        vec![
+            ("old".to_owned(), gone.clone()),
+            ("wire".to_owned(), wire.clone())
+        ]
+    );
+    let revalidated = SourceState {
+        last_success: Some(at(60)),
+        last_status: Some(304),
+        ..wire
+    };
+    store
+        .save_source_state("wire", &revalidated)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.source_states().await.expect("states"),
+        vec![("old".to_owned(), gone), ("wire".to_owned(), revalidated)]
+    );
+    assert_eq!(
+        store.revision().await.expect("revision"),
+        Revision(0),
+        "fetch state is no article change"
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -406,6 +456,7 @@ store_suite!(
         changed_since_lists_later_changes_in_order,
         one_batch_may_touch_an_article_twice,
         large_batches_keep_every_article_and_filter_row,
+        source_state_is_saved_replaced_and_takes_no_revision,
     ]
 );
 
@@ -422,5 +473,6 @@ store_suite!(
         changed_since_lists_later_changes_in_order,
         one_batch_may_touch_an_article_twice,
         large_batches_keep_every_article_and_filter_row,
+        source_state_is_saved_replaced_and_takes_no_revision,
     ]
 );

@@ -1,6 +1,6 @@
-//! Arbitrary bytes as a feed file and as the main config file, through the
-//! real checking code (`document::deserialize_all` and compile, behind
-//! `config::check_texts`).
+//! Arbitrary bytes as a feed file, as a pulled-source file and as the main
+//! config file, through the real checking code (`document::deserialize_all`
+//! and compile, behind `config::check_texts` and `config::check_source_text`).
 //!
 //! Beyond "no panic": every problem names one of the files given, and every
 //! reported line and column lies inside that file's text.
@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use feedsmith::config::{Problem, Source, check_texts};
+use feedsmith::config::{Problem, Source, check_source_text, check_texts};
 use libfuzzer_sys::fuzz_target;
 
 /// A valid main file whose feeds folder is never read (the texts are given).
@@ -46,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
 
     let as_feed = source("feeds/fuzz.toml", &text);
     check(&check_texts(&main, &[as_feed.clone()]), &[&main, &as_feed]);
+
+    let as_source = source("sources/fuzz.toml", &text);
+    check(&check_source_text(&as_source), &[&as_source]);
 
     let as_main = source("feedsmith.toml", &text);
     check(&check_texts(&as_main, &[feed.clone()]), &[&as_main, &feed]);

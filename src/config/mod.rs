@@ -1,7 +1,7 @@
 //! Service and feed configuration: TOML in, a checked [`Config`] out.
 //!
-//! Admins edit `config/feedsmith.toml` and one file per feed under `feeds/`
-//! (`docs/contract.md` §2). Each file is read into `Raw*` structs that mirror
+//! Admins edit `config/feedsmith.toml`, one file per feed under `feeds/` and
+//! one file per pulled upstream feed under `sources/` (`docs/contract.md` §2). Each file is read into `Raw*` structs that mirror
 //! the TOML exactly (`deny_unknown_fields`, typed fields that validate
 //! themselves while serde still knows the line), then compiled into the checked
 //! types that the rest of feedsmith trusts. Every problem in every file is
@@ -44,6 +44,14 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const DEFAULT_REFRESH: &str = "*/5 * * * *";
 /// The shortest `[schedule].watch` interval: each poll is one query.
 const MIN_WATCH: Duration = Duration::from_millis(50);
+
+/// The most bytes a pulled source's response body may have when its file sets
+/// no `max_bytes`: 10 MB (decompressed).
+pub const DEFAULT_SOURCE_MAX_BYTES: u64 = 10 * 1000 * 1000;
+/// The largest `max_bytes` a source file may set: 1 GB.
+pub const MAX_SOURCE_MAX_BYTES: u32 = 1000 * 1000 * 1000;
+/// How long one fetch of a source may take when its file sets no `timeout`.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest config or feed file that is read, in bytes. Real ones are a
 /// few hundred bytes; a file near this size is the wrong file (a log, a data
@@ -196,6 +204,40 @@ impl fmt::Display for FeedName {
     }
 }
 
+/// A pulled source's name: the stem of its file, `[a-z0-9-]+`, as feed names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceName(String);
+
+impl SourceName {
+    /// The name as a string, e.g. for logs and the store's state table.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SourceName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The same rule as feed names, said in a source's words.
+        s.parse::<FeedName>()
+            .map(|n| Self(n.0))
+            .map_err(|e| e.replacen("feed name", "source name", 1))
+    }
+}
+
+impl std::borrow::Borrow<str> for SourceName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The document formats a feed is published in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -305,6 +347,7 @@ struct RawMain {
     output: Option<RawOutput>,
     schedule: Option<RawSchedule>,
     feeds: Option<RawFeedsSection>,
+    sources: Option<RawSourcesSection>,
     log: Option<RawLog>,
 }
 
@@ -450,6 +493,35 @@ struct RawSchedule {
 #[serde(deny_unknown_fields)]
 struct RawFeedsSection {
     dir: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourcesSection {
+    dir: Spanned<PathBuf>,
+}
+
+/// One file in the sources folder: an upstream feed the service pulls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    url: HttpUrl,
+    refresh: Option<CronSchedule>,
+    name: Option<Text>,
+    section: Option<Text>,
+    rights: Option<Text>,
+    max_bytes: Option<MaxBytes>,
+    timeout: Option<Spanned<Interval>>,
+}
+
+/// A source's `max_bytes`: 1 to [`MAX_SOURCE_MAX_BYTES`].
+#[derive(Debug, Clone, Copy)]
+struct MaxBytes(u64);
+
+impl<'de> Deserialize<'de> for MaxBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole_number(d, MAX_SOURCE_MAX_BYTES, "max_bytes ").map(|n| MaxBytes(u64::from(n)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -646,6 +718,32 @@ pub struct FeedSpec {
     pub refresh: CronSchedule,
 }
 
+/// One pulled source, checked: its file in the sources folder, with defaults
+/// filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    /// The source's file stem.
+    pub name: SourceName,
+    /// The source's file, for messages.
+    pub path: PathBuf,
+    /// The upstream feed (RSS 2.0 or Atom 1.0), `http` or `https`.
+    pub url: Url,
+    /// When it is fetched: its own `refresh`, else `[schedule].refresh`.
+    pub refresh: CronSchedule,
+    /// Written as every imported article's source name, instead of the feed's title.
+    pub source_name: Option<String>,
+    /// Written as every imported article's section, instead of its first category.
+    pub section: Option<String>,
+    /// Written as every imported article's source rights, instead of the feed's.
+    pub rights: Option<String>,
+    /// The most bytes a response body may have, decompressed; default
+    /// [`DEFAULT_SOURCE_MAX_BYTES`].
+    pub max_bytes: u64,
+    /// How long one fetch may take, connecting and reading the whole body;
+    /// default [`DEFAULT_SOURCE_TIMEOUT`].
+    pub timeout: Duration,
+}
+
 /// The checked configuration the service runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -671,6 +769,11 @@ pub struct Config {
     pub feeds_dir: PathBuf,
     /// Every feed, by name.
     pub feeds: BTreeMap<FeedName, FeedSpec>,
+    /// The folder of source files, one `NAME.toml` per pulled upstream feed
+    /// (`[sources].dir`, default `sources`; a missing folder means none).
+    pub sources_dir: PathBuf,
+    /// Every pulled source, by name.
+    pub sources: BTreeMap<SourceName, SourceSpec>,
     /// `[log]`: the service's own log.
     pub log: LogConfig,
 }
@@ -726,8 +829,17 @@ impl Config {
             }
             Err(message) => problems.push(feeds_dir_at.problem(message)),
         }
+        let sources = match &partial {
+            Some(p) => load_sources(
+                &p.sources_dir,
+                &p.sources_dir_at,
+                default_refresh.as_ref(),
+                &mut problems,
+            ),
+            None => BTreeMap::new(),
+        };
         match partial.take() {
-            Some(main) if problems.is_empty() => Ok(main.into_config(path, feeds)),
+            Some(main) if problems.is_empty() => Ok(main.into_config(path, feeds, sources)),
             _ => Err(ConfigError::from(problems)),
         }
     }
@@ -740,7 +852,7 @@ impl Config {
         let main = read_main(path)?;
         match compile_main(&main) {
             (Some(main), problems) if problems.is_empty() => {
-                Ok(main.into_config(path, BTreeMap::new()))
+                Ok(main.into_config(path, BTreeMap::new(), BTreeMap::new()))
             }
             (_, problems) => Err(ConfigError::from(problems)),
         }
@@ -770,11 +882,18 @@ struct MainParts {
     watch: Option<Duration>,
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
+    sources_dir: PathBuf,
+    sources_dir_at: Location,
     log: LogConfig,
 }
 
 impl MainParts {
-    fn into_config(self, path: &Path, feeds: BTreeMap<FeedName, FeedSpec>) -> Config {
+    fn into_config(
+        self,
+        path: &Path,
+        feeds: BTreeMap<FeedName, FeedSpec>,
+        sources: BTreeMap<SourceName, SourceSpec>,
+    ) -> Config {
         Config {
             path: path.to_owned(),
             server: self.server,
@@ -785,6 +904,8 @@ impl MainParts {
             watch: self.watch,
             feeds_dir: self.feeds_dir,
             feeds,
+            sources_dir: self.sources_dir,
+            sources,
             log: self.log,
         }
     }
@@ -843,6 +964,10 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         .feeds
         .map(|f| (f.dir.get_ref().clone(), Some(f.dir.span())))
         .unwrap_or_else(|| (PathBuf::from("feeds"), None));
+    let sources_dir = raw
+        .sources
+        .map(|s| (s.dir.get_ref().clone(), Some(s.dir.span())))
+        .unwrap_or_else(|| (PathBuf::from("sources"), None));
     let base_url = raw.server.base_url.0;
     let access_log = match raw.server.access_log {
         None => AccessLogConfig::default(),
@@ -946,6 +1071,8 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         },
         feeds_dir_at: Location::new(source, feeds_dir.1),
         feeds_dir: feeds_dir.0,
+        sources_dir_at: Location::new(source, sources_dir.1),
+        sources_dir: sources_dir.0,
         log: LogConfig {
             format: raw.log.and_then(|l| l.format).unwrap_or_default(),
         },
@@ -1006,8 +1133,14 @@ fn lenient_main(source: &Source) -> LenientMain {
 /// stable order. Other files (editor backups, READMEs) are not feeds. A file
 /// over [`MAX_FILE_BYTES`] is a problem of its own, and the others are read on.
 fn read_feed_sources(dir: &Path) -> Result<Vec<Result<Source, Problem>>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("feeds.dir: cannot read {}: {e}", dir.display()))?;
+    read_toml_files(dir, "feeds.dir")
+}
+
+/// Every `*.toml` file directly in `dir`, as [`read_feed_sources`] reads
+/// them; `key` names the setting in messages.
+fn read_toml_files(dir: &Path, key: &str) -> Result<Vec<Result<Source, Problem>>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{key}: cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
@@ -1024,6 +1157,90 @@ fn read_feed_sources(dir: &Path) -> Result<Vec<Result<Source, Problem>>, String>
         }
     }
     Ok(sources)
+}
+
+/// Reads and checks every source file in `dir` into `problems` and the
+/// returned map. A missing folder is no sources, not a problem: pulling
+/// upstream feeds is optional.
+fn load_sources(
+    dir: &Path,
+    dir_at: &Location,
+    default_refresh: Option<&CronSchedule>,
+    problems: &mut Problems,
+) -> BTreeMap<SourceName, SourceSpec> {
+    let mut sources = BTreeMap::new();
+    if !dir.exists() {
+        return sources;
+    }
+    match read_toml_files(dir, "sources.dir") {
+        Ok(files) => {
+            for file in files {
+                match file {
+                    Ok(file) => match compile_source(&file, default_refresh) {
+                        Ok(spec) => {
+                            sources.insert(spec.name.clone(), spec);
+                        }
+                        Err(p) => problems.append(p),
+                    },
+                    Err(problem) => problems.push(problem),
+                }
+            }
+        }
+        Err(message) => problems.push(dir_at.problem(message)),
+    }
+    sources
+}
+
+/// Checks one source file, as [`compile_feed`] checks a feed file.
+fn compile_source(
+    source: &Source,
+    default_refresh: Option<&CronSchedule>,
+) -> Result<SourceSpec, Problems> {
+    let stem = source
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let mut problems = Problems::default();
+    let name = match stem.parse::<SourceName>() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            problems.push(Problem::in_file(&source.path, e));
+            None
+        }
+    };
+    let (raw, found) = document::deserialize_all::<RawSource>(source);
+    problems.append(found);
+    let Some(raw) = raw else {
+        return Err(problems);
+    };
+    let timeout = match raw.timeout {
+        None => DEFAULT_SOURCE_TIMEOUT,
+        Some(t) if t.get_ref().0.is_zero() => {
+            problems.push(Problem::at(
+                source,
+                Some(t.span()),
+                "timeout: must be longer than zero",
+            ));
+            DEFAULT_SOURCE_TIMEOUT
+        }
+        Some(t) => t.into_inner().0,
+    };
+    let refresh = raw.refresh.or_else(|| default_refresh.cloned());
+    match (name, refresh) {
+        (Some(name), Some(refresh)) if problems.is_empty() => Ok(SourceSpec {
+            name,
+            path: source.path.clone(),
+            url: raw.url.0,
+            refresh,
+            source_name: raw.name.map(|t| t.0),
+            section: raw.section.map(|t| t.0),
+            rights: raw.rights.map(|t| t.0),
+            max_bytes: raw.max_bytes.map_or(DEFAULT_SOURCE_MAX_BYTES, |m| m.0),
+            timeout,
+        }),
+        _ => Err(problems),
+    }
 }
 
 /// Checks one feed file. An empty `Err` means the feed cannot be built for a
@@ -1118,6 +1335,17 @@ pub fn check_texts(main: &Source, feeds: &[Source]) -> Vec<Problem> {
         }
     }
     problems.into_parts().0
+}
+
+/// Checks one source file's text as [`Config::load`] does, with
+/// `[schedule].refresh` at its default, and returns its problems.
+#[doc(hidden)]
+pub fn check_source_text(source: &Source) -> Vec<Problem> {
+    let refresh = DEFAULT_REFRESH.parse().ok();
+    match compile_source(source, refresh.as_ref()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.into_parts().0,
+    }
 }
 
 #[cfg(test)]

@@ -621,3 +621,138 @@ fn access_log_and_log_mistakes_are_reported_with_positions() {
         fails_at(&Fixture::new(&bad, &[latest()]), at, needle);
     }
 }
+
+/// A valid main config whose sources folder holds `sources`.
+fn with_sources(sources: &[(&str, &str)]) -> Fixture {
+    let f = Fixture::new(
+        &format!("{MAIN}\n[sources]\ndir = \"SOURCES\"\n"),
+        &[latest()],
+    );
+    let dir = f.dir.path().join("sources");
+    fs::create_dir(&dir).expect("sources dir");
+    let main = f.dir.path().join("feedsmith.toml");
+    let text = fs::read_to_string(&main).expect("main");
+    fs::write(&main, text.replace("SOURCES", &dir.display().to_string())).expect("main");
+    for (name, text) in sources {
+        fs::write(dir.join(name), text).expect("write source");
+    }
+    f
+}
+
+#[test]
+fn source_files_are_read_with_their_defaults() {
+    let f = with_sources(&[
+        ("wire.toml", "url = \"https://wire.example/feed.xml\"\n"),
+        (
+            "partner.toml",
+            "url = \"http://partner.example/rss\"\nrefresh = \"*/10 * * * *\"\nname = \"Partner\"\n\
+             section = \"World\"\nrights = \"© Partner\"\nmax_bytes = 2000000\ntimeout = \"5s\"\n",
+        ),
+        ("README.md", "not a source"),
+    ]);
+    let c = f.load().expect("valid");
+    assert_eq!(c.sources.len(), 2);
+    let wire = &c.sources["wire"];
+    assert_eq!(wire.url.as_str(), "https://wire.example/feed.xml");
+    assert_eq!(wire.refresh.source(), DEFAULT_REFRESH);
+    assert_eq!(wire.max_bytes, DEFAULT_SOURCE_MAX_BYTES);
+    assert_eq!(wire.timeout, DEFAULT_SOURCE_TIMEOUT);
+    assert_eq!(
+        (
+            wire.source_name.as_deref(),
+            wire.section.as_deref(),
+            wire.rights.as_deref()
+        ),
+        (None, None, None)
+    );
+    let partner = &c.sources["partner"];
+    assert_eq!(partner.refresh.source(), "*/10 * * * *");
+    assert_eq!(partner.source_name.as_deref(), Some("Partner"));
+    assert_eq!(partner.section.as_deref(), Some("World"));
+    assert_eq!(partner.rights.as_deref(), Some("© Partner"));
+    assert_eq!(partner.max_bytes, 2_000_000);
+    assert_eq!(partner.timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn no_sources_folder_means_no_sources() {
+    let f = Fixture::new(MAIN, &[latest()]);
+    let c = f.load().expect("valid");
+    assert!(c.sources.is_empty());
+    assert_eq!(c.sources_dir, PathBuf::from("sources"));
+}
+
+#[test]
+fn source_file_rules() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "wire.toml",
+            "name = \"W\"\n",
+            "wire.toml:1:1",
+            "missing required key `url`",
+        ),
+        (
+            "wire.toml",
+            "url = \"ftp://wire.example/feed.xml\"\n",
+            "wire.toml:1:7",
+            "only http and https are allowed",
+        ),
+        (
+            "wire.toml",
+            "url = \"https://w.example/\"\nrefresh = \"99 * * * *\"\n",
+            "wire.toml:2:11",
+            "invalid cron expression",
+        ),
+        (
+            "wire.toml",
+            "url = \"https://w.example/\"\nsection = \" \"\n",
+            "wire.toml:2:11",
+            "section: must not be empty",
+        ),
+        (
+            "wire.toml",
+            "url = \"https://w.example/\"\nmax_bytes = 0\n",
+            "wire.toml:2:13",
+            "max_bytes 0 is out of range",
+        ),
+        (
+            "wire.toml",
+            "url = \"https://w.example/\"\ntimeout = \"0s\"\n",
+            "wire.toml:2:11",
+            "timeout: must be longer than zero",
+        ),
+        (
+            "wire.toml",
+            "url = \"https://w.example/\"\nurls = \"x\"\n",
+            "wire.toml:2:1",
+            "unknown key `urls`",
+        ),
+        (
+            "Wire.toml",
+            "url = \"https://w.example/\"\n",
+            "Wire.toml",
+            "source name \"Wire\" may only contain",
+        ),
+    ];
+    for (file, text, at, needle) in cases {
+        let f = with_sources(&[(file, text)]);
+        fails_at(&f, &format!("DIR/sources/{at}"), needle);
+    }
+}
+
+#[test]
+fn check_source_text_reports_what_load_reports() {
+    let source = Source::new(
+        PathBuf::from("sources/wire.toml"),
+        "url = \"gopher://x\"\n".to_owned(),
+    );
+    let problems = check_source_text(&source);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("sources/wire.toml:1:7: "),
+        "{}",
+        problems[0]
+    );
+}

@@ -81,6 +81,9 @@ pub enum FeedError {
     /// The root says Atom but the `atom_syndication` crate cannot read the document.
     #[error("not a valid Atom 1.0 feed: {0}")]
     Atom(#[source] atom_syndication::Error),
+    /// The document could not be read for another reason, said in full.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// One item or entry of a feed, mapped but not yet validated.
@@ -102,6 +105,45 @@ pub struct FeedContext<'a> {
     /// of `base_url`). An item whose guid is such a URI is one of our own
     /// articles, and keeps its id, so importing our own feeds is a fixed point.
     pub own_tag_authority: Option<&'a str>,
+    /// What the importer says every item's credit and section are, whatever
+    /// the feed says (a pulled source's `name`, `section` and `rights`).
+    pub overrides: Option<&'a FeedOverrides>,
+}
+
+/// Values written into every item of a feed instead of what the feed says:
+/// a pulled source's file sets them (README, "Pulled sources").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedOverrides {
+    /// The article's source name (instead of the feed's title).
+    pub source_name: Option<String>,
+    /// The article's section (instead of its first category).
+    pub section: Option<String>,
+    /// The article's source rights (instead of the item's or the feed's).
+    pub rights: Option<String>,
+}
+
+impl FeedOverrides {
+    /// Writes these values over what `raw` was mapped with. A source credit is
+    /// made when there was none, keeping the mapped URL when there was.
+    pub fn apply(&self, raw: &mut RawArticle) {
+        if let Some(section) = &self.section {
+            raw.section = Some(section.clone());
+        }
+        if self.source_name.is_none() && self.rights.is_none() {
+            return;
+        }
+        let credit = raw.source.get_or_insert(RawSource {
+            name: None,
+            rights: None,
+            url: None,
+        });
+        if let Some(name) = &self.source_name {
+            credit.name = Some(name.clone());
+        }
+        if let Some(rights) = &self.rights {
+            credit.rights = Some(rights.clone());
+        }
+    }
 }
 
 /// Which feed format `bytes` is, by its root element (the XML declaration,
@@ -161,7 +203,10 @@ pub fn read_feed(bytes: &[u8], ctx: FeedContext<'_>) -> Result<Vec<FeedItem>, Fe
     Ok(mapped
         .into_iter()
         .enumerate()
-        .map(|(i, (upstream, raw, problems))| {
+        .map(|(i, (upstream, mut raw, problems))| {
+            if let Some(overrides) = ctx.overrides {
+                overrides.apply(&mut raw);
+            }
             let mut position = format!("{} {}", kind.item_name(), i + 1);
             if let Some(line) = lines.as_ref().and_then(|l| l.get(i)) {
                 position.push_str(&format!(" at line {line}"));
@@ -1118,6 +1163,7 @@ mod tests {
 
         let own = FeedContext {
             own_tag_authority: Some("news.example.com"),
+            overrides: None,
         };
         assert_eq!(
             article_id("tag:news.example.com,2015-09-29:world-1", own),

@@ -3,7 +3,8 @@
 //! A watched folder reports every write, rename and chmod an editor makes;
 //! this module waits for a burst of them to settle and turns it into one
 //! [`ReloadRequests::request`]. It watches the folders the configuration *in
-//! force* names, following `[feeds].dir` as applied configurations move it.
+//! force* names, following `[feeds].dir` and `[sources].dir` as applied
+//! configurations move them.
 //! It never reads a configuration (the [`Reloader`](super::Reloader) does).
 
 use std::path::{Path, PathBuf};
@@ -19,9 +20,12 @@ use crate::config::Config;
 /// Waits this long after a file event for the editor to finish writing.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Asks for a reload when the config file or a feed file changes. Folders are
-/// watched rather than files because editors replace a file by renaming a new
-/// one over it. The watch follows `[feeds].dir` as applied configs move it.
+/// Asks for a reload when the config file, a feed file or a source file
+/// changes. Folders are watched rather than files because editors replace a
+/// file by renaming a new one over it. The watch follows `[feeds].dir` and
+/// `[sources].dir` as applied configs move them. A sources folder that does
+/// not exist yet is not watched; once it is made, a reload (SIGHUP, or an edit
+/// of the config file) applies its files and starts watching it.
 pub async fn watch_files(mut applied: watch::Receiver<Arc<Config>>, reload: ReloadRequests) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     loop {
@@ -65,6 +69,8 @@ struct WatchTargets {
     config_dir: PathBuf,
     config_file: Option<std::ffi::OsString>,
     feeds_dir: PathBuf,
+    /// The sources folder, when it exists (it is optional).
+    sources_dir: Option<PathBuf>,
 }
 
 impl WatchTargets {
@@ -77,6 +83,10 @@ impl WatchTargets {
                 .map_or_else(|| PathBuf::from("."), Path::to_owned),
             config_file: config_path.file_name().map(ToOwned::to_owned),
             feeds_dir: absolute(&config.feeds_dir),
+            sources_dir: config
+                .sources_dir
+                .is_dir()
+                .then(|| absolute(&config.sources_dir)),
         }
     }
 
@@ -84,7 +94,8 @@ impl WatchTargets {
         let parent = path.parent();
         (parent == Some(self.config_dir.as_path())
             && path.file_name() == self.config_file.as_deref())
-            || (parent == Some(self.feeds_dir.as_path())
+            || ((parent == Some(self.feeds_dir.as_path())
+                || (parent.is_some() && parent == self.sources_dir.as_deref()))
                 && path.extension().is_some_and(|x| x == "toml"))
     }
 
@@ -106,6 +117,12 @@ impl WatchTargets {
         watcher.watch(&self.config_dir, RecursiveMode::NonRecursive)?;
         if self.feeds_dir != self.config_dir {
             watcher.watch(&self.feeds_dir, RecursiveMode::NonRecursive)?;
+        }
+        if let Some(dir) = &self.sources_dir
+            && dir != &self.config_dir
+            && dir != &self.feeds_dir
+        {
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
         }
         Ok(watcher)
     }
@@ -136,10 +153,13 @@ mod tests {
             config_dir: PathBuf::from("/etc/feedsmith"),
             config_file: Some("feedsmith.toml".into()),
             feeds_dir: PathBuf::from("/etc/feedsmith/feeds"),
+            sources_dir: Some(PathBuf::from("/etc/feedsmith/sources")),
         };
         for (path, matters) in [
             ("/etc/feedsmith/feedsmith.toml", true),
             ("/etc/feedsmith/feeds/world.toml", true),
+            ("/etc/feedsmith/sources/wire.toml", true),
+            ("/etc/feedsmith/sources/.wire.toml.swp", false),
             // An editor's swap file, another file beside the config, a
             // feed file in a sub-folder: none is read by a reload.
             ("/etc/feedsmith/feeds/.world.toml.swp", false),

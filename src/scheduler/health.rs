@@ -3,7 +3,8 @@
 //! The scheduler records each state change here (store lost or back, its
 //! write notifications lost or back, a feed's build failing or recovering, a
 //! configuration rejected or applied) and logs it once, at the change — never
-//! once per poll. The server only reads.
+//! once per poll. The `source` task records each pulled source's status here
+//! (and logs its own changes). The server only reads.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::config::FeedName;
+use crate::config::{FeedName, SourceName};
 
 /// A fault and when it began.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,44 @@ struct State {
     notifications: Option<Fault>,
     /// The last time the store answered.
     last_store_poll: Option<DateTime<Utc>>,
+    /// Each pulled source's status, as the `source` task last reported it.
+    sources: BTreeMap<SourceName, SourceHealth>,
+}
+
+/// How a pulled source is doing, for `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Not fetched yet (since it was added or the service started with no
+    /// saved state).
+    Pending,
+    /// The last fetch succeeded (`200` imported, or `304`).
+    Ok,
+    /// The last fetch failed; retried after a back-off.
+    Failing,
+    /// The upstream asked to wait (`429` or `503`); retried after its
+    /// `Retry-After` or a back-off.
+    BackingOff,
+    /// The upstream answered `410 Gone`: not fetched again until its file
+    /// changes.
+    Gone,
+}
+
+/// One pulled source in `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// The upstream feed's URL.
+    pub url: String,
+    /// What the last fetch came to.
+    pub status: SourceStatus,
+    /// When a fetch last succeeded.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Why fetching fails, while it does.
+    pub last_error: Option<String>,
+    /// When the current failure began.
+    pub error_since: Option<DateTime<Utc>>,
+    /// When it is fetched next; `None` when it is gone (or not yet planned).
+    pub next_fetch: Option<DateTime<Utc>>,
 }
 
 /// Shared between the scheduler (writer) and the server (reader).
@@ -141,6 +180,17 @@ impl Health {
         self.with(|s| s.feeds.remove(feed));
     }
 
+    /// Records how pulled source `name` is doing. The `source` task logs
+    /// the changes; this only makes them visible in `/healthz`.
+    pub fn source(&self, name: &SourceName, health: SourceHealth) {
+        self.with(|s| s.sources.insert(name.clone(), health));
+    }
+
+    /// A source no longer configured has nothing to report.
+    pub fn forget_source(&self, name: &SourceName) {
+        self.with(|s| s.sources.remove(name));
+    }
+
     /// The output folder was written; clears (and logs the end of) any fault.
     pub fn output_ok(&self) {
         if self.with(|s| s.output.take()).is_some() {
@@ -212,10 +262,47 @@ impl Health {
             if let Some(f) = &s.notifications {
                 add("store notifications".into(), f);
             }
+            // A failing upstream is a fault to list (the admin may need to
+            // act), but `/healthz` still answers 200: the service itself
+            // serves, and a load balancer must not take it out over someone
+            // else's feed.
+            for (name, source) in &s.sources {
+                let failing = matches!(
+                    source.status,
+                    SourceStatus::Failing | SourceStatus::BackingOff | SourceStatus::Gone
+                );
+                if let (true, Some(reason)) = (failing, &source.last_error) {
+                    add(
+                        format!("source {name}"),
+                        &Fault {
+                            reason: reason.clone(),
+                            since: source.error_since.unwrap_or(now),
+                        },
+                    );
+                }
+            }
             let status = if errors.is_empty() { "ok" } else { "degraded" };
             // How old the served data may be: the time since the store last
             // confirmed it (null before the store has ever answered).
             let data_age = s.last_store_poll.map(|t| (now - t).num_seconds().max(0));
+            let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+            let sources: serde_json::Map<String, serde_json::Value> = s
+                .sources
+                .iter()
+                .map(|(name, h)| {
+                    (
+                        name.to_string(),
+                        serde_json::json!({
+                            "url": h.url,
+                            "status": h.status,
+                            "last_success": time(&h.last_success),
+                            "last_error": h.last_error,
+                            "error_since": time(&h.error_since),
+                            "next_fetch": time(&h.next_fetch),
+                        }),
+                    )
+                })
+                .collect();
             serde_json::json!({
                 "status": status,
                 "config_generation": s.generation,
@@ -224,6 +311,7 @@ impl Health {
                 "last_store_poll": s.last_store_poll.map(|t| t.to_rfc3339()),
                 "data_age_seconds": data_age,
                 "errors": errors,
+                "sources": sources,
             })
         })
     }
@@ -298,6 +386,42 @@ mod tests {
         assert_eq!(r["errors"][0]["since"], at(3).to_rfc3339());
         h.notifications(None, at(12));
         assert_eq!(h.report(at(12), 2, None)["status"], "ok");
+    }
+
+    #[test]
+    fn a_failing_source_is_listed_and_a_recovered_one_is_not() {
+        let h = Health::new(1);
+        let name: SourceName = "wire".parse().expect("name");
+        let failing = SourceHealth {
+            url: "https://wire.example/feed.xml".into(),
+            status: SourceStatus::Failing,
+            last_success: None,
+            last_error: Some("the upstream answered 500 Internal Server Error".into()),
+            error_since: Some(at(3)),
+            next_fetch: Some(at(63)),
+        };
+        h.source(&name, failing.clone());
+        let r = h.report(at(9), 2, None);
+        assert_eq!(r["status"], "degraded");
+        assert_eq!(r["errors"][0]["component"], "source wire");
+        assert_eq!(r["errors"][0]["since"], at(3).to_rfc3339());
+        assert_eq!(r["sources"]["wire"]["status"], "failing");
+        assert_eq!(r["sources"]["wire"]["next_fetch"], at(63).to_rfc3339());
+        h.source(
+            &name,
+            SourceHealth {
+                status: SourceStatus::Ok,
+                last_success: Some(at(70)),
+                last_error: None,
+                error_since: None,
+                ..failing
+            },
+        );
+        let r = h.report(at(71), 2, None);
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["sources"]["wire"]["status"], "ok");
+        h.forget_source(&name);
+        assert_eq!(h.report(at(72), 2, None)["sources"], serde_json::json!({}));
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod reconfigure;
 mod tests;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use health::Health;
+pub use health::{Health, SourceHealth, SourceStatus};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
@@ -147,6 +147,8 @@ pub struct Scheduler {
     save_all: bool,
     /// The configuration in force, for whoever watches its files.
     applied: tokio::sync::watch::Sender<Arc<Config>>,
+    /// The store once opened, for the tasks that write to it (pulled sources).
+    opened: tokio::sync::watch::Sender<Option<Arc<dyn ArticleStore>>>,
     /// Write notifications from the store, where it has them (PostgreSQL).
     notified: Option<tokio::sync::watch::Receiver<u64>>,
     /// When `[schedule].watch` next polls the store's revision.
@@ -176,6 +178,7 @@ impl Scheduler {
         Self {
             pending: config.feeds.keys().cloned().collect(),
             applied: tokio::sync::watch::Sender::new(config.clone()),
+            opened: tokio::sync::watch::Sender::new(None),
             notified: None,
             next_watch: config.watch.map(|every| later(now, every)),
             config,
@@ -195,6 +198,13 @@ impl Scheduler {
     /// The configuration in force, updated on every applied reload.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Config>> {
         self.applied.subscribe()
+    }
+
+    /// The store, once the scheduler has opened it (`None` until then), so
+    /// that a task writing articles (pulled sources) shares its connections
+    /// and its retries instead of opening its own.
+    pub fn subscribe_store(&self) -> tokio::sync::watch::Receiver<Option<Arc<dyn ArticleStore>>> {
+        self.opened.subscribe()
     }
 
     /// Refreshes every feed now, then follows the schedules, the watch poll and
@@ -337,6 +347,7 @@ impl Scheduler {
                     rx.mark_unchanged();
                 }
                 self.store = Some(store.clone());
+                self.opened.send_replace(Some(store.clone()));
                 Some(store)
             }
             Err(e) => {

@@ -127,6 +127,18 @@ impl ArticleStore for FakeStore {
         unreachable!("the scheduler reads feeds, not articles")
     }
 
+    async fn source_states(&self) -> Result<Vec<(String, crate::store::SourceState)>, StoreError> {
+        unreachable!("the scheduler never reads the sources' state")
+    }
+
+    async fn save_source_state(
+        &self,
+        _: &str,
+        _: &crate::store::SourceState,
+    ) -> Result<(), StoreError> {
+        unreachable!("the scheduler never writes the sources' state")
+    }
+
     async fn newest(
         &self,
         filter: &ArticleFilter,

@@ -4,8 +4,10 @@
 //! builder's caller and the scheduler talk to, the store-wide [`Revision`]
 //! counter, and the choice of backend from `[store].url`. A backend keeps
 //! articles exactly as validated and answers "newest N matching a filter" and
-//! "what changed since revision R" from indexes. It never validates, renders or
-//! schedules anything, and it never sees the config beyond its URL.
+//! "what changed since revision R" from indexes. It also keeps each pulled
+//! source's fetch state ([`SourceState`]) for the `source` task, so validators
+//! and back-off survive a restart. It never validates, renders or schedules
+//! anything, and it never sees the config beyond its URL.
 
 mod codec;
 pub mod postgres;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::article::{Article, ArticleFilter, ArticleId};
 
@@ -54,6 +57,36 @@ pub enum Upserted {
     Updated(Revision),
     /// Identical content was already stored; nothing was written.
     Unchanged,
+}
+
+/// What the `source` task remembers about one pulled upstream feed, kept in
+/// the store so it survives a restart. The store keeps it as given (a JSON
+/// document per source name) and never interprets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SourceState {
+    /// The URL this state applies to; a source file naming another URL starts
+    /// afresh.
+    pub url: String,
+    /// The upstream's `ETag` from its last `200`, sent back as `If-None-Match`.
+    pub etag: Option<String>,
+    /// The upstream's `Last-Modified` from its last `200`, sent back as
+    /// `If-Modified-Since`.
+    pub last_modified: Option<String>,
+    /// When a fetch last succeeded (a `200` imported, or a `304`).
+    pub last_success: Option<DateTime<Utc>>,
+    /// The last fetch's HTTP status, if it got one.
+    pub last_status: Option<u16>,
+    /// Why fetching fails, while it does.
+    pub last_error: Option<String>,
+    /// When the current run of failures began.
+    pub error_since: Option<DateTime<Utc>>,
+    /// Failures in a row, for the back-off.
+    pub failures: u32,
+    /// No fetch before this time (`Retry-After`, back-off, `max-age`).
+    pub not_before: Option<DateTime<Utc>>,
+    /// The upstream answered `410 Gone`: no more fetches until the URL changes.
+    pub gone: bool,
 }
 
 /// Which backend `[store].url` names.
@@ -215,6 +248,13 @@ pub trait ArticleStore: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+
+    /// Every pulled source's saved fetch state, by source name.
+    async fn source_states(&self) -> Result<Vec<(String, SourceState)>, StoreError>;
+
+    /// Saves one pulled source's fetch state, replacing what was kept for
+    /// `name`. Takes no revision: no article changes.
+    async fn save_source_state(&self, name: &str, state: &SourceState) -> Result<(), StoreError>;
 
     /// Why the store cannot tell about writes right now (its LISTEN
     /// connection is lost and not yet re-established), so writes wait for a

@@ -175,6 +175,13 @@ impl Backend for PostgresStore {
         newest_query(filter, limit)
     }
 
+    async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
+        bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
     async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
         let mut tx = self
             .pool

@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
 use super::codec::{self, COLUMNS, UpsertDialect};
-use super::{ArticleStore, Revision, StoreError, StoredArticle, Upserted};
+use super::{ArticleStore, Revision, SourceState, StoreError, StoredArticle, Upserted};
 use crate::article::{Article, ArticleFilter, ArticleId};
 
 /// A value bound to a statement parameter.
@@ -40,6 +40,9 @@ pub trait Backend: Send + Sync {
 
     /// The newest-N statement for `filter` (see [`ArticleStore::newest`]).
     fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>);
+
+    /// Runs one statement that returns no rows (the source state's upsert).
+    async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error>;
 
     /// [`ArticleStore::upsert`] of a non-empty batch, in one transaction.
     async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError>;
@@ -117,6 +120,47 @@ impl<B: Backend> ArticleStore for B {
         );
         let binds = vec![Bind::Int(since.0), Bind::Int(i64::from(limit))];
         codec::collect_rows(self.rows(sql, binds), limit, "listing changed articles").await
+    }
+
+    async fn source_states(&self) -> Result<Vec<(String, SourceState)>, StoreError> {
+        use codec::ArticleRow;
+        use futures_util::TryStreamExt;
+        let doing = "reading the sources' fetch state";
+        let mut rows = self.rows(
+            "SELECT name, state FROM source_state ORDER BY name".to_owned(),
+            Vec::new(),
+        );
+        let mut states = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
+            let decode = |e: codec::ColumnError| StoreError::Query {
+                doing,
+                source: sqlx::Error::Decode(e),
+            };
+            let name = row.owned_text(0).map_err(decode)?.unwrap_or_default();
+            let text = row.owned_text(1).map_err(decode)?.unwrap_or_default();
+            // A state this version cannot read is as good as none: the source
+            // starts afresh rather than never being fetched again.
+            let state = serde_json::from_str(&text).unwrap_or_default();
+            states.push((name, state));
+        }
+        Ok(states)
+    }
+
+    async fn save_source_state(&self, name: &str, state: &SourceState) -> Result<(), StoreError> {
+        let doing = "saving a source's fetch state";
+        let text = serde_json::to_string(state).map_err(|e| StoreError::Query {
+            doing,
+            source: sqlx::Error::Encode(e.into()),
+        })?;
+        let sql = format!(
+            "INSERT INTO source_state (name, state) VALUES ({}, {}) \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+            B::Db::param(1),
+            B::Db::param(2)
+        );
+        self.execute(sql, vec![Bind::Text(name.to_owned()), Bind::Text(text)])
+            .await
+            .map_err(StoreError::query(doing))
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {

@@ -162,6 +162,13 @@ impl Backend for SqliteStore {
         newest_query(filter, limit)
     }
 
+    async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
+        bind_all(sqlx::query(AssertSqlSafe(sql)), binds)?
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
     async fn write_articles(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
         // IMMEDIATE takes the write lock now, so two importers never both read
         // the same revision and then collide.

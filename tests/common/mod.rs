@@ -281,6 +281,20 @@ impl ArticleStore for FlakyStore {
         self.check()?;
         self.inner.changed_since(since, limit).await
     }
+    async fn source_states(
+        &self,
+    ) -> Result<Vec<(String, feedsmith::store::SourceState)>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.source_states().await
+    }
+    async fn save_source_state(
+        &self,
+        name: &str,
+        state: &feedsmith::store::SourceState,
+    ) -> Result<(), feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.save_source_state(name, state).await
+    }
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.changes()
     }
@@ -342,6 +356,9 @@ pub struct ServiceOptions {
     pub store_extra: String,
     /// What reads a changed configuration; default `Config::load`.
     pub loader: Option<feedsmith::reloader::Loader>,
+    /// Source files, as (file name, contents), in `dir/sources`; `None`
+    /// makes no sources folder at all.
+    pub sources: Option<Vec<(String, String)>>,
 }
 
 impl Default for ServiceOptions {
@@ -353,6 +370,7 @@ impl Default for ServiceOptions {
             extra_feeds: Vec::new(),
             store_extra: String::new(),
             loader: None,
+            sources: None,
         }
     }
 }
@@ -502,6 +520,13 @@ pub fn copy_feeds(dir: &Path, options: &ServiceOptions) {
     for (name, text) in &options.extra_feeds {
         std::fs::write(feeds.join(name), text).expect("extra feed");
     }
+    if let Some(sources) = &options.sources {
+        let dir = dir.join("sources");
+        std::fs::create_dir_all(&dir).expect("sources dir");
+        for (name, text) in sources {
+            std::fs::write(dir.join(name), text).expect("source file");
+        }
+    }
 }
 
 /// Writes the [`Service`] configuration for `dir` (store, output folder
@@ -520,13 +545,15 @@ pub fn write_config(
          [server.access_log]\npath = \"{access_log}\"\n\n\
          [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
          [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
-         [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n",
+         [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n\n\
+         [sources]\ndir = \"{sources}\"\n",
         seed = repo_root().join("examples/articles").display(),
         out = dir.join("published").display(),
         access_log = dir.join("access.log").display(),
         schedule = options.schedule,
         store_extra = options.store_extra,
         feeds = dir.join("feeds").display(),
+        sources = dir.join("sources").display(),
     );
     let path = dir.join("feedsmith.toml");
     std::fs::write(&path, text).expect("write config");
@@ -695,4 +722,205 @@ pub fn run_feedsmith(config: &Path, args: &[&str]) -> std::process::Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run feedsmith")
+}
+
+/// One request an [`Upstream`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The request target, such as `/feed.xml`.
+    pub path: String,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What an [`Upstream`] answers.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Send no `Content-Length`: the body ends when the connection closes,
+    /// so its size is learnt only while reading it.
+    pub no_length: bool,
+}
+
+impl Scripted {
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            no_length: false,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+type Responder = Box<dyn FnMut(&Received) -> Scripted + Send>;
+
+/// A scripted upstream feed server on `127.0.0.1:0` (plain HTTP/1.1, one
+/// request per connection): answers each request with what the responder
+/// set by [`Upstream::respond`] makes of it, and records every request.
+pub struct Upstream {
+    pub base: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    responder: std::sync::Arc<std::sync::Mutex<Responder>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let responder: std::sync::Arc<std::sync::Mutex<Responder>> =
+            std::sync::Arc::new(std::sync::Mutex::new(Box::new(|_: &Received| {
+                Scripted::new(404)
+            })));
+        let (log, respond) = (received.clone(), responder.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (log, respond) = (log.clone(), respond.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(socket, log, respond).await;
+                });
+            }
+        });
+        Self {
+            base,
+            received,
+            responder,
+            task,
+        }
+    }
+
+    /// Answers every request from now on with `f`'s response.
+    pub fn respond(&self, f: impl FnMut(&Received) -> Scripted + Send + 'static) {
+        *self.responder.lock().expect("responder") = Box::new(f);
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("received").clone()
+    }
+
+    /// Waits (up to `secs`) until at least `n` requests arrived; returns them.
+    pub async fn wait_for_requests(&self, n: usize, secs: u64) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {n} upstream requests (got {})",
+                got.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_one(
+    mut socket: tokio::net::TcpStream,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    respond: std::sync::Arc<std::sync::Mutex<Responder>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let path = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("/")
+        .to_owned();
+    let headers = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let request = Received {
+        path,
+        headers,
+        at: std::time::Instant::now(),
+    };
+    let response = {
+        let mut f = respond.lock().expect("responder");
+        (*f)(&request)
+    };
+    log.lock().expect("log").push(request);
+    let mut out = format!(
+        "HTTP/1.1 {} Scripted\r\nConnection: close\r\n",
+        response.status
+    );
+    for (name, value) in &response.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !response.no_length {
+        out.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
+    out.push_str("\r\n");
+    socket.write_all(out.as_bytes()).await?;
+    socket.write_all(&response.body).await?;
+    socket.shutdown().await
+}
+
+/// An RSS 2.0 document with one item per (guid, headline), all in 2026.
+pub fn rss_feed(items: &[(&str, &str)]) -> String {
+    let items: String = items
+        .iter()
+        .enumerate()
+        .map(|(i, (guid, headline))| {
+            format!(
+                "<item><guid>{guid}</guid><title>{headline}</title>\
+                 <link>https://wire.example/{i}</link>\
+                 <pubDate>2026-12-0{}T10:00:00Z</pubDate></item>",
+                i + 1
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title>\
+         <link>https://wire.example/</link><description>Wire</description>{items}\
+         </channel></rss>"
+    )
 }
