@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::article::Article;
-use crate::builder::{self, BuildError, FeedMeta};
+use crate::builder::{self, FeedMeta};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, ImportSettings, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
@@ -127,8 +127,11 @@ pub struct BuiltFeed {
 /// renders each chunk's items at once (every format on a thread of its own),
 /// so for a large feed rendering overlaps reading instead of waiting for the
 /// last row; the header, which needs the newest update of all items, is
-/// written last and put in front ([`builder::FeedStream`]). The documents
-/// are then written from their pieces, all three at the same time.
+/// written last and put in front ([`builder::FeedStream`]). Each chunk is
+/// freed once rendered, so memory is reused instead of freshly faulted in.
+/// The documents are then written from their pieces, all three at the same
+/// time. Rows out of feed order (a PostgreSQL collation that sorts ids
+/// unlike Rust) make it build the feed as the service does instead.
 pub async fn build_all(
     config: &Config,
     store: &dyn ArticleStore,
@@ -144,41 +147,40 @@ pub async fn build_all(
         let meta = FeedMeta::new(config, spec);
         let formats = spec.formats.clone();
         let (chunks, arriving) = std::sync::mpsc::channel::<Vec<Article>>();
-        let (done, rendered) = tokio::sync::oneshot::channel();
         let name = spec.name.clone();
         let rendering = tokio::task::spawn_blocking(move || {
             let mut stream = builder::FeedStream::new(meta, &formats);
             for chunk in arriving {
-                stream.push(chunk)?;
+                stream.push(&chunk)?;
+                // Freed here, so the next chunks reuse its memory.
+                drop(chunk);
             }
-            let in_order = stream.in_order();
-            let (docs, articles) = stream.finish()?;
-            debug!(feed = %name, in_order, elapsed = ?started.elapsed(), "rendered");
-            // The receiver waits for this unless reading failed; then
-            // nobody needs the documents.
-            let _ = done.send(docs);
-            // Freeing 10 000 articles takes a while: here, while the
-            // documents are written.
-            drop(articles);
-            Ok::<_, BuildError>(())
+            let docs = stream.finish();
+            debug!(feed = %name, elapsed = ?started.elapsed(), "rendered");
+            docs
         });
         let read = send_in_chunks(store, spec, chunks).await;
-        let items = read.map_err(|e| failed(RefreshError::Query(e)))?;
+        let mut items = read.map_err(|e| failed(RefreshError::Query(e)))?;
         debug!(feed = %spec.name, items, elapsed = ?started.elapsed(), "read the feed's articles");
-        let written_files = match rendered.await {
-            Ok(docs) => Some(publish::write_streamed_documents(out, &spec.name, docs).await),
-            // The renderer stopped without documents: its error says why.
-            Err(_) => None,
-        };
-        debug!(feed = %spec.name, elapsed = ?started.elapsed(), "written");
-        rendering
+        let streamed = rendering
             .await
             .map_err(|e| failed(RefreshError::Task(e)))?
             .map_err(|e| failed(RefreshError::Build(e)))?;
-        let files = match written_files {
-            Some(files) => files?,
-            None => Vec::new(),
+        let docs = match streamed {
+            Some(docs) => docs,
+            None => {
+                // The store's order is not the builder's (a PostgreSQL
+                // collation sorting ids differently): the service's way.
+                debug!(feed = %spec.name, "rows out of feed order; building from a full read");
+                let built = refresh::build_feed(config, spec, store)
+                    .await
+                    .map_err(failed)?;
+                items = built.listed.len();
+                built.docs.into_iter().map(Into::into).collect()
+            }
         };
+        let files = publish::write_streamed_documents(out, &spec.name, docs).await?;
+        debug!(feed = %spec.name, elapsed = ?started.elapsed(), "written");
         info!(feed = %spec.name, items, files = files.len(), "built feed");
         written.push(BuiltFeed {
             name: spec.name.clone(),

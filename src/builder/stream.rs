@@ -12,8 +12,8 @@
 //! The items, header and footer are written by the same functions as the
 //! whole-slice render (`rss::write_item`, …) on writers primed to the same
 //! indentation, so the bytes and ETags are exactly [`super::build`]'s; a
-//! chunk out of feed order (a database collating ids differently) makes
-//! [`FeedStream`] fall back to [`super::build`] over everything it was given.
+//! chunk out of feed order (a database collating ids differently) stops
+//! [`FeedStream`], and its caller falls back to [`super::build`].
 //! Each chunk's formats render on threads of their own, so a build uses
 //! every core the machine has spare. Still no I/O and no clock here.
 
@@ -24,10 +24,10 @@ use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
 use super::{
-    BuildError, Document, EMPTY_FEED_UPDATED, ETag, Entry, FeedMeta, atom, build, content_type,
-    entry, json, rss, text_bytes,
+    BuildError, Document, EMPTY_FEED_UPDATED, ETag, Entry, FeedMeta, atom, content_type, entry,
+    json, rss, text_bytes,
 };
-use crate::article::Article;
+use crate::article::{Article, ArticleId};
 use crate::config::Format;
 
 /// A finished document whose bytes are held in pieces: the body is `parts`
@@ -102,6 +102,13 @@ impl From<Document> for StreamedDocument {
 /// `published_at` first, then id descending: the order the store selects
 /// in). Give it every chunk with [`push`](Self::push), then take the
 /// documents with [`finish`](Self::finish).
+///
+/// It keeps no article: a chunk can be freed as soon as it is rendered, so
+/// the memory of the next ones is reused rather than fresh (in a one-shot
+/// process, first touches of fresh pages were a fifth of the time). The
+/// price is that articles out of feed order cannot be sorted here: the
+/// stream then stops rendering and [`finish`](Self::finish) says so, and
+/// the caller builds the feed with [`super::build`] from all its articles.
 pub struct FeedStream {
     meta: FeedMeta,
     formats: Vec<Format>,
@@ -109,9 +116,8 @@ pub struct FeedStream {
     items: Vec<Vec<Bytes>>,
     /// The newest `updated_at` so far.
     updated: Option<DateTime<Utc>>,
-    /// Every article given, kept for the fallback (and dropped with the
-    /// stream, so a caller can drop them off its critical path).
-    chunks: Vec<Vec<Article>>,
+    /// The feed-order key of the last article so far.
+    last: Option<(DateTime<Utc>, ArticleId)>,
     /// Whether every article so far came in feed order.
     in_order: bool,
 }
@@ -124,63 +130,61 @@ impl FeedStream {
             formats: formats.to_vec(),
             items: vec![Vec::new(); formats.len()],
             updated: None,
-            chunks: Vec::new(),
+            last: None,
             in_order: true,
         }
     }
 
     /// Whether every article so far came in feed order, so the documents
-    /// are being rendered as they come (else [`finish`](Self::finish) builds
-    /// them from everything at once).
+    /// are being rendered as they come.
     pub fn in_order(&self) -> bool {
         self.in_order
     }
 
     /// Renders the next articles of the feed, in every format (each on a
     /// thread of its own when the system gives one). A chunk that does not
-    /// continue the feed order stops the rendering; the articles are kept.
-    pub fn push(&mut self, chunk: Vec<Article>) -> Result<(), BuildError> {
-        if chunk.is_empty() {
+    /// continue the feed order stops the rendering for good
+    /// ([`in_order`](Self::in_order) turns false).
+    pub fn push(&mut self, chunk: &[Article]) -> Result<(), BuildError> {
+        let (Some(head), Some(tail)) = (chunk.first(), chunk.last()) else {
             return Ok(());
-        }
-        let continues = match self.chunks.last().and_then(|c| c.last()) {
-            Some(previous) => comes_before(previous, &chunk[0]),
-            None => true,
         };
+        let continues = self
+            .last
+            .as_ref()
+            .is_none_or(|(at, id)| (at, id) > (&head.published_at, &head.id));
         if self.in_order
             && !(continues && chunk.windows(2).all(|w| comes_before(&w[0], &w[1])))
         {
             self.in_order = false;
             // What was rendered is of no use any more; free it now.
-            self.items.iter_mut().for_each(Vec::clear);
+            self.items = Vec::new();
         }
-        if self.in_order {
-            let newest = chunk.iter().map(|a| a.updated_at).max();
-            self.updated = self.updated.max(newest);
-            let entries: Vec<Entry<'_>> = chunk.iter().map(|a| entry(&self.meta, a)).collect();
-            let first = self.chunks.is_empty();
-            let meta = &self.meta;
-            let rendered = on_threads(&self.formats, |&format| {
-                render_items(meta, format, &entries, first)
-            });
-            for (parts, items) in self.items.iter_mut().zip(rendered) {
-                parts.push(Bytes::from(items?));
-            }
+        if !self.in_order {
+            return Ok(());
         }
-        self.chunks.push(chunk);
+        self.last = Some((tail.published_at, tail.id.clone()));
+        let newest = chunk.iter().map(|a| a.updated_at).max();
+        self.updated = self.updated.max(newest);
+        let first = self.items.first().is_none_or(Vec::is_empty);
+        let entries: Vec<Entry<'_>> = chunk.iter().map(|a| entry(&self.meta, a)).collect();
+        let meta = &self.meta;
+        let rendered = on_threads(&self.formats, |&format| {
+            render_items(meta, format, &entries, first)
+        });
+        for (parts, items) in self.items.iter_mut().zip(rendered) {
+            parts.push(Bytes::from(items?));
+        }
         Ok(())
     }
 
     /// The documents, one per format in the order given to
     /// [`new`](Self::new): byte for byte what [`super::build`] makes of the
-    /// same articles. The articles given come back too, so the caller can
-    /// hand the documents on before spending the time to free them.
-    pub fn finish(self) -> Result<(Vec<StreamedDocument>, Vec<Vec<Article>>), BuildError> {
+    /// same articles. `None` if they did not all come in feed order: build
+    /// the feed with [`super::build`] instead.
+    pub fn finish(self) -> Result<Option<Vec<StreamedDocument>>, BuildError> {
         if !self.in_order {
-            let all: Vec<Article> = self.chunks.concat();
-            let built = build(&self.meta, &all, &self.formats)?;
-            let docs = built.into_iter().map(StreamedDocument::from).collect();
-            return Ok((docs, vec![all]));
+            return Ok(None);
         }
         let updated = self.updated.unwrap_or(EMPTY_FEED_UPDATED);
         let meta = &self.meta;
@@ -197,7 +201,7 @@ impl FeedStream {
         })
         .into_iter()
         .collect::<Result<Vec<StreamedDocument>, BuildError>>()
-        .map(|docs| (docs, self.chunks))
+        .map(Some)
     }
 }
 
