@@ -183,7 +183,10 @@ async fn build_all_writes_the_builders_bytes_in_either_store_order() {
             for (format, doc) in &feed.docs {
                 let file = format!("{}.{}", feed.spec.name, format.extension());
                 let on_disk = std::fs::read(out.path().join(&file)).expect("read");
-                assert!(on_disk == doc.body, "{what}: {file} is not the builder's bytes");
+                assert!(
+                    on_disk == doc.body,
+                    "{what}: {file} is not the builder's bytes"
+                );
             }
         }
     }

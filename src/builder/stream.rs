@@ -153,9 +153,7 @@ impl FeedStream {
             .last
             .as_ref()
             .is_none_or(|(at, id)| (at, id) > (&head.published_at, &head.id));
-        if self.in_order
-            && !(continues && chunk.windows(2).all(|w| comes_before(&w[0], &w[1])))
-        {
+        if self.in_order && !(continues && chunk.windows(2).all(|w| comes_before(&w[0], &w[1]))) {
             self.in_order = false;
             // What was rendered is of no use any more; free it now.
             self.items = Vec::new();
@@ -262,7 +260,8 @@ fn render_items(
     let bytes = text_bytes(entries) + entries.len() * 2048;
     match format {
         Format::Rss => {
-            let mut x = Xml::nested(bytes, &rss::ITEM_PARENTS).map_err(|e| failed(e.to_string()))?;
+            let mut x =
+                Xml::nested(bytes, &rss::ITEM_PARENTS).map_err(|e| failed(e.to_string()))?;
             for e in entries {
                 rss::write_item(&mut x, meta, e).map_err(|e| failed(e.to_string()))?;
             }
@@ -303,7 +302,8 @@ fn head_and_foot(
         Format::Rss => {
             let mut head = Xml::with_capacity(4096);
             rss::write_head(&mut head, meta, updated).map_err(|e| failed(e.to_string()))?;
-            let mut foot = Xml::nested(64, &rss::ITEM_PARENTS).map_err(|e| failed(e.to_string()))?;
+            let mut foot =
+                Xml::nested(64, &rss::ITEM_PARENTS).map_err(|e| failed(e.to_string()))?;
             rss::write_foot(&mut foot).map_err(|e| failed(e.to_string()))?;
             Ok((head.finish(), foot.finish()))
         }
