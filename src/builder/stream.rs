@@ -105,7 +105,7 @@ impl From<Document> for StreamedDocument {
 ///
 /// It keeps no article: a chunk can be freed as soon as it is rendered, so
 /// the memory of the next ones is reused rather than fresh (in a one-shot
-/// process, first touches of fresh pages were a fifth of the time). The
+/// process, first touches of fresh pages were up to a third of the time). The
 /// price is that articles out of feed order cannot be sorted here: the
 /// stream then stops rendering and [`finish`](Self::finish) says so, and
 /// the caller builds the feed with [`super::build`] from all its articles.
@@ -188,7 +188,7 @@ impl FeedStream {
         let meta = &self.meta;
         let jobs: Vec<(Format, Vec<Bytes>)> =
             self.formats.iter().copied().zip(self.items).collect();
-        // Hashing ~30 MB per document is worth a thread each too.
+        // Hashing 40-odd MB per document (10 000 items) is worth a thread each too.
         on_threads(&jobs, |(format, items)| {
             let (head, foot) = head_and_foot(meta, *format, updated)?;
             let mut parts = Vec::with_capacity(items.len() + 2);

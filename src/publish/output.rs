@@ -830,7 +830,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// [`write_atomically`] of a file whose bytes are `parts` one after the
 /// other, written with vectored writes rather than first copied together.
-pub fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     write_atomically_with(path, parts, &mut |_| {})
 }
 
