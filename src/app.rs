@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::access_log::{self, AccessLog, AccessLogError};
 use crate::article::Article;
-use crate::builder::{self, BuildError, FeedMeta};
+use crate::builder::{self, FeedMeta};
 use crate::config::{Config, FeedName};
 use crate::import::{ImportError, ImportSettings, seed_if_empty};
 use crate::publish::{self, Pipeline, PublishedSet, Publisher};
@@ -123,11 +123,17 @@ pub struct BuiltFeed {
 /// Builds every configured feed once from the store and writes its documents
 /// into `out` (`feedsmith build`).
 ///
-/// The same query and builder as the running service's refresh
-/// (`refresh::build_feed`), so both write the same bytes; but each document
-/// is written (and flushed to disk) as soon as it is rendered, while the next
-/// one renders, instead of after all of them: for a large feed the disk's
-/// time hides behind the builder's.
+/// The same query and the same bytes as the running service's refresh
+/// (`refresh::build_feed`), but streamed: the store's rows are decoded on
+/// the runtime as they arrive and handed in chunks to a blocking thread that
+/// renders each chunk's items at once (every format on a thread of its own),
+/// so for a large feed rendering overlaps reading instead of waiting for the
+/// last row; the header, which needs the newest update of all items, is
+/// written last and put in front ([`builder::FeedStream`]). Each chunk is
+/// freed once rendered, so memory is reused instead of freshly faulted in.
+/// The documents are then written from their pieces, all three at the same
+/// time. Rows out of feed order (a PostgreSQL collation that sorts ids
+/// unlike Rust) make it build the feed as the service does instead.
 pub async fn build_all(
     config: &Config,
     store: &dyn ArticleStore,
@@ -140,52 +146,43 @@ pub async fn build_all(
             source,
         };
         let started = std::time::Instant::now();
-        let stored = store
-            .newest(&spec.filter, spec.limit)
-            .await
-            .map_err(|e| failed(RefreshError::Query(e)))?;
-        let items = stored.len();
-        debug!(feed = %spec.name, items, elapsed = ?started.elapsed(), "read the feed's articles");
-        let articles: Vec<Article> = stored.into_iter().map(|s| s.article).collect();
         let meta = FeedMeta::new(config, spec);
         let formats = spec.formats.clone();
-        let (done, mut finished) = mpsc::unbounded_channel();
-        // The articles are dropped on this thread too, while the last write runs.
-        let building = tokio::task::spawn_blocking(move || {
-            builder::build_each(&meta, &articles, &formats, |doc| {
-                debug!(feed = %meta.name, format = ?doc.format, elapsed = ?started.elapsed(), "rendered");
-                // The receiver outlives the build: it is read until the channel closes.
-                let _ = done.send(doc);
-                Ok::<_, BuildError>(())
-            })
-        });
-        let mut writes = Vec::with_capacity(spec.formats.len());
-        while let Some(doc) = finished.recv().await {
-            let (out, name) = (out.to_owned(), spec.name.clone());
-            writes.push(tokio::spawn(async move {
-                let written =
-                    publish::write_documents(&out, &name, std::slice::from_ref(&doc)).await;
-                debug!(feed = %name, format = ?doc.format, elapsed = ?started.elapsed(), "written");
-                written
-            }));
-        }
-        // Every write that started finishes before any error is reported.
-        let mut files = Vec::with_capacity(writes.len());
-        let mut write_error = None;
-        for write in writes {
-            match write.await {
-                Ok(Ok(paths)) => files.extend(paths),
-                Ok(Err(e)) => write_error = write_error.or(Some(AppError::Publish(e))),
-                Err(e) => write_error = write_error.or(Some(AppError::Task(e))),
+        let (chunks, arriving) = std::sync::mpsc::channel::<Vec<Article>>();
+        let name = spec.name.clone();
+        let rendering = tokio::task::spawn_blocking(move || {
+            let mut stream = builder::FeedStream::new(meta, &formats);
+            for chunk in arriving {
+                stream.push(&chunk)?;
+                // Freed here, so the next chunks reuse its memory.
+                drop(chunk);
             }
-        }
-        building
+            let docs = stream.finish();
+            debug!(feed = %name, elapsed = ?started.elapsed(), "rendered");
+            docs
+        });
+        let read = send_in_chunks(store, spec, chunks).await;
+        let mut items = read.map_err(|e| failed(RefreshError::Query(e)))?;
+        debug!(feed = %spec.name, items, elapsed = ?started.elapsed(), "read the feed's articles");
+        let streamed = rendering
             .await
             .map_err(|e| failed(RefreshError::Task(e)))?
             .map_err(|e| failed(RefreshError::Build(e)))?;
-        if let Some(e) = write_error {
-            return Err(e);
-        }
+        let docs = match streamed {
+            Some(docs) => docs,
+            None => {
+                // The store's order is not the builder's (a PostgreSQL
+                // collation sorting ids differently): the service's way.
+                debug!(feed = %spec.name, "rows out of feed order; building from a full read");
+                let built = refresh::build_feed(config, spec, store)
+                    .await
+                    .map_err(failed)?;
+                items = built.listed.len();
+                built.docs.into_iter().map(Into::into).collect()
+            }
+        };
+        let files = publish::write_streamed_documents(out, &spec.name, docs).await?;
+        debug!(feed = %spec.name, elapsed = ?started.elapsed(), "written");
         info!(feed = %spec.name, items, files = files.len(), "built feed");
         written.push(BuiltFeed {
             name: spec.name.clone(),
@@ -194,6 +191,42 @@ pub async fn build_all(
         });
     }
     Ok(written)
+}
+
+/// Articles per chunk handed from the store read to the renderer: enough
+/// that handing over and starting the render threads costs little per
+/// article, few enough that the renderer starts early and the last chunk,
+/// rendered after the last row, is short.
+const BUILD_CHUNK: usize = 256;
+
+/// Reads the newest articles of `spec`'s feed and sends them on in chunks
+/// of [`BUILD_CHUNK`], in store order; returns how many were read. Stops
+/// early, without an error, if the renderer is gone (it failed; its own
+/// result says why).
+async fn send_in_chunks(
+    store: &dyn ArticleStore,
+    spec: &crate::config::FeedSpec,
+    chunks: std::sync::mpsc::Sender<Vec<Article>>,
+) -> Result<usize, StoreError> {
+    use futures_util::TryStreamExt;
+    let mut rows = store.newest_stream(&spec.filter, spec.limit);
+    let mut chunk = Vec::with_capacity(BUILD_CHUNK);
+    let mut read = 0;
+    while let Some(stored) = rows.try_next().await? {
+        chunk.push(stored.article);
+        read += 1;
+        if chunk.len() == BUILD_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(BUILD_CHUNK));
+            if chunks.send(full).is_err() {
+                return Ok(read);
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        // A renderer that is gone reports its own error.
+        let _ = chunks.send(chunk);
+    }
+    Ok(read)
 }
 
 /// Builds every feed, the index and the OPML list into a set ready to serve,

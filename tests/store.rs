@@ -107,6 +107,42 @@ async fn newest_orders_and_limits(store: &dyn ArticleStore) {
     );
 }
 
+/// The streamed read is the same query: the same articles in the same
+/// order, limit and filter applied.
+async fn newest_stream_is_newest_one_by_one(store: &dyn ArticleStore) {
+    use futures_util::TryStreamExt;
+    store
+        .upsert(&[
+            article("c", "2025-01-02T00:00:00Z", json!({"section": "World"})),
+            article("a", "2025-01-03T00:00:00Z", json!({"section": "World"})),
+            article("b", "2025-01-03T00:00:00Z", json!({})),
+            article("d", "2025-01-01T00:00:00Z", json!({"section": "World"})),
+            article("e", "2025-01-04T00:00:00Z", json!({"status": "draft"})),
+        ])
+        .await
+        .expect("insert");
+    for (filter, limit) in [
+        (ArticleFilter::default(), 10),
+        (ArticleFilter::default(), 2),
+        (filter(&["World"], &[], &[]), 10),
+    ] {
+        let whole = store.newest(&filter, limit).await.expect("newest");
+        let streamed: Vec<_> = store
+            .newest_stream(&filter, limit)
+            .try_collect()
+            .await
+            .expect("newest_stream");
+        assert_eq!(streamed, whole, "limit {limit}");
+    }
+    let all = ArticleFilter::default();
+    let streamed: Vec<_> = store
+        .newest_stream(&all, 10)
+        .try_collect()
+        .await
+        .expect("newest_stream");
+    assert_eq!(ids(&streamed), ["b", "a", "c", "d"]);
+}
+
 async fn newest_shows_only_published(store: &dyn ArticleStore) {
     let live = article("live", "2025-01-01T00:00:00Z", json!({"section": "World"}));
     store
@@ -450,6 +486,7 @@ store_suite!(
         upsert_bumps_revision_only_on_change,
         get_returns_exactly_what_was_written,
         newest_orders_and_limits,
+        newest_stream_is_newest_one_by_one,
         newest_shows_only_published,
         newest_applies_every_filter,
         filter_rows_follow_updates,
@@ -467,6 +504,7 @@ store_suite!(
         upsert_bumps_revision_only_on_change,
         get_returns_exactly_what_was_written,
         newest_orders_and_limits,
+        newest_stream_is_newest_one_by_one,
         newest_shows_only_published,
         newest_applies_every_filter,
         filter_rows_follow_updates,

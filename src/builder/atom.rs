@@ -10,9 +10,15 @@
 
 use std::io;
 
+use chrono::{DateTime, Utc};
+
 use super::xml::Xml;
 use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc3339, source_tag_uri};
 use crate::config::Format;
+
+/// The elements an entry sits inside, for writing entries apart from the
+/// header (`Xml::nested`).
+pub const ENTRY_PARENTS: [&str; 1] = ["feed"];
 
 const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
@@ -24,6 +30,16 @@ pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, Strin
 }
 
 fn write_feed(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Result<()> {
+    write_head(x, meta, prepared.updated)?;
+    for e in &prepared.entries {
+        write_entry(x, meta, e)?;
+    }
+    write_foot(x)
+}
+
+/// Everything before the first entry. `updated` (the newest entry's
+/// `updated_at`) is its only part that depends on the entries.
+pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::Result<()> {
     let zone = meta.timezone;
     let self_url = meta.self_url(Format::Atom);
     x.declaration()?;
@@ -36,7 +52,7 @@ fn write_feed(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Resu
     x.text("id", &[], &self_url)?;
     x.text("title", &[("type", "text")], &meta.title)?;
     x.text("subtitle", &[("type", "text")], &meta.description)?;
-    x.text("updated", &[], &rfc3339(prepared.updated, zone))?;
+    x.text("updated", &[], &rfc3339(updated, zone))?;
     x.empty(
         "link",
         &[
@@ -76,13 +92,16 @@ fn write_feed(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Resu
     for c in &meta.categories {
         x.empty("category", &[("term", c)])?;
     }
-    for e in &prepared.entries {
-        write_entry(x, meta, e)?;
-    }
+    Ok(())
+}
+
+/// Everything after the last entry.
+pub fn write_foot(x: &mut Xml) -> io::Result<()> {
     x.end("feed")
 }
 
-fn write_entry(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
+/// One entry, at the depth `ENTRY_PARENTS` gives.
+pub fn write_entry(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
     let zone = meta.timezone;
     x.start("entry", &[])?;
     x.text("id", &[], &e.tag)?;

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Entry, FeedMeta, Prepared, rfc3339};
@@ -14,8 +15,10 @@ use crate::config::Format;
 
 pub const VERSION: &str = "https://jsonfeed.org/version/1.1";
 
+/// The feed object without its `items`, which come last: the whole-slice
+/// render and the streamed one both write this, then the items array.
 #[derive(Serialize)]
-struct Feed<'a> {
+struct Head<'a> {
     version: &'static str,
     title: &'a str,
     home_page_url: &'a str,
@@ -30,7 +33,6 @@ struct Feed<'a> {
     authors: Vec<Person<'a>>,
     #[serde(rename = "_feedsmith")]
     extension: FeedExtension<'a>,
-    items: Vec<Item<'a>>,
 }
 
 #[derive(Serialize)]
@@ -115,8 +117,24 @@ struct Link<'a> {
 }
 
 pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 1024);
+    write_head(&mut out, meta, prepared.updated).map_err(|e| e.to_string())?;
+    for (i, e) in prepared.entries.iter().enumerate() {
+        write_item(&mut out, meta, e, i == 0).map_err(|e| e.to_string())?;
+    }
+    write_foot(&mut out);
+    Ok(out)
+}
+
+/// The feed object up to the opening of its `items` array. `updated` (the
+/// newest item's `updated_at`) is its only part that depends on the items.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    meta: &FeedMeta,
+    updated: DateTime<Utc>,
+) -> serde_json::Result<()> {
     let zone = meta.timezone;
-    let feed = Feed {
+    let head = Head {
         version: VERSION,
         title: &meta.title,
         home_page_url: meta.site_url.as_str(),
@@ -130,16 +148,39 @@ pub fn render(meta: &FeedMeta, prepared: &Prepared) -> Result<Vec<u8>, String> {
             url: Some(meta.site_url.as_str()),
         }],
         extension: FeedExtension {
-            updated: rfc3339(prepared.updated, zone),
+            updated: rfc3339(updated, zone),
             rights: meta.rights.as_deref(),
             categories: &meta.categories,
         },
-        items: prepared.entries.iter().map(|e| item(e, meta)).collect(),
     };
-    let mut out = Vec::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 1024);
-    serde_json::to_writer(&mut out, &feed).map_err(|e| e.to_string())?;
-    out.push(b'\n');
-    Ok(out)
+    serde_json::to_writer(&mut *out, &head)?;
+    // Compact serde_json writes a struct as `{…}`: reopen the object for
+    // `items`, its last member, exactly as serialising it with the rest would.
+    if out.last() == Some(&b'}') {
+        out.pop();
+    }
+    out.extend_from_slice(b",\"items\":[");
+    Ok(())
+}
+
+/// One item of the `items` array; every one but the `first` is preceded by
+/// the comma that separates it from the one before.
+pub fn write_item(
+    out: &mut Vec<u8>,
+    meta: &FeedMeta,
+    e: &Entry,
+    first: bool,
+) -> serde_json::Result<()> {
+    if !first {
+        out.push(b',');
+    }
+    serde_json::to_writer(out, &item(e, meta))
+}
+
+/// Everything after the last item: the array's and the object's ends, and
+/// the final newline.
+pub fn write_foot(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"]}\n");
 }
 
 fn item<'a>(e: &'a Entry, meta: &FeedMeta) -> Item<'a> {

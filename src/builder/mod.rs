@@ -14,7 +14,10 @@ mod html;
 mod json;
 mod rss;
 pub mod site;
+mod stream;
 mod xml;
+
+pub use stream::{FeedStream, StreamedDocument};
 
 use std::fmt;
 
@@ -440,31 +443,36 @@ pub struct Prepared<'a> {
     pub text_bytes: usize,
 }
 
-/// Sorts, sanitises and resolves the articles once for every format.
-pub fn prepare<'a>(meta: &FeedMeta, articles: &'a [Article]) -> Prepared<'a> {
-    let mut ordered: Vec<&Article> = articles.iter().collect();
-    sort_newest_first(&mut ordered);
-    let entries: Vec<Entry<'a>> = ordered
-        .into_iter()
-        .map(|a| {
-            let mut e = Entry::prepare(a);
-            e.tag = tag_uri(&meta.tag_authority, a);
-            e
-        })
-        .collect();
-    let updated = entries
-        .iter()
-        .map(|e| e.updated_at)
-        .max()
-        .unwrap_or(EMPTY_FEED_UPDATED);
-    let text_bytes = entries
+/// One article of `meta`'s feed made safe to render, with its `tag:` URI.
+fn entry<'a>(meta: &FeedMeta, article: &'a Article) -> Entry<'a> {
+    let mut e = Entry::prepare(article);
+    e.tag = tag_uri(&meta.tag_authority, article);
+    e
+}
+
+/// The entries' text sizes added up, to size output buffers once.
+fn text_bytes(entries: &[Entry<'_>]) -> usize {
+    entries
         .iter()
         .map(|e| {
             e.content_with_related.as_ref().map_or(0, |c| c.len())
                 + e.standfirst.as_ref().map_or(0, |s| s.len())
                 + e.headline.len()
         })
-        .sum();
+        .sum()
+}
+
+/// Sorts, sanitises and resolves the articles once for every format.
+pub fn prepare<'a>(meta: &FeedMeta, articles: &'a [Article]) -> Prepared<'a> {
+    let mut ordered: Vec<&Article> = articles.iter().collect();
+    sort_newest_first(&mut ordered);
+    let entries: Vec<Entry<'a>> = ordered.into_iter().map(|a| entry(meta, a)).collect();
+    let updated = entries
+        .iter()
+        .map(|e| e.updated_at)
+        .max()
+        .unwrap_or(EMPTY_FEED_UPDATED);
+    let text_bytes = text_bytes(&entries);
     Prepared {
         entries,
         updated,

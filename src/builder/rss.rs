@@ -18,6 +18,8 @@
 
 use std::io;
 
+use chrono::{DateTime, Utc};
+
 use super::xml::Xml;
 use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc822, rfc3339};
 use crate::config::Format;
@@ -30,14 +32,38 @@ pub const NAMESPACES: [(&str, &str); 5] = [
     ("xmlns:media", "http://search.yahoo.com/mrss/"),
 ];
 
+/// The elements an item sits inside, for writing items apart from the
+/// header (`Xml::nested`).
+pub const ITEM_PARENTS: [&str; 2] = ["rss", "channel"];
+
+/// A writer for a whole RSS document: plain text with the profile's
+/// hexadecimal references (module docs).
+pub fn writer(bytes: usize) -> Xml {
+    Xml::with_capacity(bytes).with_hex_char_refs()
+}
+
+/// A writer for items written apart from the header, escaping as [`writer`].
+pub fn item_writer(bytes: usize) -> io::Result<Xml> {
+    Ok(Xml::nested(bytes, &ITEM_PARENTS)?.with_hex_char_refs())
+}
+
 pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, String> {
-    let mut x = Xml::with_capacity(4096 + prepared.text_bytes + prepared.entries.len() * 2048)
-        .with_hex_char_refs();
+    let mut x = writer(4096 + prepared.text_bytes + prepared.entries.len() * 2048);
     write_channel(&mut x, meta, prepared).map_err(|e| e.to_string())?;
     Ok(x.finish())
 }
 
 fn write_channel(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Result<()> {
+    write_head(x, meta, prepared.updated)?;
+    for e in &prepared.entries {
+        write_item(x, meta, e)?;
+    }
+    write_foot(x)
+}
+
+/// Everything before the first item. `updated` (the newest item's
+/// `updated_at`) is its only part that depends on the items.
+pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::Result<()> {
     let zone = meta.timezone;
     x.declaration()?;
     let mut root = vec![("version", "2.0")];
@@ -53,7 +79,7 @@ fn write_channel(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::R
     if let Some(rights) = &meta.rights {
         x.text("copyright", &[], rights)?;
     }
-    x.text("lastBuildDate", &[], &rfc822(prepared.updated, zone))?;
+    x.text("lastBuildDate", &[], &rfc822(updated, zone))?;
     for c in &meta.categories {
         x.text("category", &[], c)?;
     }
@@ -78,15 +104,17 @@ fn write_channel(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::R
             ("rel", "self"),
             ("type", "application/rss+xml"),
         ],
-    )?;
-    for e in &prepared.entries {
-        write_item(x, meta, e)?;
-    }
+    )
+}
+
+/// Everything after the last item.
+pub fn write_foot(x: &mut Xml) -> io::Result<()> {
     x.end("channel")?;
     x.end("rss")
 }
 
-fn write_item(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
+/// One item, at the depth `ITEM_PARENTS` gives.
+pub fn write_item(x: &mut Xml, meta: &FeedMeta, e: &Entry<'_>) -> io::Result<()> {
     let zone = meta.timezone;
     x.start("item", &[])?;
     x.text("title", &[], &e.headline)?;

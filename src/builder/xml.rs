@@ -89,6 +89,23 @@ impl Xml {
         self
     }
 
+    /// A writer for a fragment that sits inside the elements `open`, one
+    /// inside the next: its first tag is put on a new line and indented
+    /// exactly as in a whole document written by one writer, after those
+    /// parents' start tags or after any sibling. This is what lets a feed's
+    /// items be written before its header (see `super::stream`) and still
+    /// give the same bytes as writing it top to bottom.
+    pub fn nested(bytes: usize, open: &[&str]) -> io::Result<Self> {
+        let mut x = Self::with_capacity(bytes);
+        for name in open {
+            x.start(name, &[])?;
+        }
+        // The indentation state stays: the depth, and that the next tag
+        // starts a new line (as after any start tag, end tag or empty tag).
+        x.w.get_mut().clear();
+        Ok(x)
+    }
+
     pub fn declaration(&mut self) -> io::Result<()> {
         self.w
             .write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))

@@ -27,7 +27,7 @@ pub use body::{Body, BodyStore, Region, SENDFILE_MIN_BYTES, StoreUsage};
 pub use compress::{Compressor, Done};
 pub use output::{
     Loaded, MANIFEST, PublishError, TempCleanup, Wanted, document_path, load, prepare, save,
-    write_atomically, write_documents,
+    write_atomically, write_documents, write_streamed_documents,
 };
 pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
 pub use writer::{OutputWriter, Report};

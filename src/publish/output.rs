@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{Body, BodyStore, SENDFILE_MIN_BYTES};
 use super::{Encoding, PublishedFeed, PublishedSet, Representation, Variant};
-use crate::builder::{self, Document, ETag};
+use crate::builder::{self, Document, ETag, StreamedDocument};
 use crate::config::{FeedName, Format};
 
 /// Why the output folder could not be prepared or written. What is served from
@@ -118,6 +118,49 @@ pub async fn write_documents(
         Ok(written)
     })
     .await?
+}
+
+/// Writes the documents of a streamed build of a feed into `dir`, each
+/// atomically (its parts with vectored writes) and all at the same time on
+/// blocking threads, then makes the renames durable with one sync of the
+/// folder. Every write that started finishes before an error is returned.
+pub async fn write_streamed_documents(
+    dir: &Path,
+    feed: &FeedName,
+    docs: Vec<StreamedDocument>,
+) -> Result<Vec<PathBuf>, PublishError> {
+    let creating = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&creating).map_err(write_error(&creating))
+    })
+    .await??;
+    let writes: Vec<_> = docs
+        .into_iter()
+        .map(|doc| {
+            let path = dir.join(format!("{feed}.{}", doc.format.extension()));
+            tokio::task::spawn_blocking(move || {
+                let parts: Vec<&[u8]> = doc.parts.iter().map(|p| &p[..]).collect();
+                write_parts_atomically(&path, &parts).map_err(write_error(&path))?;
+                Ok::<_, PublishError>(path)
+            })
+        })
+        .collect();
+    let mut written = Vec::with_capacity(writes.len());
+    let mut failed = None;
+    for write in writes {
+        match write.await {
+            Ok(Ok(path)) => written.push(path),
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(e) => failed = failed.or(Some(PublishError::Task(e))),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let syncing = dir.to_owned();
+    tokio::task::spawn_blocking(move || sync_dir(&syncing).map_err(write_error(&syncing)))
+        .await??;
+    Ok(written)
 }
 
 /// The manifest's file name; it cannot clash with a feed's files, whose
@@ -258,7 +301,7 @@ fn write_manifest(
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
-    write_atomically_with(&path, &json, step).map_err(|source| PublishError::Write {
+    write_atomically_with(&path, &[&json], step).map_err(|source| PublishError::Write {
         path: path.clone(),
         source,
     })?;
@@ -782,13 +825,19 @@ const LOAD_CHUNK: usize = 256 * 1024;
 
 /// Temp file beside the target, fsync, rename over the target.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomically_with(path, bytes, &mut |_| {})
+    write_atomically_with(path, &[bytes], &mut |_| {})
 }
 
-/// [`write_atomically`], calling `step` before each filesystem operation.
+/// [`write_atomically`] of a file whose bytes are `parts` one after the
+/// other, written with vectored writes rather than first copied together.
+fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    write_atomically_with(path, parts, &mut |_| {})
+}
+
+/// [`write_parts_atomically`], calling `step` before each filesystem operation.
 fn write_atomically_with(
     path: &Path,
-    bytes: &[u8],
+    parts: &[&[u8]],
     step: &mut dyn FnMut(Step<'_>),
 ) -> std::io::Result<()> {
     let tmp = temp_path(path);
@@ -796,7 +845,7 @@ fn write_atomically_with(
         step(Step::CreateTemp(&tmp));
         let mut f = std::fs::File::create(&tmp)?;
         step(Step::Write(&tmp));
-        f.write_all(bytes)?;
+        write_all_vectored(&mut f, parts)?;
         step(Step::Sync(&tmp));
         f.sync_all()?;
         step(Step::Rename(path));
@@ -807,6 +856,28 @@ fn write_atomically_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes every byte of `parts` in order, as few `writev` calls as the
+/// kernel allows (`Write::write_all_vectored` is not stable yet).
+fn write_all_vectored(f: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::{ErrorKind, IoSlice};
+    /// Linux's `IOV_MAX`: `writev` refuses more slices than this.
+    const MAX_SLICES: usize = 1024;
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    // Skips empty parts, so an empty `rest` means everything is written.
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let upto = rest.len().min(MAX_SLICES);
+        match f.write_vectored(&rest[..upto]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Turns an I/O error at `path` into the error a save reports.

@@ -202,20 +202,29 @@ impl RowDecoder<'_> {
     }
 }
 
-/// Decodes each row of a query's stream as it arrives (decoding overlaps
+/// Each row of a query's stream decoded as it arrives (decoding overlaps
 /// the database's work, and a row is freed once read instead of every row
-/// being held until the last arrives).
+/// being held until the last arrives). `doing` names the query in errors.
+pub(crate) fn decode_rows<R: ArticleRow>(
+    rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>>,
+    doing: &'static str,
+) -> impl futures_util::Stream<Item = Result<StoredArticle, StoreError>> {
+    use futures_util::StreamExt;
+    rows.map(move |row| decode(&row.map_err(StoreError::query(doing))?))
+}
+
+/// Every row of a query's stream, decoded as it arrives ([`decode_rows`]).
 pub(crate) async fn collect_rows<R: ArticleRow>(
     rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>>,
     limit: u32,
     doing: &'static str,
 ) -> Result<Vec<StoredArticle>, StoreError> {
     use futures_util::TryStreamExt;
-    let mut rows = std::pin::pin!(rows);
+    let mut articles = std::pin::pin!(decode_rows(rows, doing));
     // `limit` is at most the feed limit (10 000), so this is never large.
     let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
-    while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
-        out.push(decode(&row)?);
+    while let Some(article) = articles.try_next().await? {
+        out.push(article);
     }
     Ok(out)
 }

@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 
 use crate::article::{Article, ArticleFilter, ArticleId};
 
@@ -229,6 +230,23 @@ pub trait ArticleStore: Send + Sync {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// [`newest`](Self::newest) one article at a time, each as soon as its
+    /// row is read and decoded, in the same order; a consumer can start on
+    /// the first before the last has arrived (`feedsmith build` renders them
+    /// so). The first error ends it. The default waits for `newest` and
+    /// hands out its result, for stores that cannot stream.
+    fn newest_stream<'a>(
+        &'a self,
+        filter: &'a ArticleFilter,
+        limit: u32,
+    ) -> BoxStream<'a, Result<StoredArticle, StoreError>> {
+        use futures_util::{StreamExt, TryStreamExt, stream};
+        stream::once(self.newest(filter, limit))
+            .map_ok(|all| stream::iter(all.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
 
     /// The revision of the latest change; `Revision(0)` for an empty store.
     async fn revision(&self) -> Result<Revision, StoreError>;

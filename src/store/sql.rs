@@ -58,6 +58,9 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// What a feed's query is doing, for its errors.
+const NEWEST: &str = "selecting a feed's articles";
+
 #[async_trait]
 impl<B: Backend> ArticleStore for B {
     async fn upsert(&self, articles: &[Article]) -> Result<Vec<Upserted>, StoreError> {
@@ -87,7 +90,17 @@ impl<B: Backend> ArticleStore for B {
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
         let (sql, binds) = B::newest_query(filter, limit);
-        codec::collect_rows(self.rows(sql, binds), limit, "selecting a feed's articles").await
+        codec::collect_rows(self.rows(sql, binds), limit, NEWEST).await
+    }
+
+    fn newest_stream<'a>(
+        &'a self,
+        filter: &'a ArticleFilter,
+        limit: u32,
+    ) -> BoxStream<'a, Result<StoredArticle, StoreError>> {
+        use futures_util::StreamExt;
+        let (sql, binds) = B::newest_query(filter, limit);
+        codec::decode_rows(self.rows(sql, binds), NEWEST).boxed()
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {

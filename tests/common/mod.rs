@@ -2,6 +2,8 @@
 //! validation path, and stores opened on temporary files.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod strategies;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
