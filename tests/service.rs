@@ -616,7 +616,7 @@ async fn a_first_start_into_a_missing_output_folder_keeps_large_variants_off_the
         "the sample feeds have no variant of {SENDFILE_MIN_BYTES} bytes, so this test proves nothing"
     );
     let compressed = set
-        .feeds
+        .feeds()
         .values()
         .flat_map(|f| f.values())
         .filter(|r| r.gzip().is_some() && r.brotli().is_some())

@@ -12,7 +12,9 @@ use feedsmith::app;
 use feedsmith::article::{Article, ArticleFilter, ArticleId};
 use feedsmith::builder::{self, Document, FeedMeta, FeedStream};
 use feedsmith::config::Format;
-use feedsmith::store::{ArticleStore, Revision, SqliteStore, StoreError, StoredArticle, Upserted};
+use feedsmith::store::{
+    ArticleStore, Revision, SourceState, SqliteStore, StoreError, StoredArticle, Upserted,
+};
 use futures_util::stream::BoxStream;
 use proptest::prelude::*;
 
@@ -155,6 +157,12 @@ impl ArticleStore for Backwards {
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
         self.0.changed_since(since, limit).await
+    }
+    async fn source_states(&self) -> Result<Vec<(String, SourceState)>, StoreError> {
+        self.0.source_states().await
+    }
+    async fn save_source_state(&self, name: &str, state: &SourceState) -> Result<(), StoreError> {
+        self.0.save_source_state(name, state).await
     }
 }
 

@@ -395,7 +395,7 @@ impl Scheduler {
                     config: self.config.clone(),
                     spec,
                     store: store.clone(),
-                    previous: current.feed(&name).cloned(),
+                    previous: current.feed(name.as_str()).cloned(),
                     bodies: self.pipeline.store.clone(),
                 };
                 running.spawn(async move { (name, job.run().await) });
@@ -420,7 +420,7 @@ impl Scheduler {
                         state.listed = listed;
                     }
                     self.pending.remove(&name);
-                    let same = current.feed(&name).is_some_and(|old| {
+                    let same = current.feed(name.as_str()).is_some_and(|old| {
                         old.len() == feed.len()
                             && old
                                 .iter()

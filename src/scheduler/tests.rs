@@ -632,7 +632,7 @@ async fn a_reload_rebuilds_every_feed_once_and_follows_the_new_schedules_from_th
     assert_eq!(hms(&world.builds_of("old")), ["01 12:00:00"]);
     assert_eq!(
         served
-            .feeds
+            .feeds()
             .keys()
             .map(FeedName::as_str)
             .collect::<Vec<_>>(),
