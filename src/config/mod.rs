@@ -1191,26 +1191,39 @@ fn load_sources(
     sources
 }
 
-/// Checks one source file, as [`compile_feed`] checks a feed file.
-fn compile_source(
-    source: &Source,
-    default_refresh: Option<&CronSchedule>,
-) -> Result<SourceSpec, Problems> {
+/// What every one-per-file document (feed, source) starts with: its name,
+/// the file stem, parsed as `N` (a problem of the file when it is no valid
+/// name), and its contents read as `R`, with every problem found on the way.
+fn read_named<N, R>(source: &Source) -> (Option<N>, Option<R>, Problems)
+where
+    N: std::str::FromStr,
+    N::Err: Into<String>,
+    R: serde::de::DeserializeOwned,
+{
     let stem = source
         .path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
     let mut problems = Problems::default();
-    let name = match stem.parse::<SourceName>() {
+    let name = match stem.parse::<N>() {
         Ok(n) => Some(n),
         Err(e) => {
             problems.push(Problem::in_file(&source.path, e));
             None
         }
     };
-    let (raw, found) = document::deserialize_all::<RawSource>(source);
+    let (raw, found) = document::deserialize_all::<R>(source);
     problems.append(found);
+    (name, raw, problems)
+}
+
+/// Checks one source file, as [`compile_feed`] checks a feed file.
+fn compile_source(
+    source: &Source,
+    default_refresh: Option<&CronSchedule>,
+) -> Result<SourceSpec, Problems> {
+    let (name, raw, mut problems) = read_named::<SourceName, RawSource>(source);
     let Some(raw) = raw else {
         return Err(problems);
     };
@@ -1249,21 +1262,7 @@ fn compile_feed(
     source: &Source,
     default_refresh: Option<&CronSchedule>,
 ) -> Result<FeedSpec, Problems> {
-    let stem = source
-        .path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let mut problems = Problems::default();
-    let name = match stem.parse::<FeedName>() {
-        Ok(n) => Some(n),
-        Err(e) => {
-            problems.push(Problem::in_file(&source.path, e));
-            None
-        }
-    };
-    let (raw, found) = document::deserialize_all::<RawFeed>(source);
-    problems.append(found);
+    let (name, raw, mut problems) = read_named::<FeedName, RawFeed>(source);
     let Some(raw) = raw else {
         return Err(problems);
     };
