@@ -4,61 +4,14 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{repo_root, run_feedsmith, sample_articles};
-use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
-use tempfile::TempDir;
+use common::{TempSite, repo_root, sample_articles};
+use feedsmith::store::ArticleStore;
 
-/// A working directory with a config whose store lives inside it.
-struct Site {
-    dir: TempDir,
-}
-
-impl Site {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let feeds = dir.path().join("feeds");
-        fs::create_dir(&feeds).expect("feeds dir");
-        fs::write(feeds.join("latest.toml"), "title = \"Latest\"\n").expect("feed");
-        fs::write(
-            dir.path().join("feedsmith.toml"),
-            format!(
-                "[server]\nbase_url = \"http://127.0.0.1:8080\"\n\n[site]\ntitle = \"T\"\ntimezone = \"Europe/Dublin\"\n\n\
-                 [store]\nurl = \"sqlite://{db}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
-                db = dir.path().join("data/articles.db").display(),
-                feeds = feeds.display()
-            ),
-        )
-        .expect("config");
-        Self { dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("feedsmith.toml")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        run_feedsmith(&self.config(), args)
-    }
-
-    async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&SqliteLocation::File(
-            self.dir.path().join("data/articles.db"),
-        ))
-        .await
-        .expect("open store")
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).expect("dirs");
-        }
-        fs::write(&path, text).expect("write");
-        path
-    }
+/// A site whose one feed is a minimal `latest` (tests/common).
+fn new_site() -> TempSite {
+    TempSite::with_feed("title = \"Latest\"\n")
 }
 
 fn stdout(o: &Output) -> String {
@@ -71,7 +24,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test]
 async fn importing_the_samples_stores_exactly_them_and_a_second_import_changes_nothing() {
-    let site = Site::new();
+    let site = new_site();
     let first = site.run(&["import", "examples/articles"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let samples = sample_articles();
@@ -120,7 +73,7 @@ async fn importing_the_samples_stores_exactly_them_and_a_second_import_changes_n
 
 #[tokio::test]
 async fn rejections_name_file_article_and_field_and_valid_articles_still_land() {
-    let site = Site::new();
+    let site = new_site();
     let file = site.write(
         "in/batch.json",
         r#"[
@@ -188,7 +141,7 @@ async fn rejections_name_file_article_and_field_and_valid_articles_still_land() 
 
 #[tokio::test]
 async fn single_objects_arrays_and_directories_import_in_sorted_order() {
-    let site = Site::new();
+    let site = new_site();
     let one = |id: &str, headline: &str| {
         format!(
             r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
@@ -222,7 +175,7 @@ async fn single_objects_arrays_and_directories_import_in_sorted_order() {
 
 #[tokio::test]
 async fn import_goes_on_while_a_feed_file_is_broken_and_the_main_config_is_still_checked() {
-    let site = Site::new();
+    let site = new_site();
     site.write(
         "feeds/latest.toml",
         "title = \"Latest\"\nlimit = \"many\"\n",
@@ -274,7 +227,7 @@ async fn import_goes_on_while_a_feed_file_is_broken_and_the_main_config_is_still
 
 #[test]
 fn a_file_that_is_not_json_is_rejected_with_its_position() {
-    let site = Site::new();
+    let site = new_site();
     let file = site.write("broken.json", "[\n  {\"id\": \"a\",\n  oops\n]");
     let out = site.run(&["import", &file.display().to_string()]);
     assert_eq!(out.status.code(), Some(1));
@@ -297,7 +250,7 @@ fn a_file_that_is_not_json_is_rejected_with_its_position() {
 
 #[test]
 fn a_lone_surrogate_escape_is_named_in_json_and_jsonl_files() {
-    let site = Site::new();
+    let site = new_site();
     let article = |id: &str, headline: &str| {
         format!(
             r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
@@ -362,7 +315,7 @@ fn a_lone_surrogate_escape_is_named_in_json_and_jsonl_files() {
 
 #[tokio::test]
 async fn an_id_given_twice_in_one_file_is_rejected_where_it_repeats() {
-    let site = Site::new();
+    let site = new_site();
     let one = |id: &str, headline: &str| {
         format!(
             r#"{{"id": "{id}", "url": "https://e.com/{id}", "headline": "{headline}", "published_at": "2025-01-01T10:00:00Z"}}"#
@@ -419,7 +372,7 @@ async fn an_id_given_twice_in_one_file_is_rejected_where_it_repeats() {
 
 #[test]
 fn check_reports_every_mistake_with_line_and_column() {
-    let site = Site::new();
+    let site = new_site();
     let config = fs::read_to_string(site.config()).expect("read");
     fs::write(
         site.config(),
@@ -473,7 +426,7 @@ fn garbage(len: usize) -> String {
 
 #[test]
 fn check_refuses_a_huge_feed_file_by_its_size() {
-    let site = Site::new();
+    let site = new_site();
     let g = site.write("feeds/g.toml", &garbage(5_000_000));
     let out = site.run(&["check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -494,7 +447,7 @@ fn check_refuses_a_huge_feed_file_by_its_size() {
 
 #[test]
 fn check_lists_the_first_hundred_problems_and_counts_the_rest() {
-    let site = Site::new();
+    let site = new_site();
     let mut text = String::from("title = \"Noisy\"\n");
     for i in 1..=250 {
         text.push_str(&format!("key{i} = {i}\n"));
@@ -536,7 +489,7 @@ fn check_accepts_the_shipped_config() {
 
 #[test]
 fn config_path_can_come_from_the_environment() {
-    let site = Site::new();
+    let site = new_site();
     let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
         .arg("check")
         .env("FEEDSMITH_CONFIG", site.config())
@@ -563,7 +516,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(site: &Site) -> Self {
+    fn start(site: &TempSite) -> Self {
         use std::io::BufRead;
         let mut child = serve_command(site)
             .env("NO_COLOR", "1")
@@ -623,7 +576,7 @@ impl Running {
 
 /// `feedsmith serve` on `site`'s config, at `RUST_LOG=info`, its stdout (an
 /// access log on `-`) discarded.
-fn serve_command(site: &Site) -> Command {
+fn serve_command(site: &TempSite) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_feedsmith"));
     command
         .arg("--config")
@@ -660,7 +613,7 @@ fn strip_ansi(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
-    let site = Site::new();
+    let site = new_site();
     site.write(
         "feedsmith.toml",
         &format!(
@@ -707,7 +660,7 @@ fn serve_logs_a_refused_edit_with_its_position_and_reloads_on_sighup() {
 }
 
 /// A `serve` config for `site` on a free port; `extra` goes at the end.
-fn serve_config(site: &Site, extra: &str) {
+fn serve_config(site: &TempSite, extra: &str) {
     site.write(
         "feedsmith.toml",
         &format!(
@@ -770,7 +723,7 @@ fn wait_for_lines(path: &std::path::Path, n: usize) -> String {
 
 #[test]
 fn sigusr1_reopens_the_access_log_after_logrotate_renames_it() {
-    let site = Site::new();
+    let site = new_site();
     let log = site.dir.path().join("access.log");
     let rotated = site.dir.path().join("access.log.1");
     serve_config(
@@ -814,7 +767,7 @@ fn sigusr1_reopens_the_access_log_after_logrotate_renames_it() {
 }
 
 /// `serve` with stderr to a file (not a terminal), as under a supervisor.
-fn serve_to_file(site: &Site, stderr_path: &std::path::Path) -> String {
+fn serve_to_file(site: &TempSite, stderr_path: &std::path::Path) -> String {
     let stderr = fs::File::create(stderr_path).expect("stderr file");
     let mut child = serve_command(site)
         .env_remove("NO_COLOR")
@@ -847,7 +800,7 @@ fn serve_to_file(site: &Site, stderr_path: &std::path::Path) -> String {
 
 #[test]
 fn the_service_log_has_no_colour_codes_in_a_file_and_no_request_lines() {
-    let site = Site::new();
+    let site = new_site();
     serve_config(&site, "");
     let text = serve_to_file(&site, &site.dir.path().join("stderr.log"));
     assert!(text.contains("serving"), "{text}");
@@ -860,7 +813,7 @@ fn the_service_log_has_no_colour_codes_in_a_file_and_no_request_lines() {
 
 #[test]
 fn log_format_json_makes_every_service_log_line_an_object() {
-    let site = Site::new();
+    let site = new_site();
     serve_config(&site, "[log]\nformat = \"json\"");
     let text = serve_to_file(&site, &site.dir.path().join("stderr.log"));
     assert!(text.lines().count() >= 2, "{text}");

@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::DateTime;
-use common::{Built, repo_root, run_feedsmith, sample_articles, sample_feeds};
+use common::{Built, TempSite, repo_root, sample_articles, sample_feeds};
 use feedsmith::article::{Article, ArticleId};
 use feedsmith::builder::{self, Entry, FeedMeta};
 use feedsmith::config::Format;
-use feedsmith::store::{ArticleStore, SqliteLocation, SqliteStore};
-use tempfile::TempDir;
+use feedsmith::store::ArticleStore;
 
 fn seconds(s: &str) -> i64 {
     DateTime::parse_from_rfc2822(s)
@@ -166,39 +165,22 @@ fn every_published_sample_feed_reads_back_with_the_rss_and_atom_crates() {
     assert_eq!(checked, 2 * feeds.len());
 }
 
-/// A working directory with the shipped feed files and a config whose store
-/// and output live inside it.
-struct Site {
-    dir: TempDir,
-}
+/// A temporary site (tests/common) with the shipped `latest` feed, and the
+/// steps these tests take on it.
+struct Site(TempSite);
 
 impl Site {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let feeds = dir.path().join("feeds");
-        fs::create_dir(&feeds).expect("feeds dir");
-        fs::copy(
-            repo_root().join("feeds/latest.toml"),
-            feeds.join("latest.toml"),
-        )
-        .expect("feed file");
-        fs::write(
-            dir.path().join("feedsmith.toml"),
-            format!(
-                "[server]\nbase_url = \"http://127.0.0.1:8080\"\n\n\
-                 [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
-                 [store]\nurl = \"sqlite://{db}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
-                db = dir.path().join("articles.db").display(),
-                out = dir.path().join("published").display(),
-                feeds = feeds.display()
-            ),
-        )
-        .expect("config");
-        Self { dir }
+        let feed = fs::read_to_string(repo_root().join("feeds/latest.toml")).expect("feed file");
+        Site(TempSite::with_feed(&feed))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = run_feedsmith(&self.dir.path().join("feedsmith.toml"), args);
+        let out = self.0.run(args);
         assert!(
             out.status.success(),
             "feedsmith {args:?}: {}{}",
@@ -215,15 +197,13 @@ impl Site {
 
     /// Builds every feed into `out/` here and returns the path of one document.
     fn build(&self, file: &str) -> PathBuf {
-        let out = self.dir.path().join("out");
+        let out = self.path().join("out");
         self.run(&["build", "--out", &out.display().to_string()]);
         out.join(file)
     }
 
     async fn articles(&self) -> BTreeMap<ArticleId, Article> {
-        let store = SqliteStore::open(&SqliteLocation::File(self.dir.path().join("articles.db")))
-            .await
-            .expect("open store");
+        let store = self.0.store().await;
         let mut all = BTreeMap::new();
         for a in sample_articles() {
             if let Some(stored) = store.get(&a.id).await.expect("get") {
@@ -329,7 +309,7 @@ async fn our_output_is_a_fixed_point(file: &str) {
 #[tokio::test]
 async fn markup_like_text_in_a_standfirst_survives_our_rss_and_atom() {
     let origin = Site::new();
-    let input = origin.dir.path().join("odd.jsonl");
+    let input = origin.path().join("odd.jsonl");
     let standfirst = "5% < 10% > 0% & <bold>not markup</bold> &amp; AT&T";
     fs::write(
         &input,
@@ -351,9 +331,7 @@ async fn markup_like_text_in_a_standfirst_survives_our_rss_and_atom() {
         let published = origin.build(file);
         let again = Site::new();
         again.import(&published);
-        let store = SqliteStore::open(&SqliteLocation::File(again.dir.path().join("articles.db")))
-            .await
-            .expect("open store");
+        let store = again.0.store().await;
         let id: ArticleId = "odd-standfirst".parse().expect("id");
         let a = store
             .get(&id)
@@ -379,7 +357,7 @@ async fn importing_our_own_atom_then_building_and_importing_again_is_a_fixed_poi
 #[tokio::test]
 async fn a_directory_import_takes_feeds_by_content_and_rejects_bad_items_by_position() {
     let site = Site::new();
-    let dir = site.dir.path().join("incoming");
+    let dir = site.path().join("incoming");
     fs::create_dir(&dir).expect("dir");
     // An Atom document named .rss: the root element decides, not the name.
     fs::write(
@@ -411,7 +389,7 @@ async fn a_directory_import_takes_feeds_by_content_and_rejects_bad_items_by_posi
 
     let out = Command::new(env!("CARGO_BIN_EXE_feedsmith"))
         .arg("--config")
-        .arg(site.dir.path().join("feedsmith.toml"))
+        .arg(site.0.config())
         .args(["import", &dir.display().to_string()])
         .env("RUST_LOG", "warn")
         .output()

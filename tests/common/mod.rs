@@ -713,6 +713,71 @@ pub fn sample_feeds() -> Vec<Built> {
         .collect()
 }
 
+/// A working directory for running the `feedsmith` binary as an admin would:
+/// `feedsmith.toml` whose store (`data/articles.db`) and output folder
+/// (`published/`) live inside it, and one feed file, `feeds/latest.toml`.
+pub struct TempSite {
+    /// The directory; removed when the site is dropped.
+    pub dir: TempDir,
+}
+
+impl TempSite {
+    /// A site whose one feed is `feeds/latest.toml` holding `feed`.
+    pub fn with_feed(feed: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feeds = dir.path().join("feeds");
+        std::fs::create_dir(&feeds).expect("feeds dir");
+        std::fs::write(feeds.join("latest.toml"), feed).expect("feed file");
+        std::fs::write(
+            dir.path().join("feedsmith.toml"),
+            format!(
+                "[server]\nbase_url = \"http://127.0.0.1:8080\"\n\n\
+                 [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
+                 [store]\nurl = \"sqlite://{db}\"\n\n[output]\ndir = \"{out}\"\n\n[feeds]\ndir = \"{feeds}\"\n",
+                db = dir.path().join("data/articles.db").display(),
+                out = dir.path().join("published").display(),
+                feeds = feeds.display()
+            ),
+        )
+        .expect("config");
+        Self { dir }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The main config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("feedsmith.toml")
+    }
+
+    /// Runs `feedsmith` with this site's config ([`run_feedsmith`]).
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        run_feedsmith(&self.config(), args)
+    }
+
+    /// Writes `text` to `name` inside the site, making folders as needed.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("dirs");
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// The site's store, opened as the binary opens it.
+    pub async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&SqliteLocation::File(
+            self.dir.path().join("data/articles.db"),
+        ))
+        .await
+        .expect("open store")
+    }
+}
+
 /// Runs the real `feedsmith` binary with `--config config` and `args`, from
 /// the repository root, logging only warnings.
 pub fn run_feedsmith(config: &Path, args: &[&str]) -> std::process::Output {
