@@ -89,7 +89,29 @@ pub async fn open_store(
     config: &Config,
     seeding: Seeding,
 ) -> Result<Box<dyn ArticleStore>, AppError> {
-    let store = store::open(&config.store.url, config.store.connect)
+    open_store_with(config, seeding, config.store.connect).await
+}
+
+/// [`open_store`] for a one-shot command (`feedsmith build`, `import`): the
+/// same store, without the LISTEN connection a running service keeps to hear
+/// of writes as they commit.
+pub async fn open_store_once(
+    config: &Config,
+    seeding: Seeding,
+) -> Result<Box<dyn ArticleStore>, AppError> {
+    let connect = store::ConnectOptions {
+        listen: false,
+        ..config.store.connect
+    };
+    open_store_with(config, seeding, connect).await
+}
+
+async fn open_store_with(
+    config: &Config,
+    seeding: Seeding,
+    connect: store::ConnectOptions,
+) -> Result<Box<dyn ArticleStore>, AppError> {
+    let store = store::open(&config.store.url, connect)
         .await
         .map_err(|source| AppError::Store {
             at: config.store.url_at.clone(),

@@ -173,7 +173,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { out } => {
-            let store = app::open_store(&config, app::Seeding::OnFirstStart).await?;
+            let store = app::open_store_once(&config, app::Seeding::OnFirstStart).await?;
             let out = out.unwrap_or_else(|| config.output_dir.clone());
             let built = app::build_all(&config, store.as_ref(), &out).await?;
             for feed in &built {
@@ -287,7 +287,7 @@ impl ImportObserver for Progress {
 }
 
 async fn import(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(config, app::Seeding::Never).await?;
+    let store = app::open_store_once(config, app::Seeding::Never).await?;
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} articles, {elapsed} elapsed, eta {eta}")

@@ -6,7 +6,7 @@ mod common;
 
 use common::{PgScratch, Service, ServiceOptions, article, postgres_store};
 use feedsmith::article::ArticleFilter;
-use feedsmith::store::{ArticleStore, PostgresStore, Revision};
+use feedsmith::store::{ArticleStore, ConnectOptions, PostgresStore, Revision};
 use serde_json::json;
 
 const CMS_INSERT: &str = "INSERT INTO articles (id, url, headline, section, tags, authors, published_at, updated_at) \
@@ -135,6 +135,35 @@ async fn direct_sql_writes_follow_the_revision_contract() {
         .await
         .expect_err("deletes are refused");
     assert!(err.to_string().contains("withdrawn"), "{err}");
+}
+
+/// `feedsmith build` and `import` open the store without LISTEN: no
+/// notifications are promised, and reads and writes work as ever.
+#[tokio::test]
+async fn a_store_opened_for_a_command_does_not_listen() {
+    let Some(scratch) = PgScratch::create().await else {
+        return;
+    };
+    let once = PostgresStore::open_with(
+        &scratch.url,
+        ConnectOptions {
+            listen: false,
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .expect("open without listening");
+    assert!(once.changes().is_none());
+    assert_eq!(once.notification_fault(), None);
+    let a = article("once", "2026-01-01T00:00:00Z", json!({}));
+    once.upsert(std::slice::from_ref(&a)).await.expect("write");
+    let found = once
+        .newest(&ArticleFilter::new(&[], &[], &[]), 10)
+        .await
+        .expect("read");
+    assert_eq!(common::ids(&found), ["once"]);
+    let service = PostgresStore::open(&scratch.url).await.expect("open");
+    assert!(service.changes().is_some(), "a service's store listens");
 }
 
 #[tokio::test]

@@ -298,6 +298,11 @@ pub async fn open(
 pub struct ConnectOptions {
     /// Connections kept for queries; LISTEN has one more of its own.
     pub pool_size: u32,
+    /// Whether to hold a LISTEN connection for write notifications
+    /// (PostgreSQL). A running service does; a one-shot command (`build`,
+    /// `import`) reads or writes and exits, so it spares the connection and
+    /// its set-up.
+    pub listen: bool,
 }
 
 impl ConnectOptions {
@@ -308,7 +313,10 @@ impl ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self { pool_size: 8 }
+        Self {
+            pool_size: 8,
+            listen: true,
+        }
     }
 }
 

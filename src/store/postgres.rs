@@ -49,8 +49,9 @@ const INSERT_ROWS: usize = 1_000;
 pub struct PostgresStore {
     pool: PgPool,
     /// Bumped whenever a notification arrives or the LISTEN connection was
-    /// re-established (changes may have been missed meanwhile).
-    changes: watch::Receiver<u64>,
+    /// re-established (changes may have been missed meanwhile); `None` when
+    /// opened without listening (`ConnectOptions::listen`).
+    changes: Option<watch::Receiver<u64>>,
     /// Set while the LISTEN connection is down (see `notification_fault`).
     listen_fault: watch::Receiver<Option<String>>,
 }
@@ -62,8 +63,9 @@ impl PostgresStore {
     }
 
     /// Connects, applies pending migrations (under PostgreSQL's advisory lock,
-    /// so replicas starting together take turns) and starts listening. Keeps
-    /// up to `options.pool_size` connections for queries, plus one for LISTEN.
+    /// so replicas starting together take turns) and, if `options.listen`,
+    /// starts listening. Keeps up to `options.pool_size` connections for
+    /// queries, plus one for LISTEN.
     pub async fn open_with(url: &str, options: ConnectOptions) -> Result<Self, StoreError> {
         let shown = redact(url);
         let connect = PgConnectOptions::from_str(url).map_err(|source| StoreError::Open {
@@ -80,6 +82,23 @@ impl PostgresStore {
                 url: shown.clone(),
                 source,
             })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: shown.clone(),
+                source,
+            })?;
+        if !options.listen {
+            // Nothing sends: the fault stays `None`, and `notifications`
+            // says there are none, so nobody waits for one.
+            let (_, listen_fault) = watch::channel(None);
+            return Ok(Self {
+                pool,
+                changes: None,
+                listen_fault,
+            });
+        }
         // The LISTEN connection is held for good: a pool of its own, so it
         // never takes one the queries need.
         let listen_pool = PgPoolOptions::new()
@@ -88,13 +107,6 @@ impl PostgresStore {
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_lazy_with(connect);
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                url: shown.clone(),
-                source,
-            })?;
         let listener = subscribe(&listen_pool)
             .await
             .map_err(|source| StoreError::Open {
@@ -106,7 +118,7 @@ impl PostgresStore {
         tokio::spawn(listen(listen_pool, listener, tx, fault_tx, shown));
         Ok(Self {
             pool,
-            changes,
+            changes: Some(changes),
             listen_fault,
         })
     }
@@ -198,7 +210,7 @@ impl Backend for PostgresStore {
     }
 
     fn notifications(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.changes.clone())
+        self.changes.clone()
     }
 
     fn listen_fault(&self) -> Option<String> {
