@@ -83,7 +83,7 @@ pub(crate) enum Step<'a> {
 
 /// The file a feed's document is written to: `{dir}/{name}.{ext}`.
 pub fn document_path(dir: &Path, feed: &FeedName, doc: &Document) -> PathBuf {
-    dir.join(format!("{feed}.{}", doc.format.extension()))
+    feed_file(dir, feed.as_str(), doc.format)
 }
 
 /// Writes every document of a feed into `dir`, each atomically. Runs on a
@@ -137,7 +137,7 @@ pub async fn write_streamed_documents(
     let writes: Vec<_> = docs
         .into_iter()
         .map(|doc| {
-            let path = dir.join(format!("{feed}.{}", doc.format.extension()));
+            let path = feed_file(dir, feed.as_str(), doc.format);
             tokio::task::spawn_blocking(move || {
                 let parts: Vec<&[u8]> = doc.parts.iter().map(|p| &p[..]).collect();
                 write_parts_atomically(&path, &parts).map_err(write_error(&path))?;
