@@ -395,15 +395,7 @@ impl<'a> Entry<'a> {
 /// the article was first published, and its id. It never involves the URL,
 /// headline or body, so editing those never duplicates the item in a reader.
 pub fn tag_uri(authority: &str, article: &Article) -> String {
-    use chrono::Datelike;
-    let day = writable(article.published_at).date_naive();
-    format!(
-        "tag:{authority},{:04}-{:02}-{:02}:{}",
-        day.year(),
-        day.month(),
-        day.day(),
-        article.id
-    )
+    tag(authority, article.published_at, &article.id)
 }
 
 /// The `tag:` URI standing for the id of a source that has no URL of its
@@ -412,11 +404,16 @@ pub fn tag_uri(authority: &str, article: &Article) -> String {
 /// percent-encoded: stable across rebuilds, the same for every entry of that
 /// source published that day.
 pub fn source_tag_uri(authority: &str, entry: &Entry<'_>, name: &str) -> String {
-    use chrono::Datelike;
-    let day = writable(entry.published_at).date_naive();
     let name: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    tag(authority, entry.published_at, format_args!("source:{name}"))
+}
+
+/// `tag:{authority},{UTC date of at}:{specific}` (RFC 4151).
+fn tag(authority: &str, at: DateTime<Utc>, specific: impl fmt::Display) -> String {
+    use chrono::Datelike;
+    let day = writable(at).date_naive();
     format!(
-        "tag:{authority},{:04}-{:02}-{:02}:source:{name}",
+        "tag:{authority},{:04}-{:02}-{:02}:{specific}",
         day.year(),
         day.month(),
         day.day(),
