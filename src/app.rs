@@ -148,14 +148,15 @@ pub struct BuiltFeed {
 /// The same query and the same bytes as the running service's refresh
 /// (`refresh::build_feed`), but streamed: the store's rows are decoded on
 /// the runtime as they arrive and handed in chunks to a blocking thread that
-/// renders each chunk's items at once (every format on a thread of its own),
-/// so for a large feed rendering overlaps reading instead of waiting for the
-/// last row; the header, which needs the newest update of all items, is
-/// written last and put in front ([`builder::FeedStream`]). Each chunk is
-/// freed once rendered, so memory is reused instead of freshly faulted in.
-/// The documents are then written from their pieces, all three at the same
-/// time. Rows out of feed order (a PostgreSQL collation that sorts ids
-/// unlike Rust) make it build the feed as the service does instead.
+/// renders each chunk's items at once (every format on a thread of its own)
+/// and writes them straight into each document's temporary file, so for a
+/// large feed rendering and writing overlap reading instead of waiting for
+/// the last row; the header, which needs the newest update of all items, is
+/// written last into the room left in front ([`builder::FeedStream`],
+/// [`publish::StreamedFiles`]). Each chunk and its render buffers are
+/// reused, so memory is not freshly faulted in. Rows out of feed order (a
+/// PostgreSQL collation that sorts ids unlike Rust) make it build the feed
+/// as the service does instead.
 pub async fn build_all(
     config: &Config,
     store: &dyn ArticleStore,
@@ -172,16 +173,9 @@ pub async fn build_all(
         let formats = spec.formats.clone();
         let (chunks, arriving) = std::sync::mpsc::channel::<Vec<Article>>();
         let name = spec.name.clone();
+        let dir = out.to_owned();
         let rendering = tokio::task::spawn_blocking(move || {
-            let mut stream = builder::FeedStream::new(meta, &formats);
-            for chunk in arriving {
-                stream.push(&chunk)?;
-                // Freed here, so the next chunks reuse its memory.
-                drop(chunk);
-            }
-            let docs = stream.finish();
-            debug!(feed = %name, elapsed = ?started.elapsed(), "rendered");
-            docs
+            render_into_files(meta, &formats, &dir, &name, arriving, started)
         });
         let read = send_in_chunks(store, spec, chunks).await;
         let mut items = read.map_err(|e| failed(RefreshError::Query(e)))?;
@@ -189,9 +183,12 @@ pub async fn build_all(
         let streamed = rendering
             .await
             .map_err(|e| failed(RefreshError::Task(e)))?
-            .map_err(|e| failed(RefreshError::Build(e)))?;
-        let docs = match streamed {
-            Some(docs) => docs,
+            .map_err(|e| match e {
+                StreamFailure::Build(e) => failed(RefreshError::Build(e)),
+                StreamFailure::Write(e) => AppError::from(e),
+            })?;
+        let files = match streamed {
+            Some(files) => files,
             None => {
                 // The store's order is not the builder's (a PostgreSQL
                 // collation sorting ids differently): the service's way.
@@ -200,10 +197,9 @@ pub async fn build_all(
                     .await
                     .map_err(failed)?;
                 items = built.listed.len();
-                built.docs.into_iter().map(Into::into).collect()
+                publish::write_documents(out, &spec.name, &built.docs).await?
             }
         };
-        let files = publish::write_streamed_documents(out, &spec.name, docs).await?;
         debug!(feed = %spec.name, elapsed = ?started.elapsed(), "written");
         info!(feed = %spec.name, items, files = files.len(), "built feed");
         written.push(BuiltFeed {
@@ -213,6 +209,68 @@ pub async fn build_all(
         });
     }
     Ok(written)
+}
+
+/// The blocking half of [`build_all`] for one feed: renders each chunk of
+/// `arriving` as it comes and writes its items straight into the
+/// documents' temporary files ([`publish::StreamedFiles`]), then the heads
+/// and feet, and renames the files into place. `None` (and the old files
+/// left as they were) if the articles came out of feed order.
+fn render_into_files(
+    meta: FeedMeta,
+    formats: &[crate::config::Format],
+    dir: &Path,
+    feed: &crate::config::FeedName,
+    arriving: std::sync::mpsc::Receiver<Vec<Article>>,
+    started: std::time::Instant,
+) -> Result<Option<Vec<PathBuf>>, StreamFailure> {
+    use StreamFailure::{Build, Write};
+    let mut stream = builder::FeedStream::new(meta, formats);
+    let mut files: Option<publish::StreamedFiles> = None;
+    let open = |stream: &builder::FeedStream, updated| -> Result<_, StreamFailure> {
+        // Room for the head as it would be if the newest update so far
+        // stayed the newest: its length rarely changes after that.
+        let heads: Vec<usize> = stream
+            .heads(updated)
+            .map_err(Build)?
+            .iter()
+            .map(Vec::len)
+            .collect();
+        publish::StreamedFiles::create(dir, feed, formats, &heads).map_err(Write)
+    };
+    for chunk in arriving {
+        let sink = match files.take() {
+            Some(sink) => sink,
+            None => {
+                let newest = chunk.iter().map(|a| a.updated_at).max();
+                open(&stream, newest.unwrap_or(builder::EMPTY_FEED_UPDATED))?
+            }
+        };
+        stream.push_to(&chunk, &sink).map_err(Build)?;
+        files = Some(sink);
+        // Freed here, so the next chunks reuse its memory.
+        drop(chunk);
+        if !stream.in_order() {
+            // Stop writing; the caller builds the feed from a full read.
+            return Ok(None);
+        }
+    }
+    let files = match files {
+        Some(files) => files,
+        None => open(&stream, builder::EMPTY_FEED_UPDATED)?,
+    };
+    let Some(ends) = stream.finish_ends().map_err(Build)? else {
+        return Ok(None);
+    };
+    debug!(feed = %feed, elapsed = ?started.elapsed(), "rendered");
+    files.finish(&ends).map(Some).map_err(Write)
+}
+
+/// Why [`render_into_files`] gave up: the builder or the output folder.
+#[derive(Debug)]
+enum StreamFailure {
+    Build(builder::BuildError),
+    Write(publish::PublishError),
 }
 
 /// Articles per chunk handed from the store read to the renderer: enough

@@ -10,7 +10,9 @@ use common::strategies::articles;
 use common::{newest_first, sample_articles, sample_feeds, shipped_config, sqlite_store};
 use feedsmith::app;
 use feedsmith::article::{Article, ArticleFilter, ArticleId};
-use feedsmith::builder::{self, Document, FeedMeta, FeedStream};
+use std::sync::Mutex;
+
+use feedsmith::builder::{self, Document, ETag, FeedMeta, FeedStream, ItemSink};
 use feedsmith::config::Format;
 use feedsmith::store::{
     ArticleStore, Revision, SourceState, SqliteStore, StoreError, StoredArticle, Upserted,
@@ -18,8 +20,19 @@ use feedsmith::store::{
 use futures_util::stream::BoxStream;
 use proptest::prelude::*;
 
-/// The documents `FeedStream` makes of `articles` given `chunk` at a time;
-/// `None` if it found them out of feed order.
+/// Collects what a stream hands on, per document.
+struct Collect(Vec<Mutex<Vec<u8>>>);
+
+impl ItemSink for Collect {
+    fn items(&self, slot: usize, items: &[u8]) -> std::io::Result<()> {
+        self.0[slot].lock().expect("lock").extend_from_slice(items);
+        Ok(())
+    }
+}
+
+/// The documents `FeedStream` makes of `articles` given `chunk` at a time
+/// (head, the items it handed on, foot); `None` if it found them out of
+/// feed order.
 fn streamed(
     meta: &FeedMeta,
     articles: &[Article],
@@ -27,17 +40,29 @@ fn streamed(
     chunk: usize,
 ) -> Option<Vec<Document>> {
     let mut stream = FeedStream::new(meta.clone(), formats);
+    let sink = Collect(formats.iter().map(|_| Mutex::new(Vec::new())).collect());
     for piece in articles.chunks(chunk) {
-        stream.push(piece).expect("push");
+        stream.push_to(piece, &sink).expect("push_to");
     }
     let in_order = stream.in_order();
-    let docs = stream.finish().expect("finish");
-    assert_eq!(docs.is_some(), in_order);
-    let docs = docs?;
-    for doc in &docs {
-        assert_eq!(doc.size(), doc.to_document().body.len());
-    }
-    Some(docs.iter().map(|d| d.to_document()).collect())
+    let ends = stream.finish_ends().expect("finish_ends");
+    assert_eq!(ends.is_some(), in_order);
+    let docs = ends?
+        .into_iter()
+        .zip(sink.0)
+        .map(|(ends, items)| {
+            let items = items.into_inner().expect("lock");
+            let body = [ends.head, items, ends.foot].concat();
+            Document {
+                format: ends.format,
+                etag: ETag::of(&body),
+                body: body.into(),
+                content_type: builder::content_type(ends.format),
+                last_modified: ends.last_modified,
+            }
+        })
+        .collect();
+    Some(docs)
 }
 
 /// Asserts two lists of documents are the same, naming the first format
@@ -85,11 +110,20 @@ fn streamed_sample_feeds_are_the_builders_bytes() {
 fn an_empty_feed_streams_like_the_builder() {
     let meta = sample_feeds().remove(0).meta;
     let built = builder::build(&meta, &[], &Format::ALL).expect("build");
-    let mut stream = FeedStream::new(meta, &Format::ALL);
-    stream.push(&[]).expect("an empty chunk is nothing");
-    let docs = stream.finish().expect("finish").expect("in order");
-    let docs: Vec<Document> = docs.iter().map(|d| d.to_document()).collect();
+    let docs = streamed(&meta, &[], &Format::ALL, 1).expect("in order");
     assert_same(&docs, &built, "empty feed");
+    // An empty chunk is nothing, whenever it comes.
+    let sink = Collect(Format::ALL.iter().map(|_| Mutex::new(Vec::new())).collect());
+    let mut stream = FeedStream::new(meta, &Format::ALL);
+    stream.push_to(&[], &sink).expect("an empty chunk");
+    let ends = stream
+        .finish_ends()
+        .expect("finish_ends")
+        .expect("in order");
+    for (ends, (built, items)) in ends.iter().zip(built.iter().zip(&sink.0)) {
+        let items = items.lock().expect("lock").clone();
+        assert!([ends.head.clone(), items, ends.foot.clone()].concat() == built.body);
+    }
 }
 
 #[test]
@@ -196,6 +230,55 @@ async fn build_all_writes_the_builders_bytes_in_either_store_order() {
                     "{what}: {file} is not the builder's bytes"
                 );
             }
+        }
+    }
+}
+
+/// `feedsmith build` leaves room for each head as the first chunk's newest
+/// update would make it; when a later article (older, but updated since)
+/// is the newest update and its time has a fraction of a second, the head
+/// is longer and the items must move. Over 300 articles, so past the first
+/// chunk of 256.
+#[tokio::test]
+async fn build_all_moves_the_items_when_the_head_grows() {
+    let mut config = shipped_config();
+    for spec in config.feeds.values_mut() {
+        spec.limit = 400;
+    }
+    let (_dir, store) = sqlite_store().await;
+    let base = sample_articles().remove(0);
+    let start = base.published_at;
+    let mut list: Vec<Article> = (0..300i64)
+        .map(|i| {
+            let mut a = base.clone();
+            a.id = format!("bulk-{i:04}").parse().expect("id");
+            a.url = format!("https://news.example.com/bulk/{i}")
+                .parse()
+                .expect("url");
+            a.published_at = start - chrono::Duration::minutes(i);
+            a.updated_at = a.published_at;
+            a
+        })
+        .collect();
+    // The oldest was updated last, at a time with milliseconds.
+    list[299].updated_at = start + chrono::Duration::milliseconds(86_400_123);
+    store.upsert(&list).await.expect("import");
+    let out = tempfile::tempdir().expect("out dir");
+    app::build_all(&config, &store, out.path())
+        .await
+        .expect("build_all");
+    for spec in config.feeds.values() {
+        let meta = FeedMeta::new(&config, spec);
+        let newest = store
+            .newest(&spec.filter, spec.limit)
+            .await
+            .expect("newest");
+        let articles: Vec<Article> = newest.into_iter().map(|s| s.article).collect();
+        let built = builder::build(&meta, &articles, &spec.formats).expect("build");
+        for doc in built {
+            let file = format!("{}.{}", spec.name, doc.format.extension());
+            let on_disk = std::fs::read(out.path().join(&file)).expect("read");
+            assert!(on_disk == doc.body, "{file} is not the builder's bytes");
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod site;
 mod stream;
 mod xml;
 
-pub use stream::{FeedStream, StreamedDocument};
+pub use stream::{FeedEnds, FeedStream, ItemSink};
 
 use std::fmt;
 
@@ -203,6 +203,16 @@ pub enum BuildError {
         format: Format,
         /// The serialiser's own words.
         message: String,
+    },
+    /// The [`ItemSink`] a streamed build handed its items to refused them.
+    #[error("feed {feed}: handing on {format:?} items: {source}")]
+    Sink {
+        /// The feed being built.
+        feed: FeedName,
+        /// The document whose items were refused.
+        format: Format,
+        /// The sink's reason.
+        source: std::io::Error,
     },
 }
 

@@ -47,6 +47,11 @@ pub fn item_writer(bytes: usize) -> io::Result<Xml> {
     Ok(Xml::nested(bytes, &ITEM_PARENTS)?.with_hex_char_refs())
 }
 
+/// [`item_writer`] into `buf` (emptied first), reusing its memory.
+pub fn item_writer_in(buf: Vec<u8>) -> io::Result<Xml> {
+    Ok(Xml::nested_in(buf, &ITEM_PARENTS)?.with_hex_char_refs())
+}
+
 pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, String> {
     let mut x = writer(4096 + prepared.text_bytes + prepared.entries.len() * 2048);
     write_channel(&mut x, meta, prepared).map_err(|e| e.to_string())?;

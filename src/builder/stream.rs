@@ -11,109 +11,69 @@
 //!
 //! The items, header and footer are written by the same functions as the
 //! whole-slice render (`rss::write_item`, …) on writers primed to the same
-//! indentation, so the bytes and ETags are exactly [`super::build`]'s; a
+//! indentation, so the bytes are exactly [`super::build`]'s; a
 //! chunk out of feed order (a database collating ids differently) stops
 //! [`FeedStream`], and its caller falls back to [`super::build`].
 //! Each chunk's formats render on threads of their own, so a build uses
-//! every core the machine has spare. Still no I/O and no clock here.
+//! every core the machine has spare. The items are handed on, chunk by
+//! chunk, to the caller's [`ItemSink`] (which `feedsmith build` writes
+//! straight to disk), so no document is ever whole in memory; the I/O is
+//! the caller's, and there is no clock here.
 
+use std::sync::Mutex;
 use std::thread;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
-use super::{
-    BuildError, Document, EMPTY_FEED_UPDATED, ETag, Entry, FeedMeta, atom, content_type, entry,
-    json, rss, text_bytes,
-};
+use super::{BuildError, EMPTY_FEED_UPDATED, Entry, FeedMeta, atom, entry, json, rss, text_bytes};
 use crate::article::{Article, ArticleId};
 use crate::config::Format;
 
-/// A finished document whose bytes are held in pieces: the body is `parts`
-/// one after the other. The streamed build renders the items of each chunk
-/// into a buffer of their own and the header last, so putting them
-/// together would copy every byte once more only to write them out again; a
-/// vectored write takes them as they are.
+/// Where a streamed build hands each chunk's rendered items
+/// ([`FeedStream::push_to`]): `feedsmith build` writes them
+/// straight into the document's file, so the bytes leave memory as they are
+/// made. Called on the render threads, so it must be `Sync`; for each
+/// document (`slot`: its index in the stream's formats) the calls come one
+/// at a time and in feed order.
+pub trait ItemSink: Sync {
+    /// Takes the next items of the document in `slot`.
+    fn items(&self, slot: usize, items: &[u8]) -> std::io::Result<()>;
+}
+
+/// What goes around a streamed document's items, once all are known.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StreamedDocument {
+pub struct FeedEnds {
     /// Which of the three formats this is.
     pub format: Format,
-    /// The body, in order.
-    pub parts: Vec<Bytes>,
-    /// The `Content-Type` header value for `format`.
-    pub content_type: &'static str,
-    /// The strong ETag of the whole body (all parts in order).
-    pub etag: ETag,
+    /// Everything before the first item.
+    pub head: Vec<u8>,
+    /// Everything after the last item.
+    pub foot: Vec<u8>,
     /// The newest `updated_at` among the items ([`EMPTY_FEED_UPDATED`] if none).
     pub last_modified: DateTime<Utc>,
 }
 
-impl StreamedDocument {
-    fn new(format: Format, parts: Vec<Bytes>, last_modified: DateTime<Utc>) -> Self {
-        let mut hash = xxhash_rust::xxh3::Xxh3Default::new();
-        for part in &parts {
-            hash.update(part);
-        }
-        Self {
-            format,
-            etag: ETag::from_digest(hash.digest128()),
-            parts,
-            content_type: content_type(format),
-            last_modified,
-        }
-    }
-
-    /// The body's size in bytes.
-    pub fn size(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
-    }
-
-    /// The same document with its body in one buffer (a copy of every part
-    /// unless there is only one).
-    pub fn to_document(&self) -> Document {
-        let body = match self.parts.as_slice() {
-            [one] => one.clone(),
-            parts => Bytes::from(parts.concat()),
-        };
-        Document {
-            format: self.format,
-            body,
-            content_type: self.content_type,
-            etag: self.etag.clone(),
-            last_modified: self.last_modified,
-        }
-    }
-}
-
-impl From<Document> for StreamedDocument {
-    fn from(doc: Document) -> Self {
-        Self {
-            format: doc.format,
-            parts: vec![doc.body],
-            content_type: doc.content_type,
-            etag: doc.etag,
-            last_modified: doc.last_modified,
-        }
-    }
-}
-
 /// One feed being built from chunks of its articles in feed order (newest
 /// `published_at` first, then id descending: the order the store selects
-/// in). Give it every chunk with [`push`](Self::push), then take the
-/// documents with [`finish`](Self::finish).
+/// in). Give it every chunk with [`push_to`](Self::push_to), which hands
+/// the rendered items on as they are made, then take what goes around them
+/// with [`finish_ends`](Self::finish_ends).
 ///
 /// It keeps no article: a chunk can be freed as soon as it is rendered, so
 /// the memory of the next ones is reused rather than fresh (in a one-shot
 /// process, first touches of fresh pages were up to a third of the time). The
 /// price is that articles out of feed order cannot be sorted here: the
-/// stream then stops rendering and [`finish`](Self::finish) says so, and
+/// stream then stops rendering and [`finish_ends`](Self::finish_ends) says so, and
 /// the caller builds the feed with [`super::build`] from all its articles.
 pub struct FeedStream {
     meta: FeedMeta,
     formats: Vec<Format>,
-    /// Per format (in `formats` order), the rendered items of each chunk.
-    items: Vec<Vec<Bytes>>,
+    /// Per format (in `formats` order), the buffer the next chunk's items
+    /// are rendered into: reused from chunk to chunk.
+    scratch: Vec<Mutex<Vec<u8>>>,
+    /// Whether any item was rendered yet (JSON separates items by commas).
+    started: bool,
     /// The newest `updated_at` so far.
     updated: Option<DateTime<Utc>>,
     /// The feed-order key of the last article so far.
@@ -128,7 +88,8 @@ impl FeedStream {
         Self {
             meta,
             formats: formats.to_vec(),
-            items: vec![Vec::new(); formats.len()],
+            scratch: formats.iter().map(|_| Mutex::new(Vec::new())).collect(),
+            started: false,
             updated: None,
             last: None,
             in_order: true,
@@ -142,12 +103,34 @@ impl FeedStream {
     }
 
     /// Renders the next articles of the feed, in every format (each on a
-    /// thread of its own when the system gives one). A chunk that does not
-    /// continue the feed order stops the rendering for good
-    /// ([`in_order`](Self::in_order) turns false).
-    pub fn push(&mut self, chunk: &[Article]) -> Result<(), BuildError> {
+    /// thread of its own when the system gives one), and hands each
+    /// format's items to `sink` as soon as they are rendered, on the thread
+    /// that rendered them; the buffer is then reused for the next chunk. A
+    /// chunk that does not continue the feed order stops the rendering for
+    /// good ([`in_order`](Self::in_order) turns false).
+    pub fn push_to(&mut self, chunk: &[Article], sink: &dyn ItemSink) -> Result<(), BuildError> {
+        let feed = self.meta.name.clone();
+        let formats = self.formats.clone();
+        self.render(chunk, |slot, items| {
+            sink.items(slot, items).map_err(|source| BuildError::Sink {
+                feed: feed.clone(),
+                format: formats[slot],
+                source,
+            })
+        })
+        .map(|_| ())
+    }
+
+    /// Renders `chunk` into the scratch buffers and calls `then` with each
+    /// format's items; false if the chunk broke the feed order (nothing
+    /// rendered, now or later).
+    fn render(
+        &mut self,
+        chunk: &[Article],
+        then: impl Fn(usize, &[u8]) -> Result<(), BuildError> + Sync,
+    ) -> Result<bool, BuildError> {
         let (Some(head), Some(tail)) = (chunk.first(), chunk.last()) else {
-            return Ok(());
+            return Ok(self.in_order);
         };
         let continues = self
             .last
@@ -155,51 +138,77 @@ impl FeedStream {
             .is_none_or(|(at, id)| (at, id) > (&head.published_at, &head.id));
         if self.in_order && !(continues && chunk.windows(2).all(|w| comes_before(&w[0], &w[1]))) {
             self.in_order = false;
-            // What was rendered is of no use any more; free it now.
-            self.items = Vec::new();
+            // The buffers are of no use any more; free them now.
+            self.scratch = Vec::new();
         }
         if !self.in_order {
-            return Ok(());
+            return Ok(false);
         }
         self.last = Some((tail.published_at, tail.id.clone()));
         let newest = chunk.iter().map(|a| a.updated_at).max();
         self.updated = self.updated.max(newest);
-        let first = self.items.first().is_none_or(Vec::is_empty);
+        let first = !std::mem::replace(&mut self.started, true);
         let entries: Vec<Entry<'_>> = chunk.iter().map(|a| entry(&self.meta, a)).collect();
         let meta = &self.meta;
-        let rendered = on_threads(&self.formats, |&format| {
-            render_items(meta, format, &entries, first)
-        });
-        for (parts, items) in self.items.iter_mut().zip(rendered) {
-            parts.push(Bytes::from(items?));
-        }
-        Ok(())
+        let jobs: Vec<(usize, Format, &Mutex<Vec<u8>>)> = self
+            .formats
+            .iter()
+            .zip(&self.scratch)
+            .enumerate()
+            .map(|(slot, (format, buf))| (slot, *format, buf))
+            .collect();
+        let then = &then;
+        on_threads(&jobs, |&(slot, format, buf)| {
+            // Each buffer is only ever locked by its own format's thread.
+            let mut buf = buf.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            render_items(meta, format, &entries, first, &mut buf)?;
+            then(slot, &buf)
+        })
+        .into_iter()
+        .collect::<Result<Vec<()>, BuildError>>()?;
+        Ok(true)
     }
 
-    /// The documents, one per format in the order given to
-    /// [`new`](Self::new): byte for byte what [`super::build`] makes of the
-    /// same articles. `None` if they did not all come in feed order: build
-    /// the feed with [`super::build`] instead.
-    pub fn finish(self) -> Result<Option<Vec<StreamedDocument>>, BuildError> {
+    /// The newest `updated_at` of the items so far.
+    pub fn updated(&self) -> Option<DateTime<Utc>> {
+        self.updated
+    }
+
+    /// The head of each document as it would be if the newest update of
+    /// all items were `updated`, in the order of the formats: a sink that
+    /// writes the items first can leave this much room in front of them
+    /// (the head's length only changes with the digits of `updated`).
+    pub fn heads(&self, updated: DateTime<Utc>) -> Result<Vec<Vec<u8>>, BuildError> {
+        self.formats
+            .iter()
+            .map(|&format| head_and_foot(&self.meta, format, updated).map(|(head, _)| head))
+            .collect()
+    }
+
+    /// What goes before and after the items handed to a sink by
+    /// [`push_to`](Self::push_to), one per format in the order given to
+    /// [`new`](Self::new): head, items in the order handed on, foot are
+    /// byte for byte what [`super::build`] makes of the same articles.
+    /// `None` if they did not all come in feed order (what was handed on is
+    /// then of no use): build the feed with [`super::build`] instead.
+    pub fn finish_ends(self) -> Result<Option<Vec<FeedEnds>>, BuildError> {
         if !self.in_order {
             return Ok(None);
         }
         let updated = self.updated.unwrap_or(EMPTY_FEED_UPDATED);
-        let meta = &self.meta;
-        let jobs: Vec<(Format, Vec<Bytes>)> =
-            self.formats.iter().copied().zip(self.items).collect();
-        // Hashing 40-odd MB per document (10 000 items) is worth a thread each too.
-        on_threads(&jobs, |(format, items)| {
-            let (head, foot) = head_and_foot(meta, *format, updated)?;
-            let mut parts = Vec::with_capacity(items.len() + 2);
-            parts.push(Bytes::from(head));
-            parts.extend(items.iter().cloned());
-            parts.push(Bytes::from(foot));
-            Ok(StreamedDocument::new(*format, parts, updated))
-        })
-        .into_iter()
-        .collect::<Result<Vec<StreamedDocument>, BuildError>>()
-        .map(Some)
+        self.formats
+            .iter()
+            .map(|&format| {
+                let (head, foot) = head_and_foot(&self.meta, format, updated)?;
+                Ok(FeedEnds {
+                    format,
+                    head,
+                    foot,
+                    last_modified: updated,
+                })
+            })
+            .collect::<Result<Vec<FeedEnds>, BuildError>>()
+            .map(Some)
     }
 }
 
@@ -243,14 +252,15 @@ fn on_threads<I: Sync, O: Send>(inputs: &[I], f: impl Fn(&I) -> O + Sync) -> Vec
 }
 
 /// The items of `entries` in `format`, as they appear in the whole
-/// document; `first` when they start the feed (JSON puts a comma before
-/// every other item).
+/// document, written into `out` (emptied first); `first` when they start
+/// the feed (JSON puts a comma before every other item).
 fn render_items(
     meta: &FeedMeta,
     format: Format,
     entries: &[Entry<'_>],
     first: bool,
-) -> Result<Vec<u8>, BuildError> {
+    out: &mut Vec<u8>,
+) -> Result<(), BuildError> {
     let failed = |message: String| BuildError::Write {
         feed: meta.name.clone(),
         format,
@@ -258,31 +268,34 @@ fn render_items(
     };
     // The same per-item allowance as the whole-slice renders.
     let bytes = text_bytes(entries) + entries.len() * 2048;
-    match format {
+    let mut buf = std::mem::take(out);
+    buf.clear();
+    buf.reserve(bytes);
+    *out = match format {
         Format::Rss => {
-            let mut x = rss::item_writer(bytes).map_err(|e| failed(e.to_string()))?;
+            let mut x = rss::item_writer_in(buf).map_err(|e| failed(e.to_string()))?;
             for e in entries {
                 rss::write_item(&mut x, meta, e).map_err(|e| failed(e.to_string()))?;
             }
-            Ok(x.finish())
+            x.finish()
         }
         Format::Atom => {
             let mut x =
-                Xml::nested(bytes, &atom::ENTRY_PARENTS).map_err(|e| failed(e.to_string()))?;
+                Xml::nested_in(buf, &atom::ENTRY_PARENTS).map_err(|e| failed(e.to_string()))?;
             for e in entries {
                 atom::write_entry(&mut x, meta, e).map_err(|e| failed(e.to_string()))?;
             }
-            Ok(x.finish())
+            x.finish()
         }
         Format::Json => {
-            let mut out = Vec::with_capacity(bytes);
             for (i, e) in entries.iter().enumerate() {
-                json::write_item(&mut out, meta, e, first && i == 0)
+                json::write_item(&mut buf, meta, e, first && i == 0)
                     .map_err(|e| failed(e.to_string()))?;
             }
-            Ok(out)
+            buf
         }
-    }
+    };
+    Ok(())
 }
 
 /// What comes before the items and after them in `format`, for a feed whose

@@ -76,8 +76,13 @@ fn element<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
 
 impl Xml {
     pub fn with_capacity(bytes: usize) -> Self {
+        Self::into_buffer(Vec::with_capacity(bytes))
+    }
+
+    /// A writer appending to `buf` (whatever it holds stays in front).
+    fn into_buffer(buf: Vec<u8>) -> Self {
         Self {
-            w: Writer::new_with_indent(Vec::with_capacity(bytes), b' ', 2),
+            w: Writer::new_with_indent(buf, b' ', 2),
             hex_char_refs: false,
         }
     }
@@ -96,7 +101,15 @@ impl Xml {
     /// items be written before its header (see `super::stream`) and still
     /// give the same bytes as writing it top to bottom.
     pub fn nested(bytes: usize, open: &[&str]) -> io::Result<Self> {
-        let mut x = Self::with_capacity(bytes);
+        Self::nested_in(Vec::with_capacity(bytes), open)
+    }
+
+    /// [`nested`](Self::nested), writing into `buf` (emptied first), so a
+    /// caller that renders fragment after fragment reuses one buffer's
+    /// memory instead of faulting in fresh pages for each.
+    pub fn nested_in(buf: Vec<u8>, open: &[&str]) -> io::Result<Self> {
+        let mut x = Self::into_buffer(buf);
+        x.w.get_mut().clear();
         for name in open {
             x.start(name, &[])?;
         }

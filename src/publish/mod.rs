@@ -14,6 +14,7 @@
 mod body;
 mod compress;
 mod output;
+mod streamed;
 mod variant;
 mod writer;
 
@@ -27,8 +28,9 @@ pub use body::{Body, BodyStore, Region, SENDFILE_MIN_BYTES, StoreUsage};
 pub use compress::{Compressor, Done};
 pub use output::{
     Loaded, MANIFEST, PublishError, TempCleanup, Wanted, document_path, load, prepare, save,
-    write_atomically, write_documents, write_streamed_documents,
+    write_atomically, write_documents,
 };
+pub use streamed::StreamedFiles;
 pub use variant::{COMPRESS_MIN_BYTES, Encoding, Representation, Variant};
 pub use writer::{OutputWriter, Report};
 

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{Body, BodyStore, SENDFILE_MIN_BYTES};
 use super::{Encoding, PublishedFeed, PublishedSet, Representation, Variant};
-use crate::builder::{self, Document, ETag, StreamedDocument};
+use crate::builder::{self, Document, ETag};
 use crate::config::{FeedName, Format};
 
 /// Why the output folder could not be prepared or written. What is served from
@@ -118,49 +118,6 @@ pub async fn write_documents(
         Ok(written)
     })
     .await?
-}
-
-/// Writes the documents of a streamed build of a feed into `dir`, each
-/// atomically (its parts with vectored writes) and all at the same time on
-/// blocking threads, then makes the renames durable with one sync of the
-/// folder. Every write that started finishes before an error is returned.
-pub async fn write_streamed_documents(
-    dir: &Path,
-    feed: &FeedName,
-    docs: Vec<StreamedDocument>,
-) -> Result<Vec<PathBuf>, PublishError> {
-    let creating = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&creating).map_err(write_error(&creating))
-    })
-    .await??;
-    let writes: Vec<_> = docs
-        .into_iter()
-        .map(|doc| {
-            let path = feed_file(dir, feed.as_str(), doc.format);
-            tokio::task::spawn_blocking(move || {
-                let parts: Vec<&[u8]> = doc.parts.iter().map(|p| &p[..]).collect();
-                write_parts_atomically(&path, &parts).map_err(write_error(&path))?;
-                Ok::<_, PublishError>(path)
-            })
-        })
-        .collect();
-    let mut written = Vec::with_capacity(writes.len());
-    let mut failed = None;
-    for write in writes {
-        match write.await {
-            Ok(Ok(path)) => written.push(path),
-            Ok(Err(e)) => failed = failed.or(Some(e)),
-            Err(e) => failed = failed.or(Some(PublishError::Task(e))),
-        }
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let syncing = dir.to_owned();
-    tokio::task::spawn_blocking(move || sync_dir(&syncing).map_err(write_error(&syncing)))
-        .await??;
-    Ok(written)
 }
 
 /// The manifest's file name; it cannot clash with a feed's files, whose
@@ -318,7 +275,7 @@ fn variant_path(identity: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn feed_file(dir: &Path, feed: &str, format: Format) -> PathBuf {
+pub(super) fn feed_file(dir: &Path, feed: &str, format: Format) -> PathBuf {
     dir.join(format!("{feed}.{}", format.extension()))
 }
 
@@ -829,12 +786,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// [`write_atomically`] of a file whose bytes are `parts` one after the
-/// other, written with vectored writes rather than first copied together.
-fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    write_atomically_with(path, parts, &mut |_| {})
-}
-
-/// [`write_parts_atomically`], calling `step` before each filesystem operation.
+/// other (written with vectored writes rather than first copied together),
+/// calling `step` before each filesystem operation.
 fn write_atomically_with(
     path: &Path,
     parts: &[&[u8]],
@@ -881,14 +834,14 @@ fn write_all_vectored(f: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Result
 }
 
 /// Turns an I/O error at `path` into the error a save reports.
-fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + use<> {
+pub(super) fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + use<> {
     let path = path.to_owned();
     move |source| PublishError::Write { path, source }
 }
 
 /// The temporary file a new version of `path` is written to. The start-up
 /// cleanup recognises exactly this shape (`our_temp_pid`).
-fn temp_path(path: &Path) -> PathBuf {
+pub(super) fn temp_path(path: &Path) -> PathBuf {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -897,7 +850,7 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Makes the renames durable: on Linux a rename is only on disk once its folder is synced.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
