@@ -174,8 +174,16 @@ pub async fn build_all(
         let (chunks, arriving) = std::sync::mpsc::channel::<Vec<Article>>();
         let name = spec.name.clone();
         let dir = out.to_owned();
+        let candidates = refresh::withdrawn_candidates(config, spec, store)
+            .await
+            .map_err(failed)?;
+        let tombstones = Tombstones {
+            candidates,
+            limit: spec.limit,
+            period: config.tombstones,
+        };
         let rendering = tokio::task::spawn_blocking(move || {
-            render_into_files(meta, &formats, &dir, &name, arriving, started)
+            render_into_files(meta, &formats, &dir, &name, arriving, tombstones, started)
         });
         let read = send_in_chunks(store, spec, chunks).await;
         let mut items = read.map_err(|e| failed(RefreshError::Query(e)))?;
@@ -222,6 +230,7 @@ fn render_into_files(
     dir: &Path,
     feed: &crate::config::FeedName,
     arriving: std::sync::mpsc::Receiver<Vec<Article>>,
+    tombstones: Tombstones,
     started: std::time::Instant,
 ) -> Result<Option<Vec<PathBuf>>, StreamFailure> {
     use StreamFailure::{Build, Write};
@@ -259,11 +268,25 @@ fn render_into_files(
         Some(files) => files,
         None => open(&stream, builder::EMPTY_FEED_UPDATED)?,
     };
-    let Some(ends) = stream.finish_ends().map_err(Build)? else {
+    let shown = builder::tombstones_to_show(
+        &stream.window(),
+        tombstones.limit,
+        tombstones.candidates,
+        tombstones.period,
+    );
+    let Some(ends) = stream.finish_ends(&shown).map_err(Build)? else {
         return Ok(None);
     };
     debug!(feed = %feed, elapsed = ?started.elapsed(), "rendered");
     files.finish(&ends).map(Some).map_err(Write)
+}
+
+/// What [`render_into_files`] needs to pick a feed's tombstones once it
+/// knows what the feed lists.
+struct Tombstones {
+    candidates: Vec<builder::Tombstone>,
+    limit: u32,
+    period: Duration,
 }
 
 /// Why [`render_into_files`] gave up: the builder or the output folder.

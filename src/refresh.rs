@@ -62,11 +62,47 @@ pub async fn build_feed(
         .map_err(RefreshError::Query)?;
     let listed = stored.iter().map(|s| s.article.id.clone()).collect();
     let articles: Vec<_> = stored.into_iter().map(|s| s.article).collect();
+    let candidates = withdrawn_candidates(config, spec, store).await?;
+    let tombstones = builder::tombstones_to_show(
+        &builder::Window::of(&articles),
+        spec.limit,
+        candidates,
+        config.tombstones,
+    );
     let meta = FeedMeta::new(config, spec);
     let formats = spec.formats.clone();
-    let docs =
-        tokio::task::spawn_blocking(move || builder::build(&meta, &articles, &formats)).await??;
+    let docs = tokio::task::spawn_blocking(move || {
+        builder::build_with(&meta, &articles, &tombstones, &formats)
+    })
+    .await??;
     Ok(RenderedFeed { docs, listed })
+}
+
+/// The withdrawn articles that may be `spec`'s tombstones (none asked for
+/// when tombstones are off): at most as many as the feed lists, since only
+/// those within its window count.
+pub async fn withdrawn_candidates(
+    config: &Config,
+    spec: &FeedSpec,
+    store: &dyn ArticleStore,
+) -> Result<Vec<builder::Tombstone>, RefreshError> {
+    if config.tombstones.is_zero() {
+        return Ok(Vec::new());
+    }
+    let withdrawn = store
+        .withdrawn(&spec.filter, spec.limit)
+        .await
+        .map_err(RefreshError::Query)?;
+    Ok(withdrawn
+        .into_iter()
+        .filter_map(|s| {
+            Some(builder::Tombstone {
+                withdrawn_at: s.withdrawn_at?,
+                published_at: s.article.published_at,
+                id: s.article.id,
+            })
+        })
+        .collect())
 }
 
 /// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so

@@ -592,6 +592,18 @@ fn atom_validates_against_the_rfc_4287_schema() {
     let path = dir.path().join("empty.atom");
     std::fs::write(&path, &empty[0].body).expect("write");
     files.push(path);
+    // And one with RFC 6721 tombstones (foreign-namespace elements of the feed).
+    let feed = &sample_feeds()[0];
+    let gone = [builder::Tombstone {
+        id: "withdrawn-story".parse().expect("id"),
+        published_at: feed.articles[0].published_at,
+        withdrawn_at: feed.articles[0].updated_at + chrono::Duration::hours(1),
+    }];
+    let with =
+        builder::build_with(&feed.meta, &feed.articles, &gone, &[Format::Atom]).expect("build");
+    let path = dir.path().join("tombstones.atom");
+    std::fs::write(&path, &with[0].body).expect("write");
+    files.push(path);
     let schema: &Path = &repo_root().join("tests/atom.rnc");
     let out = Command::new("jing")
         .arg("-c")

@@ -13,6 +13,51 @@ const CMS_INSERT: &str = "INSERT INTO articles (id, url, headline, section, tags
      VALUES ($1, 'https://news.example.com/' || $1, $2, 'World', '[\"Diplomacy\", \" UN \"]', \
              '[{\"name\": \"Jane Doe\"}]', $3::timestamptz, $3::timestamptz)";
 
+/// A CMS that withdraws a story by updating its row gets the same
+/// withdrawal time (the trigger's) as an import, so the feeds that listed
+/// it carry a tombstone; a row it inserts already withdrawn gets none.
+#[tokio::test]
+async fn a_cms_withdrawal_is_timed_by_the_store() {
+    let Some((_scratch, store)) = postgres_store().await else {
+        return;
+    };
+    let pool = store.pool();
+    sqlx::query(CMS_INSERT)
+        .bind("cms-gone")
+        .bind("To be withdrawn")
+        .bind("2026-03-05T10:00:00Z")
+        .execute(pool)
+        .await
+        .expect("a CMS insert");
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(50);
+    sqlx::query("UPDATE articles SET status = 'withdrawn' WHERE id = 'cms-gone'")
+        .execute(pool)
+        .await
+        .expect("a CMS withdrawal");
+    let after = chrono::Utc::now() + chrono::Duration::milliseconds(50);
+    let found = store
+        .withdrawn(&ArticleFilter::new(&[], &["diplomacy".into()], &[]), 10)
+        .await
+        .expect("withdrawn");
+    assert_eq!(common::ids(&found), ["cms-gone"]);
+    let at = found[0].withdrawn_at.expect("a withdrawal time");
+    assert!(before <= at && at <= after, "{at}");
+    // Even a CMS writing the column itself cannot set it on an insert.
+    sqlx::query(
+        "INSERT INTO articles (id, url, headline, section, tags, authors, published_at, updated_at, status, withdrawn_at) \
+         VALUES ('cms-never', 'https://news.example.com/never', 'Never out', 'World', '[]', '[]', now(), now(), 'withdrawn', now())",
+    )
+    .execute(pool)
+    .await
+    .expect("a withdrawn insert");
+    let never = store
+        .get(&"cms-never".parse().expect("id"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(never.withdrawn_at, None);
+}
+
 #[tokio::test]
 async fn direct_sql_writes_follow_the_revision_contract() {
     let Some((_scratch, store)) = postgres_store().await else {

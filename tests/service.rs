@@ -105,6 +105,7 @@ async fn an_article_is_published_updated_and_withdrawn_in_every_format() {
     let (_, _, json_feed) = service.get("/feeds/latest.json").await;
     assert!(text(&json_feed).contains("\"date_modified\":\"2026-03-01T11:30:00+00:00\""));
 
+    let withdrawing = chrono::Utc::now();
     writer
         .upsert(&[article(
             "fresh-story",
@@ -114,16 +115,63 @@ async fn an_article_is_published_updated_and_withdrawn_in_every_format() {
         )])
         .await
         .expect("withdraw");
+    let withdrawn = chrono::Utc::now();
     service
         .wait_for_new_etag("/feeds/latest.rss", &second)
         .await;
     for path in FEEDS {
         let (_, _, body) = service.get(path).await;
+        let body = text(&body);
+        let listed_it = path.contains("latest") || path.contains("world");
+        if !path.ends_with(".atom") || !listed_it {
+            assert!(!body.contains("fresh-story"), "{path} no longer lists it");
+            continue;
+        }
+        // The feeds that listed it keep an RFC 6721 tombstone with the
+        // entry's id and the time the store saw it withdrawn, and no entry.
+        assert!(!body.contains("Fresh story"), "{path} no longer lists it");
         assert!(
-            !text(&body).contains("fresh-story"),
-            "{path} no longer lists it"
+            body.contains("xmlns:at=\"http://purl.org/atompub/tombstones/1.0\""),
+            "{path}"
+        );
+        let tombstone = body
+            .split("<at:deleted-entry ")
+            .nth(1)
+            .and_then(|rest| rest.split("/>").next())
+            .unwrap_or_else(|| panic!("{path} has a tombstone: {body}"));
+        assert!(
+            tombstone.contains("ref=\"tag:news.example.com,2026-03-01:fresh-story\""),
+            "{path}: {tombstone}"
+        );
+        let when = tombstone
+            .split("when=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a when attribute");
+        let when = chrono::DateTime::parse_from_rfc3339(when).expect("an RFC 3339 time");
+        // The store's clock, to the millisecond (SQLite's `subsec`).
+        let slack = chrono::Duration::milliseconds(2);
+        assert!(
+            when >= withdrawing - slack && when <= withdrawn + slack,
+            "{path}: withdrawn at {when}, between {withdrawing} and {withdrawn}"
         );
     }
+    // A withdrawal changes the documents, so it moves Last-Modified too
+    // (a reader asking If-Modified-Since must not be told nothing changed).
+    let response = reqwest::get(format!("{}/feeds/latest.rss", service.base))
+        .await
+        .expect("request");
+    let modified = response
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .expect("a Last-Modified header");
+    let modified = chrono::DateTime::<chrono::Utc>::from(modified);
+    assert!(
+        modified >= withdrawing - chrono::Duration::seconds(1),
+        "Last-Modified {modified} is the withdrawal's time ({withdrawing})"
+    );
     let health = service.health().await;
     assert_eq!(health["status"], "ok", "{health}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{article, ids};
-use feedsmith::article::{ArticleFilter, Status};
+use feedsmith::article::{Article, ArticleFilter, Status};
 use feedsmith::store::{ArticleStore, Revision, SourceState, Upserted};
 use serde_json::json;
 
@@ -461,6 +461,91 @@ async fn source_state_is_saved_replaced_and_takes_no_revision(store: &dyn Articl
     );
 }
 
+/// The store keeps when a published article was withdrawn (its own clock),
+/// for tombstones: never for an article withdrawn before it was published
+/// (its id must not leak), kept while it stays withdrawn, cleared when it
+/// is published again; `withdrawn` applies the feed's filters.
+async fn withdrawal_time_is_kept_by_the_store(store: &dyn ArticleStore) {
+    let world = json!({"section": "World", "tags": ["Climate"]});
+    let live = article("live", "2025-01-01T00:00:00Z", world.clone());
+    let other = article(
+        "other",
+        "2025-01-02T00:00:00Z",
+        json!({"section": "Business"}),
+    );
+    let draft = article(
+        "draft",
+        "2025-01-03T00:00:00Z",
+        json!({"status": "draft", "section": "World", "tags": ["Climate"]}),
+    );
+    let born = article(
+        "born-withdrawn",
+        "2025-01-04T00:00:00Z",
+        json!({"status": "withdrawn", "section": "World", "tags": ["Climate"]}),
+    );
+    store
+        .upsert(&[live.clone(), other.clone(), draft.clone(), born])
+        .await
+        .expect("insert");
+    let all = ArticleFilter::default();
+    assert!(
+        store
+            .withdrawn(&all, 10)
+            .await
+            .expect("withdrawn")
+            .is_empty()
+    );
+
+    let withdraw = |a: &Article| {
+        let mut a = a.clone();
+        a.status = Status::Withdrawn;
+        a
+    };
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(2);
+    store
+        .upsert(&[withdraw(&live), withdraw(&draft), withdraw(&other)])
+        .await
+        .expect("withdraw");
+    let after = chrono::Utc::now() + chrono::Duration::milliseconds(2);
+    let found = store.withdrawn(&all, 10).await.expect("withdrawn");
+    assert_eq!(ids(&found), ["other", "live"], "newest published first");
+    for f in &found {
+        let at = f.withdrawn_at.expect("a withdrawal time");
+        assert!(
+            before <= at && at <= after,
+            "{at} between {before} and {after}"
+        );
+    }
+    let first = found[1].withdrawn_at;
+    for filter in [filter(&["World"], &[], &[]), filter(&[], &["Climate"], &[])] {
+        assert_eq!(
+            ids(&store.withdrawn(&filter, 10).await.expect("withdrawn")),
+            ["live"]
+        );
+    }
+    assert_eq!(
+        ids(&store.withdrawn(&all, 1).await.expect("withdrawn")),
+        ["other"]
+    );
+
+    // An edit of the withdrawn article keeps its withdrawal time.
+    let mut edited = withdraw(&live);
+    edited.headline = "Withdrawn, and its headline edited".to_owned();
+    store.upsert(&[edited]).await.expect("edit");
+    let id = "live".parse().expect("id");
+    let stored = store.get(&id).await.expect("get").expect("stored");
+    assert_eq!(stored.withdrawn_at, first);
+
+    // Published again: no longer withdrawn, and no time left behind.
+    store.upsert(&[live]).await.expect("republish");
+    let stored = store.get(&id).await.expect("get").expect("stored");
+    assert_eq!(stored.withdrawn_at, None);
+    assert_eq!(
+        ids(&store.withdrawn(&all, 10).await.expect("withdrawn")),
+        ["other"]
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -494,6 +579,7 @@ store_suite!(
         one_batch_may_touch_an_article_twice,
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
+        withdrawal_time_is_kept_by_the_store,
     ]
 );
 
@@ -512,5 +598,6 @@ store_suite!(
         one_batch_may_touch_an_article_twice,
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
+        withdrawal_time_is_kept_by_the_store,
     ]
 );

@@ -45,7 +45,7 @@ fn streamed(
         stream.push_to(piece, &sink).expect("push_to");
     }
     let in_order = stream.in_order();
-    let ends = stream.finish_ends().expect("finish_ends");
+    let ends = stream.finish_ends(&[]).expect("finish_ends");
     assert_eq!(ends.is_some(), in_order);
     let docs = ends?
         .into_iter()
@@ -117,7 +117,7 @@ fn an_empty_feed_streams_like_the_builder() {
     let mut stream = FeedStream::new(meta, &Format::ALL);
     stream.push_to(&[], &sink).expect("an empty chunk");
     let ends = stream
-        .finish_ends()
+        .finish_ends(&[])
         .expect("finish_ends")
         .expect("in order");
     for (ends, (built, items)) in ends.iter().zip(built.iter().zip(&sink.0)) {
@@ -167,6 +167,13 @@ impl ArticleStore for Backwards {
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
         self.0.newest(filter, limit).await
+    }
+    async fn withdrawn(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        self.0.withdrawn(filter, limit).await
     }
     fn newest_stream<'a>(
         &'a self,

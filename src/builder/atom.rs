@@ -13,7 +13,7 @@ use std::io;
 use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
-use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc3339, source_tag_uri};
+use super::{Entry, FeedMeta, GENERATOR, Prepared, Tombstone, rfc3339, source_tag_uri};
 use crate::config::Format;
 
 /// The elements an entry sits inside, for writing entries apart from the
@@ -30,20 +30,36 @@ pub fn render(meta: &FeedMeta, prepared: &Prepared<'_>) -> Result<Vec<u8>, Strin
 }
 
 fn write_feed(x: &mut Xml, meta: &FeedMeta, prepared: &Prepared<'_>) -> io::Result<()> {
-    write_head(x, meta, prepared.updated)?;
+    write_head(x, meta, prepared.updated, prepared.tombstones)?;
     for e in &prepared.entries {
         write_entry(x, meta, e)?;
     }
     write_foot(x)
 }
 
+/// RFC 6721's namespace for `deleted-entry`.
+pub const TOMBSTONES_NS: &str = "http://purl.org/atompub/tombstones/1.0";
+
 /// Everything before the first entry. `updated` (the newest entry's
-/// `updated_at`) is its only part that depends on the entries.
-pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::Result<()> {
+/// `updated_at` or withdrawal) and the tombstones are its only parts that
+/// depend on the articles. The tombstones come last, just before the
+/// entries: RFC 6721 lets them stand among the entries, but RFC 4287's
+/// schema only allows extension elements among the feed's metadata, and
+/// validators check that. Their namespace is declared only when there are
+/// any, so feeds without keep their bytes.
+pub fn write_head(
+    x: &mut Xml,
+    meta: &FeedMeta,
+    updated: DateTime<Utc>,
+    tombstones: &[Tombstone],
+) -> io::Result<()> {
     let zone = meta.timezone;
     let self_url = meta.self_url(Format::Atom);
     x.declaration()?;
     let mut root = vec![("xmlns", ATOM_NS), ("xmlns:media", MEDIA_NS)];
+    if !tombstones.is_empty() {
+        root.push(("xmlns:at", TOMBSTONES_NS));
+    }
     if let Some(lang) = &meta.language {
         root.push(("xml:lang", lang.as_str()));
     }
@@ -91,6 +107,13 @@ pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::R
     }
     for c in &meta.categories {
         x.empty("category", &[("term", c)])?;
+    }
+    for t in tombstones {
+        let when = rfc3339(t.withdrawn_at, zone);
+        x.empty(
+            "at:deleted-entry",
+            &[("ref", &t.tag(&meta.tag_authority)), ("when", &when)],
+        )?;
     }
     Ok(())
 }

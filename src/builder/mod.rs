@@ -28,7 +28,7 @@ use url::Url;
 
 use std::borrow::Cow;
 
-use crate::article::{Article, Image, scan_text, strip_forbidden};
+use crate::article::{Article, ArticleId, Image, scan_text, strip_forbidden};
 use crate::config::{Config, FeedName, FeedSpec, Format};
 
 /// The name the documents give as their generator. It is the bare name: RSS
@@ -444,7 +444,10 @@ fn sort_newest_first(articles: &mut [&Article]) {
 pub struct Prepared<'a> {
     /// The entries, newest first.
     pub entries: Vec<Entry<'a>>,
-    /// The feed-level date: the newest `updated_at`, or the epoch for an empty feed.
+    /// The withdrawn articles the Atom document marks as deleted (RFC 6721).
+    pub tombstones: &'a [Tombstone],
+    /// The feed-level date: the newest `updated_at` or tombstone, or the
+    /// epoch for an empty feed.
     pub updated: DateTime<Utc>,
     /// The sum of the entries' text sizes, to size output buffers once.
     pub text_bytes: usize,
@@ -471,20 +474,127 @@ fn text_bytes(entries: &[Entry<'_>]) -> usize {
 
 /// Sorts, sanitises and resolves the articles once for every format.
 pub fn prepare<'a>(meta: &FeedMeta, articles: &'a [Article]) -> Prepared<'a> {
+    prepare_with(meta, articles, &[])
+}
+
+/// [`prepare`], with the tombstones of withdrawn articles the feed listed.
+/// A withdrawal changes the documents, so it counts as an update: the
+/// feed-level date (and `Last-Modified`) is the newest of the entries'
+/// `updated_at` and the tombstones' `withdrawn_at`.
+pub fn prepare_with<'a>(
+    meta: &FeedMeta,
+    articles: &'a [Article],
+    tombstones: &'a [Tombstone],
+) -> Prepared<'a> {
     let mut ordered: Vec<&Article> = articles.iter().collect();
     sort_newest_first(&mut ordered);
     let entries: Vec<Entry<'a>> = ordered.into_iter().map(|a| entry(meta, a)).collect();
-    let updated = entries
-        .iter()
-        .map(|e| e.updated_at)
-        .max()
+    let newest = entries.iter().map(|e| e.updated_at).max();
+    let updated = newest
+        .max(tombstones.iter().map(|t| t.withdrawn_at).max())
         .unwrap_or(EMPTY_FEED_UPDATED);
     let text_bytes = text_bytes(&entries);
     Prepared {
         entries,
+        tombstones,
         updated,
         text_bytes,
     }
+}
+
+/// A withdrawn article that a feed listed, marked as deleted in the feed's
+/// Atom document (RFC 6721 `at:deleted-entry`) so aggregators that fetched
+/// it drop it. RSS and JSON Feed have no such element: there the article
+/// only leaves the items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The article's id (its entry id is the `tag:` URI made of it).
+    pub id: ArticleId,
+    /// When it was first published (the date in its `tag:` URI).
+    pub published_at: DateTime<Utc>,
+    /// When the store saw it withdrawn: the tombstone's `when`.
+    pub withdrawn_at: DateTime<Utc>,
+}
+
+impl Tombstone {
+    /// The entry id the article had: what the tombstone's `ref` names.
+    pub fn tag(&self, authority: &str) -> String {
+        tag(authority, self.published_at, &self.id)
+    }
+}
+
+/// What [`tombstones_to_show`] needs to know of a feed's listed articles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    /// How many articles it lists.
+    pub count: u64,
+    /// The feed-order key (published, id) of the oldest one.
+    pub oldest: Option<(DateTime<Utc>, ArticleId)>,
+    /// The newest `updated_at` among them.
+    pub newest_update: Option<DateTime<Utc>>,
+}
+
+impl Window {
+    /// The window of these listed articles, in any order.
+    pub fn of(listed: &[Article]) -> Self {
+        Self {
+            count: listed.len() as u64,
+            oldest: listed
+                .iter()
+                .map(|a| (a.published_at, &a.id))
+                .min()
+                .map(|(at, id)| (at, id.clone())),
+            newest_update: listed.iter().map(|a| a.updated_at).max(),
+        }
+    }
+}
+
+/// Which withdrawn articles a feed shows as tombstones, newest withdrawal
+/// first (then by id ascending, so the order is fixed).
+///
+/// `window` sums up what the feed lists now and `limit` is its size: a
+/// candidate (withdrawn after being published, from the store's
+/// `withdrawn` query) counts as listed before if it sorts within the window
+/// (not older than the oldest listed item when the window is full). It is
+/// kept for `period` after its withdrawal, measured not from the wall clock
+/// but from the feed's own newest event (the newest `updated_at` listed or
+/// withdrawal), so the same store contents give the same documents on every
+/// replica and at every rebuild; a quiet feed keeps its last tombstones
+/// until it moves on.
+pub fn tombstones_to_show(
+    window: &Window,
+    limit: u32,
+    candidates: Vec<Tombstone>,
+    period: std::time::Duration,
+) -> Vec<Tombstone> {
+    let Ok(period) = chrono::Duration::from_std(period) else {
+        return candidates;
+    };
+    if period.is_zero() {
+        return Vec::new();
+    }
+    let full = window.count >= u64::from(limit);
+    let oldest = window.oldest.as_ref().filter(|_| full);
+    let mut within: Vec<Tombstone> = candidates
+        .into_iter()
+        .filter(|t| {
+            oldest
+                .as_ref()
+                .is_none_or(|(at, id)| (t.published_at, &t.id) >= (*at, id))
+        })
+        .collect();
+    let reference = window
+        .newest_update
+        .max(within.iter().map(|t| t.withdrawn_at).max());
+    if let Some(reference) = reference {
+        within.retain(|t| t.withdrawn_at >= reference - period);
+    }
+    within.sort_by(|a, b| {
+        b.withdrawn_at
+            .cmp(&a.withdrawn_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    within
 }
 
 /// Builds one format of a feed.
@@ -512,28 +622,22 @@ pub fn build(
     articles: &[Article],
     formats: &[Format],
 ) -> Result<Vec<Document>, BuildError> {
-    let mut docs = Vec::with_capacity(formats.len());
-    build_each(meta, articles, formats, |doc| {
-        docs.push(doc);
-        Ok::<_, BuildError>(())
-    })?;
-    Ok(docs)
+    build_with(meta, articles, &[], formats)
 }
 
-/// [`build`], handing each document to `done` as soon as it is finished (in
-/// `formats` order), so a caller can write one to disk while the next is
-/// rendered. Stops at the first error, the builder's or `done`'s.
-pub fn build_each<E: From<BuildError>>(
+/// [`build`], with the tombstones of withdrawn articles the feed listed
+/// ([`tombstones_to_show`]).
+pub fn build_with(
     meta: &FeedMeta,
     articles: &[Article],
+    tombstones: &[Tombstone],
     formats: &[Format],
-    mut done: impl FnMut(Document) -> Result<(), E>,
-) -> Result<(), E> {
-    let prepared = prepare(meta, articles);
-    for &format in formats {
-        done(build_format(meta, &prepared, format)?)?;
-    }
-    Ok(())
+) -> Result<Vec<Document>, BuildError> {
+    let prepared = prepare_with(meta, articles, tombstones);
+    formats
+        .iter()
+        .map(|&format| build_format(meta, &prepared, format))
+        .collect()
 }
 
 /// RFC 3339 in the site's zone, whole seconds unless the time has fractions.

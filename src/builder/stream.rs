@@ -26,7 +26,10 @@ use std::thread;
 use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
-use super::{BuildError, EMPTY_FEED_UPDATED, Entry, FeedMeta, atom, entry, json, rss, text_bytes};
+use super::{
+    BuildError, EMPTY_FEED_UPDATED, Entry, FeedMeta, Tombstone, Window, atom, entry, json, rss,
+    text_bytes,
+};
 use crate::article::{Article, ArticleId};
 use crate::config::Format;
 
@@ -78,6 +81,8 @@ pub struct FeedStream {
     updated: Option<DateTime<Utc>>,
     /// The feed-order key of the last article so far.
     last: Option<(DateTime<Utc>, ArticleId)>,
+    /// How many articles so far.
+    count: u64,
     /// Whether every article so far came in feed order.
     in_order: bool,
 }
@@ -92,6 +97,7 @@ impl FeedStream {
             started: false,
             updated: None,
             last: None,
+            count: 0,
             in_order: true,
         }
     }
@@ -145,6 +151,7 @@ impl FeedStream {
             return Ok(false);
         }
         self.last = Some((tail.published_at, tail.id.clone()));
+        self.count += chunk.len() as u64;
         let newest = chunk.iter().map(|a| a.updated_at).max();
         self.updated = self.updated.max(newest);
         let first = !std::mem::replace(&mut self.started, true);
@@ -174,6 +181,15 @@ impl FeedStream {
         self.updated
     }
 
+    /// What the items so far list, for [`super::tombstones_to_show`].
+    pub fn window(&self) -> Window {
+        Window {
+            count: self.count,
+            oldest: self.last.clone(),
+            newest_update: self.updated,
+        }
+    }
+
     /// The head of each document as it would be if the newest update of
     /// all items were `updated`, in the order of the formats: a sink that
     /// writes the items first can leave this much room in front of them
@@ -181,7 +197,7 @@ impl FeedStream {
     pub fn heads(&self, updated: DateTime<Utc>) -> Result<Vec<Vec<u8>>, BuildError> {
         self.formats
             .iter()
-            .map(|&format| head_and_foot(&self.meta, format, updated).map(|(head, _)| head))
+            .map(|&format| head_and_foot(&self.meta, format, updated, &[]).map(|(head, _)| head))
             .collect()
     }
 
@@ -191,15 +207,21 @@ impl FeedStream {
     /// byte for byte what [`super::build`] makes of the same articles.
     /// `None` if they did not all come in feed order (what was handed on is
     /// then of no use): build the feed with [`super::build`] instead.
-    pub fn finish_ends(self) -> Result<Option<Vec<FeedEnds>>, BuildError> {
+    /// `tombstones` are the feed's withdrawn articles to mark as deleted
+    /// ([`super::tombstones_to_show`]), as [`super::build_with`] takes them.
+    pub fn finish_ends(
+        self,
+        tombstones: &[Tombstone],
+    ) -> Result<Option<Vec<FeedEnds>>, BuildError> {
         if !self.in_order {
             return Ok(None);
         }
-        let updated = self.updated.unwrap_or(EMPTY_FEED_UPDATED);
+        let withdrawn = tombstones.iter().map(|t| t.withdrawn_at).max();
+        let updated = self.updated.max(withdrawn).unwrap_or(EMPTY_FEED_UPDATED);
         self.formats
             .iter()
             .map(|&format| {
-                let (head, foot) = head_and_foot(&self.meta, format, updated)?;
+                let (head, foot) = head_and_foot(&self.meta, format, updated, tombstones)?;
                 Ok(FeedEnds {
                     format,
                     head,
@@ -304,6 +326,7 @@ fn head_and_foot(
     meta: &FeedMeta,
     format: Format,
     updated: DateTime<Utc>,
+    tombstones: &[Tombstone],
 ) -> Result<(Vec<u8>, Vec<u8>), BuildError> {
     let failed = |message: String| BuildError::Write {
         feed: meta.name.clone(),
@@ -320,7 +343,8 @@ fn head_and_foot(
         }
         Format::Atom => {
             let mut head = Xml::with_capacity(4096);
-            atom::write_head(&mut head, meta, updated).map_err(|e| failed(e.to_string()))?;
+            atom::write_head(&mut head, meta, updated, tombstones)
+                .map_err(|e| failed(e.to_string()))?;
             let mut foot =
                 Xml::nested(64, &atom::ENTRY_PARENTS).map_err(|e| failed(e.to_string()))?;
             atom::write_foot(&mut foot).map_err(|e| failed(e.to_string()))?;

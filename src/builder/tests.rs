@@ -399,3 +399,102 @@ fn an_article_with_no_text_still_gives_readers_some() {
     let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
     assert!(v["items"][0].get("content_text").is_none(), "{v}");
 }
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("an RFC 3339 time")
+}
+
+fn tombstone(id: &str, published: &str, withdrawn: &str) -> Tombstone {
+    Tombstone {
+        id: id.parse().expect("id"),
+        published_at: at(published),
+        withdrawn_at: at(withdrawn),
+    }
+}
+
+#[test]
+fn atom_marks_tombstones_as_deleted_entries_and_the_others_only_drop_them() {
+    let listed = [article(
+        json!({"id": "kept", "updated_at": "2025-01-02T00:00:00Z"}),
+    )];
+    let gone = [tombstone(
+        "gone",
+        "2024-12-31T10:00:00Z",
+        "2025-01-03T12:30:00.250Z",
+    )];
+    let docs = build_with(&meta(), &listed, &gone, &Format::ALL).expect("build");
+    let by = |f: Format| text(docs.iter().find(|d| d.format == f).expect("format"));
+    let atom = by(Format::Atom);
+    assert!(
+        atom.contains("xmlns:at=\"http://purl.org/atompub/tombstones/1.0\""),
+        "{atom}"
+    );
+    assert!(
+        atom.contains(
+            "<at:deleted-entry ref=\"tag:feeds.example.com,2024-12-31:gone\" \
+             when=\"2025-01-03T12:30:00.250+00:00\"/>\n  <entry>"
+        ),
+        "just before the entries, in the site's zone: {atom}"
+    );
+    // The withdrawal is the feed's newest change.
+    assert!(atom.contains("<updated>2025-01-03T12:30:00.250+00:00</updated>"));
+    for doc in &docs {
+        assert_eq!(doc.last_modified, at("2025-01-03T12:30:00.250Z"));
+    }
+    for format in [Format::Rss, Format::Json] {
+        assert!(!by(format).contains("gone"), "{format:?} has no tombstones");
+    }
+    // Without tombstones, not even the namespace: the bytes of `build`.
+    let plain = build_with(&meta(), &listed, &[], &Format::ALL).expect("build");
+    assert_eq!(plain, build(&meta(), &listed, &Format::ALL).expect("build"));
+    assert!(!text(&plain[1]).contains("tombstones"));
+}
+
+#[test]
+fn tombstones_shown_are_those_within_the_window_and_the_period() {
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    let listed: Vec<Article> = (1..=3)
+        .map(|d| {
+            article(json!({
+                "id": format!("a{d}"),
+                "published_at": format!("2025-01-0{d}T00:00:00Z"),
+            }))
+        })
+        .collect();
+    let window = Window::of(&listed);
+    let candidates = vec![
+        // Older than the oldest listed: outside a full window.
+        tombstone("old", "2024-12-30T00:00:00Z", "2025-01-20T00:00:00Z"),
+        tombstone("recent", "2025-01-02T12:00:00Z", "2025-01-20T00:00:00Z"),
+        // Withdrawn more than a week before the newest event (the 20th).
+        tombstone("stale", "2025-01-02T06:00:00Z", "2025-01-12T23:59:59Z"),
+        tombstone("edge", "2025-01-01T00:00:00Z", "2025-01-13T00:00:00Z"),
+    ];
+    let ids = |shown: Vec<Tombstone>| {
+        shown
+            .into_iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(tombstones_to_show(&window, 3, candidates.clone(), week)),
+        ["recent", "edge"],
+        "a full window: only what sorts within it, newest withdrawal first"
+    );
+    assert_eq!(
+        ids(tombstones_to_show(&window, 50, candidates.clone(), week)),
+        ["old", "recent", "edge"],
+        "a window not full lists everything, so everything counts; by id on a tie"
+    );
+    assert!(
+        tombstones_to_show(&window, 3, candidates.clone(), std::time::Duration::ZERO).is_empty()
+    );
+    // The period runs from the feed's newest event, not the wall clock: an
+    // update listed later than every withdrawal moves it on.
+    let mut later = listed.clone();
+    later.push(article(json!({"id": "a9", "published_at": "2025-01-09T00:00:00Z", "updated_at": "2025-01-26T00:00:00Z"})));
+    assert_eq!(
+        ids(tombstones_to_show(&Window::of(&later), 4, candidates, week)),
+        ["recent"]
+    );
+}

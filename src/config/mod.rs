@@ -37,6 +37,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feedsmith.toml";
 /// Largest `limit` a feed may ask for: readers choke on bigger documents long
 /// before the store does.
 pub const MAX_LIMIT: u32 = 10_000;
+/// How long a withdrawn article's tombstone stays in a feed by default: a
+/// week, longer than the slowest readers' polling interval, so every
+/// aggregator that fetched the story learns it was withdrawn.
+pub const DEFAULT_TOMBSTONES: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Articles a feed lists when its file sets no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The refresh schedule (cron, in the site's time zone) when neither the feed
@@ -492,7 +497,8 @@ struct RawSchedule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFeedsSection {
-    dir: Spanned<PathBuf>,
+    dir: Option<Spanned<PathBuf>>,
+    tombstones: Option<Interval>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -769,6 +775,10 @@ pub struct Config {
     pub feeds_dir: PathBuf,
     /// Every feed, by name.
     pub feeds: BTreeMap<FeedName, FeedSpec>,
+    /// `[feeds].tombstones`: how long a withdrawn article stays in the Atom
+    /// documents of the feeds that listed it as an RFC 6721 tombstone
+    /// (`at:deleted-entry`); default [`DEFAULT_TOMBSTONES`], zero for none.
+    pub tombstones: Duration,
     /// The folder of source files, one `NAME.toml` per pulled upstream feed
     /// (`[sources].dir`, default `sources`; a missing folder means none).
     pub sources_dir: PathBuf,
@@ -882,6 +892,7 @@ struct MainParts {
     watch: Option<Duration>,
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
+    tombstones: Duration,
     sources_dir: PathBuf,
     sources_dir_at: Location,
     log: LogConfig,
@@ -904,6 +915,7 @@ impl MainParts {
             watch: self.watch,
             feeds_dir: self.feeds_dir,
             feeds,
+            tombstones: self.tombstones,
             sources_dir: self.sources_dir,
             sources,
             log: self.log,
@@ -960,9 +972,15 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
             ));
         }
     }
+    let tombstones = raw
+        .feeds
+        .as_ref()
+        .and_then(|f| f.tombstones.as_ref())
+        .map_or(DEFAULT_TOMBSTONES, |t| t.0);
     let feeds_dir = raw
         .feeds
-        .map(|f| (f.dir.get_ref().clone(), Some(f.dir.span())))
+        .and_then(|f| f.dir)
+        .map(|dir| (dir.get_ref().clone(), Some(dir.span())))
         .unwrap_or_else(|| (PathBuf::from("feeds"), None));
     let sources_dir = raw
         .sources
@@ -1071,6 +1089,7 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         },
         feeds_dir_at: Location::new(source, feeds_dir.1),
         feeds_dir: feeds_dir.0,
+        tombstones,
         sources_dir_at: Location::new(source, sources_dir.1),
         sources_dir: sources_dir.0,
         log: LogConfig {

@@ -756,3 +756,19 @@ fn check_source_text_reports_what_load_reports() {
         problems[0]
     );
 }
+
+#[test]
+fn tombstones_default_to_a_week_and_are_read_as_a_duration() {
+    let config = Fixture::new(MAIN, &[latest()]).load().expect("valid");
+    assert_eq!(config.tombstones, DEFAULT_TOMBSTONES);
+    assert_eq!(config.tombstones, Duration::from_secs(604_800));
+    let off = MAIN.replace("[feeds]", "[feeds]\ntombstones = \"0s\"");
+    let config = Fixture::new(&off, &[latest()]).load().expect("valid");
+    assert!(config.tombstones.is_zero());
+    let bad = MAIN.replace("[feeds]", "[feeds]\ntombstones = \"a week\"");
+    fails_at(
+        &Fixture::new(&bad, &[latest()]),
+        "DIR/feedsmith.toml:13:14",
+        "\"a week\" is not a duration",
+    );
+}

@@ -98,6 +98,7 @@ impl World {
         self.changed.lock().expect("changed").push(StoredArticle {
             article,
             revision: rev,
+            withdrawn_at: None,
         });
     }
 
@@ -148,6 +149,15 @@ impl ArticleStore for FakeStore {
         let feed = filter.tags.first().cloned().unwrap_or_default();
         self.world.log(&self.clock, Call::Newest(feed));
         tokio::time::sleep(self.world.newest_takes).await;
+        self.world.fail()?;
+        Ok(Vec::new())
+    }
+
+    async fn withdrawn(
+        &self,
+        _filter: &ArticleFilter,
+        _limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
         self.world.fail()?;
         Ok(Vec::new())
     }

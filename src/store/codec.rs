@@ -28,7 +28,7 @@ pub type ColumnError = Box<dyn std::error::Error + Send + Sync>;
 /// The columns every backend reads an article from, in this order (both
 /// stores select them so, and read them by position).
 pub(crate) const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, \
-     headline, standfirst, body_html, authors, source, tags, image, related";
+     headline, standfirst, body_html, authors, source, tags, image, related, withdrawn_at";
 
 /// What an upsert of an existing id replaces, as an `ON CONFLICT (id) DO
 /// UPDATE SET` list both backends use (PostgreSQL adds its key arrays).
@@ -57,6 +57,7 @@ pub(crate) mod col {
     pub const TAGS: usize = 12;
     pub const IMAGE: usize = 13;
     pub const RELATED: usize = 14;
+    pub const WITHDRAWN_AT: usize = 15;
 }
 
 /// The name of column `index` of [`COLUMNS`], for error messages.
@@ -73,6 +74,8 @@ pub trait ArticleRow {
     fn owned_text(&self, column: usize) -> Result<Option<String>, ColumnError>;
     fn int(&self, column: usize) -> Result<i64, ColumnError>;
     fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError>;
+    /// A nullable time column.
+    fn opt_time(&self, column: usize) -> Result<Option<DateTime<Utc>>, ColumnError>;
     /// A JSON column read straight into its type.
     fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError>;
 }
@@ -81,6 +84,7 @@ pub trait ArticleRow {
 /// times and JSON.
 pub trait ColumnDialect: sqlx::Database {
     fn time(row: &Self::Row, column: usize) -> Result<DateTime<Utc>, ColumnError>;
+    fn opt_time(row: &Self::Row, column: usize) -> Result<Option<DateTime<Utc>>, ColumnError>;
     fn json<T: DeserializeOwned>(row: &Self::Row, column: usize) -> Result<Option<T>, ColumnError>;
 }
 
@@ -107,6 +111,10 @@ where
 
     fn time(&self, column: usize) -> Result<DateTime<Utc>, ColumnError> {
         R::Database::time(self, column)
+    }
+
+    fn opt_time(&self, column: usize) -> Result<Option<DateTime<Utc>>, ColumnError> {
+        R::Database::opt_time(self, column)
     }
 
     fn json<T: DeserializeOwned>(&self, column: usize) -> Result<Option<T>, ColumnError> {
@@ -152,9 +160,13 @@ pub(crate) fn decode(row: &impl ArticleRow) -> Result<StoredArticle, StoreError>
     let revision = row
         .int(col::REVISION)
         .map_err(|e| d.corrupt(col::REVISION, e))?;
+    let withdrawn_at = row
+        .opt_time(col::WITHDRAWN_AT)
+        .map_err(|e| d.corrupt(col::WITHDRAWN_AT, e))?;
     Ok(StoredArticle {
         article,
         revision: Revision(revision),
+        withdrawn_at,
     })
 }
 

@@ -47,6 +47,10 @@ pub struct StoredArticle {
     pub article: Article,
     /// The store-wide revision of the article's last insert or change.
     pub revision: Revision,
+    /// When the store saw a published article turn `withdrawn` (the
+    /// store's own clock, kept by both backends); `None` for any other
+    /// status, and for an article withdrawn before it was ever published.
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 /// What an upsert did to one article.
@@ -226,6 +230,15 @@ pub trait ArticleStore: Send + Sync {
     /// The newest `limit` published articles matching `filter`, newest first
     /// (`published_at` descending, then id descending).
     async fn newest(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// The withdrawn articles of `filter` that were published before they
+    /// were withdrawn, newest published first, at most `limit`: the
+    /// candidates for a feed's tombstones.
+    async fn withdrawn(
         &self,
         filter: &ArticleFilter,
         limit: u32,

@@ -26,7 +26,7 @@ use super::codec::{
 };
 use super::sql::{Backend, Bind};
 use super::{ConnectOptions, StoreError, Upserted, redact};
-use crate::article::{Article, ArticleFilter};
+use crate::article::{Article, ArticleFilter, Status};
 use listen::{listen, subscribe};
 use query::newest_query;
 
@@ -158,7 +158,7 @@ impl PostgresStore {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<String, StoreError> {
-        let (sql, binds) = newest_query(filter, limit);
+        let (sql, binds) = newest_query(filter, limit, Status::Published);
         let explaining = StoreError::query("explaining a feed's query");
         let rows = bind_all(sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}"))), binds)
             .fetch_all(&self.pool)
@@ -183,8 +183,8 @@ impl Backend for PostgresStore {
         bind_all(sqlx::query(AssertSqlSafe(sql)), binds).fetch(&self.pool)
     }
 
-    fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
-        newest_query(filter, limit)
+    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>) {
+        newest_query(filter, limit, status)
     }
 
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
@@ -349,6 +349,10 @@ async fn write_filter_rows(
 /// `jsonb` deserialised from their bytes.
 impl ColumnDialect for sqlx::Postgres {
     fn time(row: &PgRow, column: usize) -> Result<DateTime<Utc>, ColumnError> {
+        Ok(row.try_get(column)?)
+    }
+
+    fn opt_time(row: &PgRow, column: usize) -> Result<Option<DateTime<Utc>>, ColumnError> {
         Ok(row.try_get(column)?)
     }
 

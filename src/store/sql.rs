@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::codec::{self, COLUMNS, UpsertDialect};
 use super::{ArticleStore, Revision, SourceState, StoreError, StoredArticle, Upserted};
-use crate::article::{Article, ArticleFilter, ArticleId};
+use crate::article::{Article, ArticleFilter, ArticleId, Status};
 
 /// A value bound to a statement parameter.
 pub enum Bind {
@@ -38,8 +38,9 @@ pub trait Backend: Send + Sync {
     /// The rows `sql` selects with `binds`, as the database produces them.
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<Self::Row, sqlx::Error>>;
 
-    /// The newest-N statement for `filter` (see [`ArticleStore::newest`]).
-    fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>);
+    /// The newest-N statement for `filter` among articles of `status` (see
+    /// [`ArticleStore::newest`] and [`ArticleStore::withdrawn`]).
+    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>);
 
     /// Runs one statement that returns no rows (the source state's upsert).
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error>;
@@ -89,8 +90,25 @@ impl<B: Backend> ArticleStore for B {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
-        let (sql, binds) = B::newest_query(filter, limit);
+        let (sql, binds) = B::newest_query(filter, limit, Status::Published);
         codec::collect_rows(self.rows(sql, binds), limit, NEWEST).await
+    }
+
+    async fn withdrawn(
+        &self,
+        filter: &ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let (sql, binds) = B::newest_query(filter, limit, Status::Withdrawn);
+        let mut rows = codec::collect_rows(
+            self.rows(sql, binds),
+            limit,
+            "selecting a feed's withdrawn articles",
+        )
+        .await?;
+        // Withdrawn before they were ever published: never listed, never shown.
+        rows.retain(|r| r.withdrawn_at.is_some());
+        Ok(rows)
     }
 
     fn newest_stream<'a>(
@@ -99,7 +117,7 @@ impl<B: Backend> ArticleStore for B {
         limit: u32,
     ) -> BoxStream<'a, Result<StoredArticle, StoreError>> {
         use futures_util::StreamExt;
-        let (sql, binds) = B::newest_query(filter, limit);
+        let (sql, binds) = B::newest_query(filter, limit, Status::Published);
         codec::decode_rows(self.rows(sql, binds), NEWEST).boxed()
     }
 

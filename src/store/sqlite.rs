@@ -23,7 +23,7 @@ use super::codec::{
 };
 use super::sql::{Backend, Bind};
 use super::{SqliteLocation, StoreError, Upserted};
-use crate::article::{Article, ArticleFilter};
+use crate::article::{Article, ArticleFilter, Status};
 use query::newest_query;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -158,8 +158,8 @@ impl Backend for SqliteStore {
         }
     }
 
-    fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
-        newest_query(filter, limit)
+    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>) {
+        newest_query(filter, limit, status)
     }
 
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
@@ -332,6 +332,15 @@ impl ColumnDialect for sqlx::Sqlite {
     fn time(row: &SqliteRow, column: usize) -> Result<DateTime<Utc>, ColumnError> {
         let us: i64 = row.try_get(column)?;
         DateTime::from_timestamp_micros(us).ok_or_else(|| format!("{us} is out of range").into())
+    }
+
+    fn opt_time(row: &SqliteRow, column: usize) -> Result<Option<DateTime<Utc>>, ColumnError> {
+        let us: Option<i64> = row.try_get(column)?;
+        us.map(|us| {
+            DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| format!("{us} is out of range").into())
+        })
+        .transpose()
     }
 
     fn json<T: DeserializeOwned>(row: &SqliteRow, column: usize) -> Result<Option<T>, ColumnError> {

@@ -271,6 +271,15 @@ impl ArticleStore for FlakyStore {
         }
         self.inner.newest(filter, limit).await
     }
+
+    async fn withdrawn(
+        &self,
+        filter: &feedsmith::article::ArticleFilter,
+        limit: u32,
+    ) -> Result<Vec<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.withdrawn(filter, limit).await
+    }
     async fn revision(&self) -> Result<feedsmith::store::Revision, feedsmith::store::StoreError> {
         self.check()?;
         self.inner.revision().await

@@ -4,7 +4,8 @@
 use super::{Bind, COLUMNS};
 use crate::article::{ArticleFilter, Status};
 
-/// Builds the newest-N query for `filter`.
+/// Builds the newest-N query for `filter` among articles of `status`
+/// (`Published` for a feed; `Withdrawn` for its tombstones).
 ///
 /// One filter list drives, as in the SQLite store. Sections: one subquery per
 /// section walks `articles_section_newest` newest-first and stops after
@@ -14,12 +15,13 @@ use crate::article::{ArticleFilter, Status};
 /// stops after `limit` matches, checking authors against `article_authors`.
 /// The candidates, at most values × limit, are then sorted. So a feed costs
 /// about `limit` index steps per value however large the store is.
-pub(super) fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+pub(super) fn newest_query(
+    filter: &ArticleFilter,
+    limit: u32,
+    status: Status,
+) -> (String, Vec<Bind>) {
     let limit = i64::from(limit);
-    let mut binds = vec![
-        Bind::Text(Status::Published.as_str().to_owned()),
-        Bind::Int(limit),
-    ];
+    let mut binds = vec![Bind::Text(status.as_str().to_owned()), Bind::Int(limit)];
     let mut bind = |b: Bind| {
         binds.push(b);
         binds.len()

@@ -4,17 +4,22 @@
 use super::{AUTHORS, Bind, COLUMNS, FilterTable, TAGS, placeholders};
 use crate::article::{ArticleFilter, Status};
 
-/// Builds the newest-N query for `filter`.
+/// Builds the newest-N query for `filter` among articles of `status`
+/// (`Published` for a feed; `Withdrawn` for its tombstones).
 ///
 /// One filter list "drives": for each of its values, a subquery walks that
 /// value's index newest-first and stops after `limit` matches, checking the
 /// other filters by primary-key lookups. The union of those candidates (at most
 /// values × limit ids) is then sorted. So a feed costs about `limit` index steps
 /// per value however large the store is, and no query scans a table.
-pub(super) fn newest_query(filter: &ArticleFilter, limit: u32) -> (String, Vec<Bind>) {
+pub(super) fn newest_query(
+    filter: &ArticleFilter,
+    limit: u32,
+    status: Status,
+) -> (String, Vec<Bind>) {
     let limit = i64::from(limit);
     let mut binds = Vec::new();
-    let published = Status::Published.as_str();
+    let published = status.as_str();
 
     // `EXISTS` checks for the lists that do not drive, against an article id expression.
     let exists = |binds: &mut Vec<Bind>, id_expr: &str, t: &FilterTable, values: &[String]| {
