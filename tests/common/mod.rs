@@ -303,6 +303,9 @@ impl ArticleStore for FlakyStore {
     fn notification_fault(&self) -> Option<String> {
         self.inner.notification_fault()
     }
+    fn websub(&self) -> Option<&dyn feedsmith::store::WebSubStore> {
+        self.inner.websub()
+    }
 }
 
 /// Opens the configured store wrapped in a [`FlakyStore`]; while `down` is
