@@ -61,6 +61,9 @@ pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::R
             ("href", &self_url),
         ],
     )?;
+    for hub in &meta.hubs {
+        x.empty("link", &[("rel", "hub"), ("href", hub.as_str())])?;
+    }
     x.empty(
         "link",
         &[
