@@ -621,6 +621,63 @@ async fn a_failed_delivery_is_retried_after_a_restart() {
 }
 
 #[tokio::test]
+async fn external_hubs_are_advertised_and_pinged_on_each_change() {
+    // The recording server stands in for a public hub.
+    let hub = Subscriber::start(Behaviour::Agree).await;
+    let hub_url = format!("{}/hub", hub.base);
+    let service = Service::start(options(&format!("hubs = [\"{hub_url}\"]\n"))).await;
+    service.first_refresh(30).await;
+    let r = reqwest::get(format!("{}/feeds/latest.atom", service.base))
+        .await
+        .expect("feed");
+    let link = r
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!(
+            "<http://news.example.com/websub>; rel=\"hub\", <{hub_url}>; rel=\"hub\", "
+        )),
+        "{link}"
+    );
+    let atom = r.text().await.expect("body");
+    assert!(
+        atom.contains(&format!("<link rel=\"hub\" href=\"{hub_url}\"/>")),
+        "{atom}"
+    );
+    assert!(hub.got().is_empty(), "no ping before anything changed");
+
+    let before = service.etag("/feeds/latest.rss").await;
+    write_story(&service, "websub-pinged", "Pinged to the hub").await;
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    let got = hub
+        .wait(20, "a publish ping for the RSS topic", |g| {
+            g.iter()
+                .any(|r| form_urlencoded::parse(&r.body).any(|(k, v)| k == "hub.url" && v == TOPIC))
+        })
+        .await;
+    let ping = got
+        .iter()
+        .find(|r| form_urlencoded::parse(&r.body).any(|(k, v)| k == "hub.url" && v == TOPIC))
+        .expect("found");
+    assert_eq!(ping.method, "POST");
+    assert_eq!(ping.target, "/hub");
+    assert_eq!(
+        ping.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert!(
+        form_urlencoded::parse(&ping.body).any(|(k, v)| k == "hub.mode" && v == "publish"),
+        "{:?}",
+        String::from_utf8_lossy(&ping.body)
+    );
+}
+
+#[tokio::test]
 async fn two_replicas_on_postgresql_deliver_each_change_once() {
     let Some(scratch) = PgScratch::create().await else {
         return;
