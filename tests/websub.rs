@@ -510,6 +510,31 @@ async fn a_callback_on_a_refused_address_is_refused_without_a_connection() {
 }
 
 #[tokio::test]
+async fn a_name_that_resolves_to_a_refused_address_is_never_connected_to() {
+    // No internal address allowed at all: `localhost` resolves to 127.0.0.1,
+    // where the subscriber listens and would confirm.
+    let sub = Subscriber::start(Behaviour::Agree).await;
+    let port = sub.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let service = Service::start(ServiceOptions {
+        main_extra: "[websub]\nenabled = true\n".into(),
+        ..ServiceOptions::default()
+    })
+    .await;
+    service.first_refresh(30).await;
+    // The name is not refused at the door (it could resolve anywhere by the
+    // time of the request); it is refused where it resolves.
+    let (status, text) = subscribe(&service, &format!("http://localhost:{port}/cb"), &[]).await;
+    assert_eq!(status, 202, "{text}");
+    service
+        .wait_for(15, "the verification to fail", || async {
+            (websub_health(&service).await["verify_failed"] == json!(1)).then_some(())
+        })
+        .await;
+    assert!(sub.got().is_empty(), "the hub connected: {:#?}", sub.got());
+    assert_eq!(websub_health(&service).await["subscriptions"], json!(0));
+}
+
+#[tokio::test]
 async fn bad_requests_and_limits_get_clear_statuses() {
     let sub = Subscriber::start(Behaviour::Agree).await;
     let service = Service::start(options(
