@@ -74,7 +74,7 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
     let mut published = inner.publisher.subscribe();
     let mut store_ready = inner.store.clone();
     let mut announced: HashMap<String, String> = HashMap::new();
-    let mut sending: JoinSet<()> = JoinSet::new();
+    let mut sending = Sending::default();
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_expiry = tokio::time::Instant::now() - EXPIRE_EVERY;
@@ -101,11 +101,34 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
                 announce(&inner, store.as_ref(), &mut announced).await;
                 housekeeping(&inner, store.as_ref(), &mut last_expiry).await;
             }
-            Some(_) = sending.join_next(), if !sending.is_empty() => {}
+            Some(done) = sending.tasks.join_next_with_id(), if !sending.tasks.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                sending.claimed.remove(&id);
+            }
         }
         claim(&inner, &store, &mut sending).await;
     }
-    sending.abort_all();
+    // Deliveries cut off by the shutdown are put back at once, so the next
+    // start (or another replica) need not wait for their leases to lapse.
+    sending.tasks.abort_all();
+    if let (Some(store), false) = (inner.store(), sending.claimed.is_empty())
+        && let Some(ws) = store.websub()
+    {
+        let now = now_ms();
+        for id in sending.claimed.into_values() {
+            let _ = ws.retry_delivery(id, now, false, "").await;
+        }
+    }
+}
+
+/// The deliveries in flight, and which row each task holds.
+#[derive(Default)]
+struct Sending {
+    tasks: JoinSet<()>,
+    claimed: HashMap<tokio::task::Id, i64>,
 }
 
 /// Announces each topic whose ETag moved since this replica last did.
@@ -161,7 +184,7 @@ async fn housekeeping(
 }
 
 /// Claims as many due deliveries as there are free slots and starts them.
-async fn claim(inner: &Arc<Inner>, store: &Arc<dyn ArticleStore>, sending: &mut JoinSet<()>) {
+async fn claim(inner: &Arc<Inner>, store: &Arc<dyn ArticleStore>, sending: &mut Sending) {
     let Some(ws) = store.websub() else { return };
     loop {
         let free = inner.slots.available_permits();
@@ -185,11 +208,12 @@ async fn claim(inner: &Arc<Inner>, store: &Arc<dyn ArticleStore>, sending: &mut 
                 // and the delivery is claimed again.
                 return;
             };
-            let (inner, store) = (inner.clone(), store.clone());
-            sending.spawn(async move {
+            let (inner, store, row) = (inner.clone(), store.clone(), delivery.id);
+            let task = sending.tasks.spawn(async move {
                 send(&inner, store.as_ref(), delivery).await;
                 drop(slot);
             });
+            sending.claimed.insert(task.id(), row);
         }
         if !full {
             return;
