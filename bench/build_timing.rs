@@ -36,6 +36,7 @@ fn meta() -> anyhow::Result<FeedMeta> {
         ttl_minutes: 15,
         categories: vec!["World".to_owned(), "Business".to_owned()],
         tag_authority: "feeds.example.com".to_owned(),
+        hubs: Vec::new(),
     })
 }
 

@@ -32,6 +32,7 @@ use crate::scheduler::{Health, OpenError, Scheduler, StoreOpener, SystemClock};
 use crate::server::{self, ServerSettings};
 use crate::source::Sources;
 use crate::store::{self, ArticleStore, StoreError};
+use crate::websub::WebSub;
 
 /// Why a command (`serve`, `build`, `import`) could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -476,6 +477,31 @@ pub async fn run_with(
             None
         }
     };
+    // The hub answers on the server and delivers beside the scheduler, on the
+    // store the scheduler opens; one that cannot start leaves feeds served.
+    let hub = if config.websub.enabled {
+        match WebSub::new(&config, publisher.clone(), scheduler.subscribe_store()) {
+            Ok(hub) => {
+                info!(hubs = ?crate::builder::hub_urls(&config), "websub hub enabled");
+                Some(hub)
+            }
+            Err(e) => {
+                error!(error = %e, "websub is not served");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (stop_delivering, delivering_stopped) = tokio::sync::oneshot::channel::<()>();
+    let delivering = hub.clone().map(|hub| {
+        tokio::spawn(async move {
+            hub.deliver(async {
+                let _ = delivering_stopped.await;
+            })
+            .await;
+        })
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
@@ -483,13 +509,18 @@ pub async fn run_with(
     serve_with_health(
         &config,
         (publisher, Some(pipeline.clone())),
-        health,
+        (health, hub),
         access_log,
         listener,
         shutdown,
     )
     .await;
     let _ = stop.send(());
+    let _ = stop_delivering.send(());
+    if let Some(delivering) = delivering {
+        // A delivery in flight is abandoned; its lease lapses and it is sent again.
+        let _ = tokio::time::timeout(Duration::from_secs(5), delivering).await;
+    }
     watcher.abort();
     following.abort();
     if let Some(pulling) = pulling {
@@ -529,7 +560,7 @@ pub async fn serve(
     serve_with_health(
         config,
         (publisher, None),
-        health,
+        (health, None),
         access_log,
         listener,
         shutdown,
@@ -543,7 +574,7 @@ pub async fn serve(
 async fn serve_with_health(
     config: &Config,
     (publisher, pipeline): (Arc<Publisher>, Option<Arc<Pipeline>>),
-    health: Arc<Health>,
+    (health, hub): (Arc<Health>, Option<WebSub>),
     (access_log, writer): (AccessLog, access_log::Writer),
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -552,13 +583,19 @@ async fn serve_with_health(
         info!(%addr, feeds = config.feeds.len(), "serving");
     }
     let reopening = tokio::spawn(reopen_on_sigusr1(access_log.clone()));
-    let report = health_reporter(publisher.clone(), pipeline, health, access_log.clone());
+    let report = health_reporter(
+        publisher.clone(),
+        pipeline,
+        (health, hub.clone()),
+        access_log.clone(),
+    );
     server::serve(
         listener,
         publisher,
         report,
         server_settings(config),
         access_log,
+        hub.map(|h| Arc::new(h) as Arc<dyn server::HubEndpoint>),
         shutdown,
     )
     .await;
@@ -573,7 +610,7 @@ async fn serve_with_health(
 fn health_reporter(
     publisher: Arc<Publisher>,
     pipeline: Option<Arc<Pipeline>>,
-    health: Arc<Health>,
+    (health, hub): (Arc<Health>, Option<WebSub>),
     access_log: AccessLog,
 ) -> server::HealthReport {
     Arc::new(move |connections: &server::ConnectionStats| {
@@ -588,6 +625,9 @@ fn health_reporter(
                 "access_log".into(),
                 serde_json::to_value(access_log.stats()).unwrap_or_default(),
             );
+            if let Some(hub) = &hub {
+                fields.insert("websub".into(), hub.report());
+            }
             if let Some(p) = &pipeline {
                 let usage = p.store.as_ref().map(|s| s.usage()).unwrap_or_default();
                 fields.insert(

@@ -22,6 +22,8 @@
 //!   notifications), applying reloads, back-off on faults; on a clock it is given.
 //! - [`reloader`]: reading a changed configuration off the scheduler's loop,
 //!   and what asks for one (a changed file, SIGHUP).
+//! - [`websub`]: the built-in WebSub hub (subscriptions, verification,
+//!   content distribution) and the pings of external hubs.
 //! - [`app`]: wiring the parts together for the commands.
 
 //!
@@ -53,3 +55,4 @@ pub mod scheduler;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod websub;

@@ -28,6 +28,7 @@ fn meta() -> FeedMeta {
         ttl_minutes: 5,
         categories: vec![],
         tag_authority: "feeds.example.com".into(),
+        hubs: Vec::new(),
     }
 }
 

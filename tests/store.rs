@@ -546,6 +546,154 @@ async fn withdrawal_time_is_kept_by_the_store(store: &dyn ArticleStore) {
     );
 }
 
+async fn websub_rows_announce_once_claim_once_and_expire(store: &dyn ArticleStore) {
+    use feedsmith::store::{DeliveryKind, Subscription, WebSubCounts};
+    let ws = store.websub().expect("both SQL stores keep WebSub rows");
+    let topic = "https://news.example/feeds/latest.rss";
+    let sub = |callback: &str, expires_at: i64| Subscription {
+        topic: topic.into(),
+        callback: callback.into(),
+        callback_host: "sub.example".into(),
+        secret: String::new(),
+        expires_at,
+    };
+    ws.save_subscription(&sub("https://sub.example/a", 10_000))
+        .await
+        .expect("save");
+    ws.save_subscription(&sub("https://sub.example/b", 500))
+        .await
+        .expect("save");
+    // A renewal replaces the row: still two subscriptions.
+    let renewed = Subscription {
+        secret: "s".into(),
+        ..sub("https://sub.example/a", 20_000)
+    };
+    ws.save_subscription(&renewed).await.expect("renew");
+    assert_eq!(
+        ws.subscription(topic, "https://sub.example/a")
+            .await
+            .expect("read"),
+        Some(renewed)
+    );
+    assert_eq!(
+        ws.count_subscriptions("sub.example", 100)
+            .await
+            .expect("count"),
+        (2, 2)
+    );
+
+    // The first sight of a topic queues nothing; a moved ETag queues a push
+    // to each live subscriber (b's lease ended at 500) and a ping per hub,
+    // once however many replicas announce it.
+    let hubs = vec!["https://hub.example/".to_owned()];
+    assert_eq!(
+        ws.announce(topic, "\"e1\"", &hubs, 1_000)
+            .await
+            .expect("announce"),
+        None
+    );
+    assert_eq!(
+        ws.announce(topic, "\"e1\"", &hubs, 1_000)
+            .await
+            .expect("announce"),
+        None
+    );
+    assert_eq!(
+        ws.announce(topic, "\"e2\"", &hubs, 1_000)
+            .await
+            .expect("announce"),
+        Some(2)
+    );
+    assert_eq!(
+        ws.announce(topic, "\"e2\"", &hubs, 1_000)
+            .await
+            .expect("announce"),
+        None
+    );
+
+    // A claim holds its rows until its lease lapses.
+    let claimed = ws.claim_deliveries(1_000, 5_000, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        ws.claim_deliveries(1_000, 5_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let push = claimed
+        .iter()
+        .find(|d| d.kind == DeliveryKind::Push)
+        .expect("a push");
+    assert_eq!(push.target, "https://sub.example/a");
+    assert_eq!(push.etag, "\"e2\"");
+    let ping = claimed
+        .iter()
+        .find(|d| d.kind == DeliveryKind::Ping)
+        .expect("a ping");
+    assert_eq!(ping.target, "https://hub.example/");
+
+    // A change while the push is in flight replaces its ETag: finishing the
+    // older one leaves the row, released, for the newer document.
+    assert_eq!(
+        ws.announce(topic, "\"e3\"", &hubs, 2_000)
+            .await
+            .expect("announce"),
+        Some(2)
+    );
+    ws.delivered(push.id, &push.etag).await.expect("delivered");
+    ws.delivered(ping.id, &ping.etag).await.expect("delivered");
+    let again = ws.claim_deliveries(2_000, 6_000, 10).await.expect("claim");
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again.iter().all(|d| d.etag == "\"e3\""));
+    // A failure puts it back for later, counted.
+    let push = again
+        .iter()
+        .find(|d| d.kind == DeliveryKind::Push)
+        .expect("a push");
+    ws.retry_delivery(push.id, 9_000, true, "the callback answered 500")
+        .await
+        .expect("retry");
+    let ping = again
+        .iter()
+        .find(|d| d.kind == DeliveryKind::Ping)
+        .expect("a ping");
+    ws.drop_delivery(ping.id).await.expect("drop");
+    assert_eq!(
+        ws.counts(2_000).await.expect("counts"),
+        WebSubCounts {
+            subscriptions: 1,
+            deliveries_pending: 1,
+            deliveries_failing: 1,
+        }
+    );
+    assert!(
+        ws.claim_deliveries(8_999, 20_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let retried = ws.claim_deliveries(9_000, 20_000, 10).await.expect("claim");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+
+    assert_eq!(ws.expire_subscriptions(600).await.expect("expire"), 1);
+    assert!(
+        ws.remove_subscription(topic, "https://sub.example/a")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !ws.remove_subscription(topic, "https://sub.example/a")
+            .await
+            .expect("remove")
+    );
+    assert_eq!(
+        store.revision().await.expect("revision"),
+        Revision(0),
+        "hub rows are no article change"
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -580,6 +728,7 @@ store_suite!(
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
         withdrawal_time_is_kept_by_the_store,
+        websub_rows_announce_once_claim_once_and_expire,
     ]
 );
 
@@ -599,5 +748,6 @@ store_suite!(
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
         withdrawal_time_is_kept_by_the_store,
+        websub_rows_announce_once_claim_once_and_expire,
     ]
 );

@@ -77,6 +77,9 @@ pub fn write_head(
             ("href", &self_url),
         ],
     )?;
+    for hub in &meta.hubs {
+        x.empty("link", &[("rel", "hub"), ("href", hub.as_str())])?;
+    }
     x.empty(
         "link",
         &[

@@ -31,8 +31,19 @@ struct Head<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<&'a str>,
     authors: Vec<Person<'a>>,
+    /// WebSub hubs (JSON Feed 1.1 `hubs`); left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     #[serde(rename = "_feedsmith")]
     extension: FeedExtension<'a>,
+}
+
+/// One entry of JSON Feed's `hubs`.
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -147,6 +158,14 @@ pub fn write_head(
             name: &meta.site_title,
             url: Some(meta.site_url.as_str()),
         }],
+        hubs: meta
+            .hubs
+            .iter()
+            .map(|url| Hub {
+                kind: "WebSub",
+                url: url.as_str(),
+            })
+            .collect(),
         extension: FeedExtension {
             updated: rfc3339(updated, zone),
             rights: meta.rights.as_deref(),

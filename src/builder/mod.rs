@@ -71,6 +71,9 @@ pub struct FeedMeta {
     pub categories: Vec<String>,
     /// The authority part of `tag:` URIs (RFC 4151): the host of `base_url`.
     pub tag_authority: String,
+    /// WebSub hubs advertised in the documents: ours first, then the
+    /// external ones; empty while `[websub]` is off.
+    pub hubs: Vec<String>,
 }
 
 impl FeedMeta {
@@ -112,6 +115,7 @@ impl FeedMeta {
                 .host_str()
                 .unwrap_or("localhost")
                 .to_owned(),
+            hubs: hub_urls(config),
         }
     }
 
@@ -120,6 +124,18 @@ impl FeedMeta {
         let base = self.base_url.as_str().trim_end_matches('/');
         format!("{base}/feeds/{}.{}", self.name, format.extension())
     }
+}
+
+/// The hubs a feed advertises: `{base_url}/websub`, then `[websub].hubs`;
+/// none while WebSub is off.
+pub fn hub_urls(config: &Config) -> Vec<String> {
+    if !config.websub.enabled {
+        return Vec::new();
+    }
+    let base = config.server.base_url.as_str().trim_end_matches('/');
+    std::iter::once(format!("{base}/websub"))
+        .chain(config.websub.hubs.iter().map(|h| h.to_string()))
+        .collect()
 }
 
 /// A strong HTTP entity tag: `"` + the 128-bit XXH3 hash (`xxh3_128`, seed 0)

@@ -109,7 +109,13 @@ pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::R
             ("rel", "self"),
             ("type", "application/rss+xml"),
         ],
-    )
+    )?;
+    // WebSub discovery (W3C WebSub §4): only when a hub is configured, so a
+    // feed without one builds the same bytes as before.
+    for hub in &meta.hubs {
+        x.empty("atom:link", &[("href", hub.as_str()), ("rel", "hub")])?;
+    }
+    Ok(())
 }
 
 /// Everything after the last item.

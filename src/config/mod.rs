@@ -354,6 +354,7 @@ struct RawMain {
     feeds: Option<RawFeedsSection>,
     sources: Option<RawSourcesSection>,
     log: Option<RawLog>,
+    websub: Option<RawWebSub>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,6 +407,43 @@ impl<'de> Deserialize<'de> for BufferKib {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<LogFormat>,
+}
+
+/// `[websub]`: the built-in WebSub hub and the external hubs pinged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebSub {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    allow_callbacks: Vec<Cidr>,
+    #[serde(default)]
+    hubs: Vec<HttpUrl>,
+    lease_default: Option<Spanned<Interval>>,
+    lease_max: Option<Spanned<Interval>>,
+    max_subscriptions: Option<Count>,
+    max_per_callback_host: Option<Count>,
+    max_request_bytes: Option<Count>,
+    verify_timeout: Option<Interval>,
+    delivery_timeout: Option<Interval>,
+    delivery_concurrency: Option<Count>,
+    retry_for: Option<Interval>,
+    requests_per_minute: Option<Count>,
+}
+
+/// An address range such as `"127.0.0.1/32"` or `"fd00::/8"`.
+#[derive(Debug, Clone, Copy)]
+struct Cidr(ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.trim().parse::<ipnet::IpNet>().map(Cidr).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not an address range such as \"127.0.0.1/32\" or \"fd00::/8\""
+            ))
+        })
+    }
 }
 
 /// A duration written with its unit, such as `"30s"`, `"5m"` or `"1d"`.
@@ -750,6 +788,58 @@ pub struct SourceSpec {
     pub timeout: Duration,
 }
 
+/// `[websub]`, checked, with the defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSubConfig {
+    /// Whether the hub runs and feeds advertise it; default off.
+    pub enabled: bool,
+    /// Address ranges callbacks may reach although they are loopback,
+    /// private, link-local or unique-local.
+    pub allow_callbacks: Vec<ipnet::IpNet>,
+    /// External hubs advertised beside ours and pinged on every change.
+    pub hubs: Vec<Url>,
+    /// The lease given when a subscriber asks for none; default 10 days.
+    pub lease_default: Duration,
+    /// The longest lease given; default 30 days.
+    pub lease_max: Duration,
+    /// Subscriptions kept at most, across all callbacks; default 100 000.
+    pub max_subscriptions: usize,
+    /// Subscriptions one callback host may hold; default 1 000.
+    pub max_per_callback_host: usize,
+    /// The largest subscription request body; default 16 KiB.
+    pub max_request_bytes: usize,
+    /// How long a verification request to a callback may take; default 10 s.
+    pub verify_timeout: Duration,
+    /// How long one content delivery may take; default 10 s.
+    pub delivery_timeout: Duration,
+    /// Deliveries (and verifications) in flight at once; default 32.
+    pub delivery_concurrency: usize,
+    /// How long a failing delivery is retried before it is dropped; default 1 day.
+    pub retry_for: Duration,
+    /// Subscription requests one client address may make per minute; default 60.
+    pub requests_per_minute: usize,
+}
+
+impl Default for WebSubConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_callbacks: Vec::new(),
+            hubs: Vec::new(),
+            lease_default: Duration::from_secs(10 * 86_400),
+            lease_max: Duration::from_secs(30 * 86_400),
+            max_subscriptions: 100_000,
+            max_per_callback_host: 1_000,
+            max_request_bytes: 16 * 1024,
+            verify_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(10),
+            delivery_concurrency: 32,
+            retry_for: Duration::from_secs(86_400),
+            requests_per_minute: 60,
+        }
+    }
+}
+
 /// The checked configuration the service runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -786,6 +876,8 @@ pub struct Config {
     pub sources: BTreeMap<SourceName, SourceSpec>,
     /// `[log]`: the service's own log.
     pub log: LogConfig,
+    /// `[websub]`: the hub and the external hubs pinged.
+    pub websub: WebSubConfig,
 }
 
 impl Config {
@@ -896,6 +988,7 @@ struct MainParts {
     sources_dir: PathBuf,
     sources_dir_at: Location,
     log: LogConfig,
+    websub: WebSubConfig,
 }
 
 impl MainParts {
@@ -919,6 +1012,7 @@ impl MainParts {
             sources_dir: self.sources_dir,
             sources,
             log: self.log,
+            websub: self.websub,
         }
     }
 }
@@ -1009,7 +1103,9 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
                 .map_or(DEFAULT_ACCESS_LOG_BUFFER, |k| k.0 * 1024),
         },
     };
+    let websub = compile_websub(source, raw.websub, &mut problems);
     let parts = MainParts {
+        websub,
         site: SiteConfig {
             title: raw.site.title.0,
             timezone: raw.site.timezone.0,
@@ -1097,6 +1193,72 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         },
     };
     (Some(parts), problems)
+}
+
+/// `[websub]` with its defaults; a lease range that makes no sense is a problem.
+fn compile_websub(
+    source: &Source,
+    raw: Option<RawWebSub>,
+    problems: &mut Problems,
+) -> WebSubConfig {
+    let d = WebSubConfig::default();
+    let Some(raw) = raw else {
+        return d;
+    };
+    let lease_max = raw
+        .lease_max
+        .as_ref()
+        .map_or(d.lease_max, |l| l.get_ref().0);
+    let lease_default = raw
+        .lease_default
+        .as_ref()
+        .map_or(d.lease_default.min(lease_max), |l| l.get_ref().0);
+    for (key, lease) in [
+        ("lease_default", &raw.lease_default),
+        ("lease_max", &raw.lease_max),
+    ] {
+        if let Some(l) = lease
+            && l.get_ref().0 < Duration::from_secs(1)
+        {
+            problems.push(Problem::at(
+                source,
+                Some(l.span()),
+                format!("websub.{key}: must be at least 1s"),
+            ));
+        }
+    }
+    if lease_default > lease_max {
+        problems.push(Problem::at(
+            source,
+            raw.lease_default.as_ref().map(|l| l.span()),
+            format!(
+                "websub.lease_default: {} is longer than websub.lease_max ({})",
+                humantime::format_duration(lease_default),
+                humantime::format_duration(lease_max)
+            ),
+        ));
+    }
+    WebSubConfig {
+        enabled: raw.enabled,
+        allow_callbacks: raw.allow_callbacks.into_iter().map(|c| c.0).collect(),
+        hubs: raw.hubs.into_iter().map(|h| h.0).collect(),
+        lease_default,
+        lease_max,
+        max_subscriptions: raw.max_subscriptions.map_or(d.max_subscriptions, |c| c.0),
+        max_per_callback_host: raw
+            .max_per_callback_host
+            .map_or(d.max_per_callback_host, |c| c.0),
+        max_request_bytes: raw.max_request_bytes.map_or(d.max_request_bytes, |c| c.0),
+        verify_timeout: raw.verify_timeout.map_or(d.verify_timeout, |i| i.0),
+        delivery_timeout: raw.delivery_timeout.map_or(d.delivery_timeout, |i| i.0),
+        delivery_concurrency: raw
+            .delivery_concurrency
+            .map_or(d.delivery_concurrency, |c| c.0),
+        retry_for: raw.retry_for.map_or(d.retry_for, |i| i.0),
+        requests_per_minute: raw
+            .requests_per_minute
+            .map_or(d.requests_per_minute, |c| c.0),
+    }
 }
 
 /// The parts of a main file with problems elsewhere that feed checking needs.

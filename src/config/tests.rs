@@ -772,3 +772,67 @@ fn tombstones_default_to_a_week_and_are_read_as_a_duration() {
         "\"a week\" is not a duration",
     );
 }
+
+#[test]
+fn websub_is_off_by_default_and_read_with_its_defaults() {
+    let config = Fixture::new(MAIN, &[latest()]).load().expect("valid");
+    assert_eq!(config.websub, WebSubConfig::default());
+    assert!(!config.websub.enabled);
+
+    let main = format!(
+        "{MAIN}\n[websub]\nenabled = true\nallow_callbacks = [\"127.0.0.1/32\", \"fd00::/8\"]\n\
+         hubs = [\"https://hub.example/\"]\nlease_default = \"1h\"\nlease_max = \"2d\"\n\
+         max_per_callback_host = 5\nrequests_per_minute = 10\ndelivery_timeout = \"3s\"\n"
+    );
+    let w = Fixture::new(&main, &[latest()])
+        .load()
+        .expect("valid")
+        .websub;
+    assert!(w.enabled);
+    assert_eq!(
+        w.allow_callbacks,
+        vec![
+            "127.0.0.1/32".parse::<ipnet::IpNet>().expect("net"),
+            "fd00::/8".parse().expect("net")
+        ]
+    );
+    assert_eq!(w.hubs[0].as_str(), "https://hub.example/");
+    assert_eq!(w.lease_default, Duration::from_secs(3600));
+    assert_eq!(w.lease_max, Duration::from_secs(2 * 86_400));
+    assert_eq!(w.max_per_callback_host, 5);
+    assert_eq!(w.requests_per_minute, 10);
+    assert_eq!(w.delivery_timeout, Duration::from_secs(3));
+    assert_eq!(
+        w.max_subscriptions,
+        WebSubConfig::default().max_subscriptions
+    );
+}
+
+#[test]
+fn websub_mistakes_are_reported_with_positions() {
+    for (lines, at, needle) in [
+        (
+            "[websub]\nallow_callbacks = [\"localhost\"]",
+            "DIR/feedsmith.toml:6:19",
+            "\"localhost\" is not an address range such as \"127.0.0.1/32\"",
+        ),
+        (
+            "[websub]\nlease_max = \"10d\"\nlease_default = \"20d\"",
+            "DIR/feedsmith.toml:7:17",
+            "websub.lease_default: 20days is longer than websub.lease_max (10days)",
+        ),
+        (
+            "[websub]\nhubs = [\"ftp://hub.example/\"]",
+            "DIR/feedsmith.toml:6:8",
+            "websub.hubs: \"ftp://hub.example/\" uses scheme \"ftp\"; only http and https are allowed",
+        ),
+        (
+            "[websub]\nsecret = \"x\"",
+            "DIR/feedsmith.toml:6:1",
+            "websub.secret: unknown key `secret`",
+        ),
+    ] {
+        let bad = MAIN.replace("[site]", &format!("{lines}\n\n[site]"));
+        fails_at(&Fixture::new(&bad, &[latest()]), at, needle);
+    }
+}

@@ -177,9 +177,18 @@ impl PublishedSet {
 }
 
 /// The current [`PublishedSet`], readable from any number of requests at once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Publisher {
     current: ArcSwap<PublishedSet>,
+    /// Bumped on every publish, for whoever follows changes (the WebSub
+    /// deliverer) without the publisher knowing who.
+    published: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self::new(PublishedSet::default())
+    }
 }
 
 impl Publisher {
@@ -187,7 +196,13 @@ impl Publisher {
     pub fn new(set: PublishedSet) -> Self {
         Self {
             current: ArcSwap::from_pointee(set),
+            published: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever a new set is published; read it with [`Publisher::snapshot`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// A consistent snapshot; cheap enough to take per request.
@@ -197,12 +212,13 @@ impl Publisher {
 
     /// Replaces everything served, atomically.
     pub fn publish(&self, set: PublishedSet) {
-        self.current.store(Arc::new(set));
+        self.publish_arc(Arc::new(set));
     }
 
     /// [`Publisher::publish`] for a set the caller also keeps.
     pub fn publish_arc(&self, set: Arc<PublishedSet>) {
         self.current.store(set);
+        self.published.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

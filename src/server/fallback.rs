@@ -23,8 +23,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, Either};
 use http::header::{CONNECTION, TRANSFER_ENCODING};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,7 +37,9 @@ use tracing::debug;
 
 use super::conn::{Phase, Slot, SlotGuard};
 use super::http1::Rewind;
-use super::{Shared, content_length, decide, framing_problem, log_access, text_reply};
+use super::{
+    Shared, content_length, decide, framing_problem, hub_reply, is_hub_path, log_access, text_reply,
+};
 use crate::publish::Region;
 
 /// Bytes handed to hyper at a time. HTTP/2 frames carry 16 KiB by default,
@@ -102,6 +106,13 @@ pub(super) async fn serve(
     }
 }
 
+/// What one request's answer is: ready at once, or (the hub) after the
+/// body has been read and the store asked.
+type Answer = Either<
+    std::future::Ready<Result<Response<TrackedBody>, Infallible>>,
+    BoxFuture<'static, Result<Response<TrackedBody>, Infallible>>,
+>;
+
 fn service(
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
@@ -110,11 +121,109 @@ fn service(
     Request<Incoming>,
     Response = Response<TrackedBody>,
     Error = Infallible,
-    Future = std::future::Ready<Result<Response<TrackedBody>, Infallible>>,
+    Future = Answer,
 > + Clone {
     let shared = shared.clone();
     let activity = activity.clone();
-    service_fn(move |req| std::future::ready(Ok(handle(&shared, &activity, req, peer))))
+    service_fn(move |req: Request<Incoming>| {
+        // Only the hub reads a body and waits on the store; everything else
+        // is answered at once from memory.
+        if req.method() == http::Method::POST
+            && shared.hub.is_some()
+            && is_hub_path(req.uri().path())
+        {
+            let (shared, activity) = (shared.clone(), activity.clone());
+            Either::Right(Box::pin(
+                async move { Ok(handle_hub(&shared, &activity, req, peer).await) },
+            ) as BoxFuture<'static, _>)
+        } else {
+            Either::Left(std::future::ready(Ok(handle(
+                &shared, &activity, req, peer,
+            ))))
+        }
+    })
+}
+
+/// `POST /websub`: the framing checks, the body read within the size limit
+/// and the header deadline, then the hub's answer.
+async fn handle_hub(
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<TrackedBody> {
+    let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let problem = if parts.version < Version::HTTP_2 {
+        framing_problem(parts.version == Version::HTTP_11, &parts.headers)
+    } else {
+        None
+    };
+    let reply = match (problem, &shared.hub) {
+        (Some(text), _) => {
+            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
+            r.headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+        (None, None) => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        (None, Some(hub)) => {
+            let limit = hub.max_request_bytes();
+            let read = tokio::time::timeout(
+                shared.settings.header_read_timeout,
+                http_body_util::Limited::new(body, limit).collect(),
+            )
+            .await;
+            match read {
+                Err(_) => text_reply(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time\n",
+                ),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    hub.too_large();
+                    text_reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the subscription request is over the hub's size limit\n",
+                    )
+                }
+                Ok(Err(_)) => text_reply(StatusCode::BAD_REQUEST, "cannot read the request body\n"),
+                Ok(Ok(collected)) => {
+                    let content_type = parts
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    hub_reply(
+                        hub.handle(peer.ip(), content_type, collected.to_bytes())
+                            .await,
+                    )
+                }
+            }
+        }
+    };
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |pq| pq.as_str());
+    log_access(
+        shared,
+        peer,
+        &parts.method,
+        target,
+        parts.version,
+        &parts.headers,
+        &reply,
+        started,
+    );
+    let data = reply.body.source();
+    let body = TrackedBody {
+        stream: Some(activity.start(data.remaining())),
+        data,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
 }
 
 /// One request: the framing checks HTTP/1 needs, [`decide`], then a response
@@ -150,6 +259,7 @@ fn handle(
                 req.uri().path(),
                 req.headers(),
                 has_body(&req),
+                shared.hub.as_deref(),
             )
         }
     };

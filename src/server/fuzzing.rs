@@ -87,6 +87,7 @@ impl Http1Harness {
             request.path(),
             &request.headers,
             false,
+            None,
         );
         assert!(
             reply.status != StatusCode::INTERNAL_SERVER_ERROR,

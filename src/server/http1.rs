@@ -331,6 +331,7 @@ pub async fn serve(
             request.path(),
             &request.headers,
             false,
+            shared.hub.as_deref(),
         );
         let keep_alive = request.keep_alive && !*shutdown.borrow() && !slot.is_evicted();
         log_access(

@@ -93,6 +93,41 @@ impl ServerSettings {
     }
 }
 
+/// The WebSub hub as the server sees it: what answers `POST /websub`, and
+/// the discovery links every feed response carries. The server knows nothing
+/// else of WebSub; the `websub` module implements this.
+pub trait HubEndpoint: Send + Sync {
+    /// The largest request body `handle` takes; a longer one gets 413.
+    fn max_request_bytes(&self) -> usize;
+
+    /// Counts a request refused for a body over `max_request_bytes`.
+    fn too_large(&self) {}
+
+    /// Answers one subscription request from `peer`, whose body is `body`
+    /// and whose `Content-Type` is `content_type`.
+    fn handle(
+        &self,
+        peer: std::net::IpAddr,
+        content_type: Option<String>,
+        body: Bytes,
+    ) -> futures_util::future::BoxFuture<'static, HubReply>;
+
+    /// The `Link` header value for `feed`'s document in `format`: the hubs
+    /// and the feed's own URL.
+    fn links(&self, feed: &str, format: crate::config::Format) -> Option<HeaderValue>;
+}
+
+/// The hub's answer to a subscription request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubReply {
+    /// 202 when the request was accepted, else why not.
+    pub status: StatusCode,
+    /// A line saying what happened, sent as plain text.
+    pub text: String,
+    /// `Retry-After` in seconds, for a limit that lifts by itself.
+    pub retry_after: Option<u64>,
+}
+
 /// Builds the `/healthz` body; given the server's connection figures.
 pub type HealthReport = Arc<dyn Fn(&ConnectionStats) -> Bytes + Send + Sync>;
 
@@ -103,6 +138,8 @@ pub(crate) struct Shared {
     pub settings: ServerSettings,
     pub registry: Arc<Registry>,
     pub access_log: AccessLog,
+    /// The WebSub hub, when it is enabled.
+    pub hub: Option<Arc<dyn HubEndpoint>>,
 }
 
 impl Shared {
@@ -118,13 +155,14 @@ const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// Serves `publisher`'s documents on `listener` until `shutdown` completes,
 /// then lets in-flight responses finish for up to `shutdown_grace`. Each
-/// answered request goes to `access_log`.
+/// answered request goes to `access_log`; `POST /websub` goes to `hub`.
 pub async fn serve(
     listener: TcpListener,
     publisher: Arc<Publisher>,
     health: HealthReport,
     settings: ServerSettings,
     access_log: AccessLog,
+    hub: Option<Arc<dyn HubEndpoint>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry::new(SlotLimits {
@@ -137,6 +175,7 @@ pub async fn serve(
         settings: settings.clone(),
         registry: registry.clone(),
         access_log,
+        hub,
     });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut accept_errors = 0u32;
@@ -344,8 +383,21 @@ pub(crate) fn decide(
     path: &str,
     headers: &HeaderMap,
     has_body: bool,
+    hub: Option<&dyn HubEndpoint>,
 ) -> Reply {
-    let mut reply = match routes::route(path) {
+    let route = routes::route(path);
+    let mut reply = match route {
+        Route::Hub if hub.is_none() => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        // A POST with its body is answered by `hub_reply`; only other
+        // methods get here.
+        Route::Hub => {
+            let mut r = text_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the hub takes POST requests (application/x-www-form-urlencoded)\n",
+            );
+            r.headers.insert(ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
         _ if method != Method::GET && method != Method::HEAD && !is_known_method(method) => {
             text_reply(StatusCode::NOT_IMPLEMENTED, "method not implemented\n")
         }
@@ -372,7 +424,13 @@ pub(crate) fn decide(
         Route::Index => document_reply(set.index(), headers),
         Route::Opml => document_reply(set.opml(), headers),
         Route::Feed { name, format } => match set.document(name, format) {
-            Some(rep) => document_reply(Some(rep), headers),
+            Some(rep) => {
+                let mut r = document_reply(Some(rep), headers);
+                if let Some(links) = hub.and_then(|h| h.links(name, format)) {
+                    r.headers.insert(http::header::LINK, links);
+                }
+                r
+            }
             None if set.is_gone(name) => text_reply(
                 StatusCode::GONE,
                 "this feed has been retired; please unsubscribe\n",
@@ -395,6 +453,32 @@ pub(crate) fn decide(
         reply.body = ReplyBody::Empty;
     }
     reply
+}
+
+/// The answer to a request the hub took.
+pub(crate) fn hub_reply(answer: HubReply) -> Reply {
+    let text = Bytes::from(answer.text + "\n");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    if let Some(secs) = answer.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Reply {
+        status: answer.status,
+        headers,
+        body: ReplyBody::Bytes(text),
+        encoding: None,
+    }
+}
+
+/// Whether `path` names the hub's endpoint.
+pub(crate) fn is_hub_path(path: &str) -> bool {
+    routes::route(path) == Route::Hub
 }
 
 /// What is wrong with an HTTP/1.x request's framing headers, if anything;

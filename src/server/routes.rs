@@ -12,7 +12,12 @@ pub enum Route<'a> {
     Index,
     Opml,
     Health,
-    Feed { name: &'a str, format: Format },
+    /// The WebSub hub's endpoint, `POST /websub`.
+    Hub,
+    Feed {
+        name: &'a str,
+        format: Format,
+    },
     NotFound,
 }
 
@@ -21,6 +26,7 @@ pub fn route(path: &str) -> Route<'_> {
         "/" => Route::Index,
         "/feeds.opml" => Route::Opml,
         "/healthz" => Route::Health,
+        "/websub" => Route::Hub,
         _ => path
             .strip_prefix("/feeds/")
             .and_then(|file| file.rsplit_once('.'))
@@ -45,6 +51,7 @@ mod tests {
         assert_eq!(route("/"), Route::Index);
         assert_eq!(route("/feeds.opml"), Route::Opml);
         assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(route("/websub"), Route::Hub);
         assert_eq!(
             route("/feeds/latest.rss"),
             Route::Feed {

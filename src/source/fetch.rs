@@ -144,6 +144,27 @@ pub struct Fetched {
     pub moved_to: Option<Url>,
 }
 
+/// `http` wrapped for `http` and `https` URLs, HTTP/1.1 and HTTP/2 (by
+/// ALPN), verifying certificates against the Mozilla roots: the one TLS
+/// set-up of every outbound client (pulled sources, the WebSub hub), whatever
+/// resolves their names.
+// rustls 0.23.48 deprecates ring's provider (no post-quantum key
+// exchange); ring is kept because aws-lc-rs needs a C/CMake build in CI
+// and fuzzing. Fetching public feeds with classical key exchange is what
+// every feed reader does today.
+#[allow(deprecated)]
+pub(crate) fn tls_connector<R>(
+    mut http: HttpConnector<R>,
+) -> Result<HttpsConnector<HttpConnector<R>>, rustls::Error> {
+    http.enforce_http(false);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http))
+}
+
 /// The HTTP client every source fetches with; cheap to clone (one pool).
 #[derive(Clone)]
 pub struct Fetcher {
@@ -159,24 +180,12 @@ impl std::fmt::Debug for Fetcher {
 impl Fetcher {
     /// A client for `http` and `https` URLs, HTTP/1.1 and HTTP/2 (by ALPN),
     /// verifying certificates against the Mozilla roots.
-    // rustls 0.23.48 deprecates ring's provider (no post-quantum key
-    // exchange); ring is kept because aws-lc-rs needs a C/CMake build in CI
-    // and fuzzing. Fetching public feeds with classical key exchange is what
-    // every feed reader does today.
-    #[allow(deprecated)]
     pub fn new() -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new();
-        http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+            .build(tls_connector(http)?);
         Ok(Self { client })
     }
 
@@ -402,7 +411,7 @@ pub fn parse_max_age(value: &str) -> Option<Duration> {
 }
 
 /// An error and its causes, `: `-separated, as one line.
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

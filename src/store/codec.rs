@@ -308,6 +308,9 @@ pub trait UpsertDialect: sqlx::Database {
     /// Appended to the revision read: what keeps concurrent writers in turn
     /// where the transaction's start does not already.
     const LOCK_REVISION: &'static str;
+    /// Appended to a claim's row selection: what lets replicas claim
+    /// different rows at once where a claim is not already one write.
+    const SKIP_LOCKED: &'static str;
     /// Writes the changed articles and their filter rows ([`upsert`] never
     /// calls it with none).
     async fn write(conn: &mut Self::Connection, changes: &[Change<'_>]) -> Result<(), StoreError>;
@@ -492,11 +495,12 @@ mod tests {
             (col::TAGS, "tags"),
             (col::IMAGE, "image"),
             (col::RELATED, "related"),
+            (col::WITHDRAWN_AT, "withdrawn_at"),
         ] {
             assert_eq!(names[position], name);
             assert_eq!(column_name(position), name);
         }
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 16);
     }
 
     #[test]

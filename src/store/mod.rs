@@ -6,13 +6,15 @@
 //! articles exactly as validated and answers "newest N matching a filter" and
 //! "what changed since revision R" from indexes. It also keeps each pulled
 //! source's fetch state ([`SourceState`]) for the `source` task, so validators
-//! and back-off survive a restart. It never validates, renders or schedules
+//! and back-off survive a restart, and the WebSub hub's subscriptions and
+//! pending deliveries (`websub`). It never validates, renders or schedules
 //! anything, and it never sees the config beyond its URL.
 
 mod codec;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod websub;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use crate::article::{Article, ArticleFilter, ArticleId};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use websub::{Delivery, DeliveryKind, Subscription, WebSubCounts, WebSubStore};
 
 /// A point in the store's history. Every write that changes an article takes
 /// the next revision, store-wide, so "has anything changed since R" is one
@@ -291,6 +294,12 @@ pub trait ArticleStore: Send + Sync {
     /// connection is lost and not yet re-established), so writes wait for a
     /// schedule or the watch poll. `changes` moves when this starts and ends.
     fn notification_fault(&self) -> Option<String> {
+        None
+    }
+
+    /// The WebSub hub's rows, where this store keeps them (both SQL
+    /// backends do; a test double may not).
+    fn websub(&self) -> Option<&dyn WebSubStore> {
         None
     }
 }

@@ -239,6 +239,9 @@ impl UpsertDialect for sqlx::Postgres {
     // Locking the counter row makes concurrent writers take turns, so
     // revisions commit in order.
     const LOCK_REVISION: &'static str = " FOR UPDATE";
+    // A claim skips rows another replica's claim holds instead of waiting
+    // for them.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     async fn write(tx: &mut sqlx::PgConnection, changes: &[Change<'_>]) -> Result<(), StoreError> {
         // One statement per batch: every column bound as an array and unnested.

@@ -201,4 +201,8 @@ impl<B: Backend> ArticleStore for B {
     fn notification_fault(&self) -> Option<String> {
         self.listen_fault()
     }
+
+    fn websub(&self) -> Option<&dyn super::WebSubStore> {
+        Some(self)
+    }
 }

@@ -212,6 +212,8 @@ impl UpsertDialect for sqlx::Sqlite {
     const NUMBERED_PARAMS: bool = false;
     // `BEGIN IMMEDIATE` has taken the write lock already.
     const LOCK_REVISION: &'static str = "";
+    // SQLite runs one write at a time: a claim is already exclusive.
+    const SKIP_LOCKED: &'static str = "";
 
     async fn write(
         tx: &mut sqlx::SqliteConnection,

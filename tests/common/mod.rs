@@ -312,6 +312,9 @@ impl ArticleStore for FlakyStore {
     fn notification_fault(&self) -> Option<String> {
         self.inner.notification_fault()
     }
+    fn websub(&self) -> Option<&dyn feedsmith::store::WebSubStore> {
+        self.inner.websub()
+    }
 }
 
 /// Opens the configured store wrapped in a [`FlakyStore`]; while `down` is
@@ -370,6 +373,8 @@ pub struct ServiceOptions {
     /// Source files, as (file name, contents), in `dir/sources`; `None`
     /// makes no sources folder at all.
     pub sources: Option<Vec<(String, String)>>,
+    /// More tables at the end of the main config file (such as `[websub]`).
+    pub main_extra: String,
 }
 
 impl Default for ServiceOptions {
@@ -382,6 +387,7 @@ impl Default for ServiceOptions {
             store_extra: String::new(),
             loader: None,
             sources: None,
+            main_extra: String::new(),
         }
     }
 }
@@ -557,7 +563,7 @@ pub fn write_config(
          [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
          [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
          [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n\n\
-         [sources]\ndir = \"{sources}\"\n",
+         [sources]\ndir = \"{sources}\"\n\n{main_extra}\n",
         seed = repo_root().join("examples/articles").display(),
         out = dir.join("published").display(),
         access_log = dir.join("access.log").display(),
@@ -565,6 +571,7 @@ pub fn write_config(
         store_extra = options.store_extra,
         feeds = dir.join("feeds").display(),
         sources = dir.join("sources").display(),
+        main_extra = options.main_extra,
     );
     let path = dir.join("feedsmith.toml");
     std::fs::write(&path, text).expect("write config");

@@ -21,6 +21,17 @@ pub(super) fn newest_query(
     status: Status,
 ) -> (String, Vec<Bind>) {
     let limit = i64::from(limit);
+    // Withdrawn rows count only when they were published first (the store
+    // timed their withdrawal), so rows never listed cannot crowd out the
+    // limit: checked in every walk, before it stops.
+    let (listed, listed_d) = if status == Status::Withdrawn {
+        (
+            " AND withdrawn_at IS NOT NULL",
+            " AND EXISTS (SELECT 1 FROM articles w WHERE w.id = d.article_id AND w.withdrawn_at IS NOT NULL)",
+        )
+    } else {
+        ("", "")
+    };
     let mut binds = vec![Bind::Text(status.as_str().to_owned()), Bind::Int(limit)];
     let mut bind = |b: Bind| {
         binds.push(b);
@@ -40,7 +51,7 @@ pub(super) fn newest_query(
         for section in &filter.sections {
             let n = bind(Bind::Text(section.clone()));
             parts.push(format!(
-                "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${n}{conditions} \
+                "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${n}{conditions}{listed} \
                  ORDER BY published_at DESC, id DESC LIMIT $2)"
             ));
         }
@@ -69,7 +80,7 @@ pub(super) fn newest_query(
     } else {
         return (
             format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = $1 \
+                "SELECT {COLUMNS} FROM articles WHERE status = $1{listed} \
                  ORDER BY published_at DESC, id DESC LIMIT $2"
             ),
             binds,
@@ -89,7 +100,7 @@ pub(super) fn newest_query(
             "SELECT {COLUMNS} FROM articles WHERE status = $1 AND id IN ( \
                  SELECT d.article_id FROM unnest(${driving}::text[]) AS v(key) \
                  CROSS JOIN LATERAL (SELECT d.article_id FROM {table} d \
-                     WHERE d.{column} = v.key AND d.status = $1{check} \
+                     WHERE d.{column} = v.key AND d.status = $1{check}{listed_d} \
                      ORDER BY d.published_at DESC, d.article_id DESC LIMIT $2) AS d) \
              ORDER BY published_at DESC, id DESC LIMIT $2"
         ),

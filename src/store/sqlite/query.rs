@@ -20,6 +20,17 @@ pub(super) fn newest_query(
     let limit = i64::from(limit);
     let mut binds = Vec::new();
     let published = status.as_str();
+    // Withdrawn rows count only when they were published first (the store
+    // timed their withdrawal), so rows never listed cannot crowd out the
+    // limit: checked in every walk, before it stops.
+    let (listed, listed_d) = if status == Status::Withdrawn {
+        (
+            " AND withdrawn_at IS NOT NULL",
+            " AND EXISTS (SELECT 1 FROM articles w WHERE w.id = d.article_id AND w.withdrawn_at IS NOT NULL)",
+        )
+    } else {
+        ("", "")
+    };
 
     // `EXISTS` checks for the lists that do not drive, against an article id expression.
     let exists = |binds: &mut Vec<Bind>, id_expr: &str, t: &FilterTable, values: &[String]| {
@@ -43,6 +54,7 @@ pub(super) fn newest_query(
             let mut sql = String::from(
                 "SELECT a.id FROM articles a WHERE a.status = ? AND a.section_key = ?",
             );
+            sql += listed;
             sql += &exists(&mut binds, "a.id", &TAGS, &filter.tags);
             sql += &exists(&mut binds, "a.id", &AUTHORS, &filter.authors);
             sql += " ORDER BY a.published_at DESC, a.id DESC LIMIT ?";
@@ -61,7 +73,7 @@ pub(super) fn newest_query(
             binds.push(Bind::Text(value.clone()));
             binds.push(Bind::Text(published.to_owned()));
             let mut sql = format!(
-                "SELECT d.article_id AS id FROM {} d WHERE d.{} = ? AND d.status = ?",
+                "SELECT d.article_id AS id FROM {} d WHERE d.{} = ? AND d.status = ?{listed_d}",
                 driver.table, driver.column
             );
             sql += &exists(&mut binds, "d.article_id", &AUTHORS, others);
@@ -74,7 +86,7 @@ pub(super) fn newest_query(
         binds.push(Bind::Int(limit));
         return (
             format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = ? \
+                "SELECT {COLUMNS} FROM articles WHERE status = ?{listed} \
                  ORDER BY published_at DESC, id DESC LIMIT ?"
             ),
             binds,
