@@ -6,7 +6,9 @@ mod common;
 
 use common::{article, ids};
 use feedsmith::article::{Article, ArticleFilter, Status};
-use feedsmith::store::{ArticleStore, Revision, SourceState, Upserted};
+use feedsmith::store::{
+    ArchivePage, ArticleKey, ArticleStore, Revision, SourceState, Upserted, Walk,
+};
 use serde_json::json;
 
 fn filter(sections: &[&str], tags: &[&str], authors: &[&str]) -> ArticleFilter {
@@ -694,6 +696,149 @@ async fn websub_rows_announce_once_claim_once_and_expire(store: &dyn ArticleStor
     );
 }
 
+/// Walks between two feed-order keys (what an archive page reads): the
+/// range bounds, inclusive or not, on every driving index; keys only; and
+/// withdrawn rows in a range.
+async fn walks_stay_within_their_key_range(store: &dyn ArticleStore) {
+    let list: Vec<Article> = (0..12)
+        .map(|i| {
+            let tags = if i % 2 == 0 {
+                json!(["Even"])
+            } else {
+                json!(["Odd"])
+            };
+            article(
+                &format!("a{i:02}"),
+                &format!("2025-02-01T{i:02}:00:00Z"),
+                json!({"section": "World", "tags": tags, "authors": [{"name": "Ann"}]}),
+            )
+        })
+        .collect();
+    store.upsert(&list).await.expect("insert");
+    let key = |i: usize| ArticleKey::of(&list[i]);
+    let between = |after: usize, before: usize, inclusive: bool| Walk {
+        after: Some(key(after)),
+        before: Some((key(before), inclusive)),
+        ..Walk::newest(Status::Published, 100)
+    };
+    for (what, f) in [
+        ("everything", ArticleFilter::default()),
+        ("a section", filter(&["World"], &[], &[])),
+        ("tags", filter(&[], &["Even", "Odd"], &[])),
+        ("an author", filter(&[], &[], &["Ann"])),
+    ] {
+        let walked = store.walk(&f, &between(3, 8, true)).await.expect("walk");
+        assert_eq!(ids(&walked), ["a08", "a07", "a06", "a05", "a04"], "{what}");
+        let walked = store.walk(&f, &between(3, 8, false)).await.expect("walk");
+        assert_eq!(ids(&walked), ["a07", "a06", "a05", "a04"], "{what}");
+        let keys = store
+            .walk_keys(&f, &between(3, 8, true))
+            .await
+            .expect("walk keys");
+        assert_eq!(keys, (4..=8).rev().map(key).collect::<Vec<_>>(), "{what}");
+        let limited = Walk {
+            limit: 2,
+            ..between(3, 8, true)
+        };
+        let walked = store.walk(&f, &limited).await.expect("walk");
+        assert_eq!(
+            ids(&walked),
+            ["a08", "a07"],
+            "{what}: from the top of the range"
+        );
+        let open_below = Walk {
+            after: None,
+            ..between(0, 2, true)
+        };
+        let walked = store.walk(&f, &open_below).await.expect("walk");
+        assert_eq!(ids(&walked), ["a02", "a01", "a00"], "{what}");
+    }
+    let even = filter(&[], &["Even"], &[]);
+    let walked = store.walk(&even, &between(3, 8, true)).await.expect("walk");
+    assert_eq!(ids(&walked), ["a08", "a06", "a04"]);
+
+    let mut gone = list[5].clone();
+    gone.status = Status::Withdrawn;
+    store.upsert(&[gone]).await.expect("withdraw");
+    let walked = store
+        .walk(&ArticleFilter::default(), &between(3, 8, true))
+        .await
+        .expect("walk");
+    assert_eq!(ids(&walked), ["a08", "a07", "a06", "a04"]);
+    let withdrawn = Walk {
+        status: Status::Withdrawn,
+        ..between(3, 8, true)
+    };
+    let walked = store
+        .walk(&filter(&[], &["Odd"], &[]), &withdrawn)
+        .await
+        .expect("walk");
+    assert_eq!(ids(&walked), ["a05"]);
+    assert!(walked[0].withdrawn_at.is_some());
+}
+
+/// Archive page bounds: the first writer's bounds stand, a feed's pages
+/// belong to one scope, and other feeds keep theirs.
+async fn archive_pages_are_sealed_once_per_scope(store: &dyn ArticleStore) {
+    let key = |id: &str, hour: u32| ArticleKey {
+        published_at: format!("2025-03-01T{hour:02}:00:00.123456Z")
+            .parse()
+            .expect("time"),
+        id: id.parse().expect("id"),
+    };
+    let page = |page: u32, id: &str, hour: u32| ArchivePage {
+        page,
+        newest: key(id, hour),
+    };
+    assert!(
+        store
+            .archive_pages("latest", "s1")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let sealed = store
+        .seal_archive_pages("latest", "s1", &[page(1, "a", 1), page(2, "b", 2)])
+        .await
+        .expect("seal");
+    assert_eq!(sealed, [page(1, "a", 1), page(2, "b", 2)]);
+    // Another replica sealing page 2 differently, and page 3, later.
+    let sealed = store
+        .seal_archive_pages("latest", "s1", &[page(2, "x", 9), page(3, "c", 3)])
+        .await
+        .expect("seal");
+    assert_eq!(sealed, [page(1, "a", 1), page(2, "b", 2), page(3, "c", 3)]);
+    store
+        .seal_archive_pages("world", "w", &[page(1, "w", 4)])
+        .await
+        .expect("seal another feed");
+    assert!(
+        store
+            .archive_pages("latest", "s2")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // A new scope (the feed's filter or page size changed) starts afresh.
+    let sealed = store
+        .seal_archive_pages("latest", "s2", &[page(1, "d", 5)])
+        .await
+        .expect("seal");
+    assert_eq!(sealed, [page(1, "d", 5)]);
+    assert!(
+        store
+            .archive_pages("latest", "s1")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(
+        store.archive_pages("world", "w").await.expect("read"),
+        [page(1, "w", 4)]
+    );
+    assert_eq!(store.revision().await.expect("revision"), Revision(0));
+}
+
 macro_rules! store_suite {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -728,6 +873,8 @@ store_suite!(
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
         withdrawal_time_is_kept_by_the_store,
+        walks_stay_within_their_key_range,
+        archive_pages_are_sealed_once_per_scope,
         websub_rows_announce_once_claim_once_and_expire,
     ]
 );
@@ -748,6 +895,8 @@ store_suite!(
         large_batches_keep_every_article_and_filter_row,
         source_state_is_saved_replaced_and_takes_no_revision,
         withdrawal_time_is_kept_by_the_store,
+        walks_stay_within_their_key_range,
+        archive_pages_are_sealed_once_per_scope,
         websub_rows_announce_once_claim_once_and_expire,
     ]
 );

@@ -175,6 +175,35 @@ impl ArticleStore for Backwards {
     ) -> Result<Vec<StoredArticle>, StoreError> {
         self.0.withdrawn(filter, limit).await
     }
+    async fn walk(
+        &self,
+        filter: &ArticleFilter,
+        walk: &feedsmith::store::Walk,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        self.0.walk(filter, walk).await
+    }
+    async fn walk_keys(
+        &self,
+        filter: &ArticleFilter,
+        walk: &feedsmith::store::Walk,
+    ) -> Result<Vec<feedsmith::store::ArticleKey>, StoreError> {
+        self.0.walk_keys(filter, walk).await
+    }
+    async fn archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+    ) -> Result<Vec<feedsmith::store::ArchivePage>, StoreError> {
+        self.0.archive_pages(feed, scope).await
+    }
+    async fn seal_archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: &[feedsmith::store::ArchivePage],
+    ) -> Result<Vec<feedsmith::store::ArchivePage>, StoreError> {
+        self.0.seal_archive_pages(feed, scope, pages).await
+    }
     fn newest_stream<'a>(
         &'a self,
         filter: &'a ArticleFilter,

@@ -162,6 +162,43 @@ impl ArticleStore for FakeStore {
         Ok(Vec::new())
     }
 
+    async fn walk(
+        &self,
+        _filter: &ArticleFilter,
+        _walk: &crate::store::Walk,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        self.world.fail()?;
+        Ok(Vec::new())
+    }
+
+    async fn walk_keys(
+        &self,
+        _filter: &ArticleFilter,
+        _walk: &crate::store::Walk,
+    ) -> Result<Vec<crate::store::ArticleKey>, StoreError> {
+        self.world.fail()?;
+        Ok(Vec::new())
+    }
+
+    async fn archive_pages(
+        &self,
+        _feed: &str,
+        _scope: &str,
+    ) -> Result<Vec<crate::store::ArchivePage>, StoreError> {
+        self.world.fail()?;
+        Ok(Vec::new())
+    }
+
+    async fn seal_archive_pages(
+        &self,
+        _feed: &str,
+        _scope: &str,
+        _pages: &[crate::store::ArchivePage],
+    ) -> Result<Vec<crate::store::ArchivePage>, StoreError> {
+        self.world.fail()?;
+        Ok(Vec::new())
+    }
+
     async fn revision(&self) -> Result<Revision, StoreError> {
         self.world.log(&self.clock, Call::Revision);
         self.world.fail()?;

@@ -30,6 +30,9 @@ pub type ColumnError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const COLUMNS: &str = "id, revision, status, published_at, updated_at, section, url, \
      headline, standfirst, body_html, authors, source, tags, image, related, withdrawn_at";
 
+/// The columns of a keys-only walk ([`super::Walk::keys_only`]), in this order.
+pub(crate) const KEY_COLUMNS: &str = "published_at, id";
+
 /// What an upsert of an existing id replaces, as an `ON CONFLICT (id) DO
 /// UPDATE SET` list both backends use (PostgreSQL adds its key arrays).
 pub(crate) const UPDATE_COLUMNS: &str = "revision = excluded.revision, status = excluded.status, \

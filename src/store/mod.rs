@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 
-use crate::article::{Article, ArticleFilter, ArticleId};
+use crate::article::{Article, ArticleFilter, ArticleId, Status};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -54,6 +54,68 @@ pub struct StoredArticle {
     /// store's own clock, kept by both backends); `None` for any other
     /// status, and for an article withdrawn before it was ever published.
     pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+/// An article's place in feed order: newer articles have greater keys
+/// (publish time, then id), and feeds list them greatest first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ArticleKey {
+    /// When it was published.
+    pub published_at: DateTime<Utc>,
+    /// Its id, ordering articles published at the same instant.
+    pub id: ArticleId,
+}
+
+impl ArticleKey {
+    /// The key of `article`.
+    pub fn of(article: &Article) -> Self {
+        Self {
+            published_at: article.published_at,
+            id: article.id.clone(),
+        }
+    }
+}
+
+/// One walk down a feed's articles in feed order (newest first): those of
+/// `status`, at most `limit`, within a key range. A feed's document is the
+/// walk from the top; an archive page, a walk between two keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Walk {
+    /// Which articles: `Published`, or `Withdrawn` for tombstones (only
+    /// those withdrawn after being published).
+    pub status: Status,
+    /// Stops after this many.
+    pub limit: u32,
+    /// Only articles newer than this key.
+    pub after: Option<ArticleKey>,
+    /// Only articles older than this key, or this one too when the flag is
+    /// set.
+    pub before: Option<(ArticleKey, bool)>,
+    /// Reads only each article's key, not the article.
+    pub keys_only: bool,
+}
+
+impl Walk {
+    /// The newest `limit` articles of `status`.
+    pub fn newest(status: Status, limit: u32) -> Self {
+        Self {
+            status,
+            limit,
+            after: None,
+            before: None,
+            keys_only: false,
+        }
+    }
+}
+
+/// One complete page of a feed's archive (RFC 5005): the articles of the
+/// feed newer than the previous page's `newest` and up to this one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePage {
+    /// Its number: 1 is the oldest page.
+    pub page: u32,
+    /// The key of its newest article when it was sealed.
+    pub newest: ArticleKey,
 }
 
 /// What an upsert did to one article.
@@ -246,6 +308,38 @@ pub trait ArticleStore: Send + Sync {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// The articles `walk` selects from those matching `filter`, newest
+    /// first (the walk must not be `keys_only`).
+    async fn walk(
+        &self,
+        filter: &ArticleFilter,
+        walk: &Walk,
+    ) -> Result<Vec<StoredArticle>, StoreError>;
+
+    /// The keys of the articles `walk` selects (as if `keys_only`), newest
+    /// first: for sealing archive pages without reading their bodies.
+    async fn walk_keys(
+        &self,
+        filter: &ArticleFilter,
+        walk: &Walk,
+    ) -> Result<Vec<ArticleKey>, StoreError>;
+
+    /// The sealed archive pages of `feed` made for `scope` (its filter and
+    /// page size, spelled by the caller), oldest first. Pages sealed for
+    /// another scope are not returned.
+    async fn archive_pages(&self, feed: &str, scope: &str) -> Result<Vec<ArchivePage>, StoreError>;
+
+    /// Seals `pages` of `feed` for `scope`: each is stored unless a page of
+    /// that number already is (another replica sealed it first: its bounds
+    /// stand), and the feed's pages of any other scope are dropped first.
+    /// Returns the pages now stored for `scope`, oldest first.
+    async fn seal_archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: &[ArchivePage],
+    ) -> Result<Vec<ArchivePage>, StoreError>;
 
     /// [`newest`](Self::newest) one article at a time, each as soon as its
     /// row is read and decoded, in the same order; a consumer can start on

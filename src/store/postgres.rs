@@ -22,13 +22,14 @@ use tokio::sync::watch;
 use serde::de::DeserializeOwned;
 
 use super::codec::{
-    self, COLUMNS, Change, ColumnDialect, ColumnError, UPDATE_COLUMNS, UpsertDialect, json_text,
+    self, COLUMNS, Change, ColumnDialect, ColumnError, KEY_COLUMNS, UPDATE_COLUMNS, UpsertDialect,
+    json_text,
 };
 use super::sql::{Backend, Bind};
-use super::{ConnectOptions, StoreError, Upserted, redact};
+use super::{ConnectOptions, StoreError, Upserted, Walk, redact};
 use crate::article::{Article, ArticleFilter, Status};
 use listen::{listen, subscribe};
-use query::newest_query;
+use query::{newest_query, walk_query};
 
 mod listen;
 mod query;
@@ -183,8 +184,8 @@ impl Backend for PostgresStore {
         bind_all(sqlx::query(AssertSqlSafe(sql)), binds).fetch(&self.pool)
     }
 
-    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>) {
-        newest_query(filter, limit, status)
+    fn walk_query(filter: &ArticleFilter, walk: &Walk) -> (String, Vec<Bind>) {
+        walk_query(filter, walk)
     }
 
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
@@ -228,6 +229,7 @@ fn bind_all(
             Bind::Text(s) => query.bind(s),
             Bind::Texts(v) => query.bind(v),
             Bind::Int(n) => query.bind(n),
+            Bind::Time(t) => query.bind(t),
         };
     }
     query

@@ -13,7 +13,10 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
 use super::codec::{self, COLUMNS, UpsertDialect};
-use super::{ArticleStore, Revision, SourceState, StoreError, StoredArticle, Upserted};
+use super::{
+    ArchivePage, ArticleKey, ArticleStore, Revision, SourceState, StoreError, StoredArticle,
+    Upserted, Walk,
+};
 use crate::article::{Article, ArticleFilter, ArticleId, Status};
 
 /// A value bound to a statement parameter.
@@ -22,6 +25,8 @@ pub enum Bind {
     /// A list, for PostgreSQL's array parameters; SQLite's queries use none.
     Texts(Vec<String>),
     Int(i64),
+    /// A time column's value (SQLite: microseconds; PostgreSQL: timestamptz).
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 /// What a database provides for [`ArticleStore`]. Every method is the
@@ -38,9 +43,10 @@ pub trait Backend: Send + Sync {
     /// The rows `sql` selects with `binds`, as the database produces them.
     fn rows(&self, sql: String, binds: Vec<Bind>) -> BoxStream<'_, Result<Self::Row, sqlx::Error>>;
 
-    /// The newest-N statement for `filter` among articles of `status` (see
-    /// [`ArticleStore::newest`] and [`ArticleStore::withdrawn`]).
-    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>);
+    /// The statement of `walk` over `filter`'s articles (see
+    /// [`ArticleStore::newest`], [`ArticleStore::withdrawn`] and
+    /// [`ArticleStore::walk`]).
+    fn walk_query(filter: &ArticleFilter, walk: &Walk) -> (String, Vec<Bind>);
 
     /// Runs one statement that returns no rows (the source state's upsert).
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error>;
@@ -57,6 +63,25 @@ pub trait Backend: Send + Sync {
     fn listen_fault(&self) -> Option<String> {
         None
     }
+}
+
+/// The feed-order key in columns `at` (publish time) and `at + 1` (id).
+fn read_key(
+    row: &impl codec::ArticleRow,
+    at: usize,
+    doing: &'static str,
+) -> Result<ArticleKey, StoreError> {
+    let unreadable = |e: codec::ColumnError| StoreError::Query {
+        doing,
+        source: sqlx::Error::Decode(e),
+    };
+    let published_at = row.time(at).map_err(unreadable)?;
+    let id = row
+        .text(at + 1)
+        .map_err(unreadable)?
+        .ok_or_else(|| unreadable("an article id is null".into()))?;
+    let id = id.parse().map_err(|e: String| unreadable(e.into()))?;
+    Ok(ArticleKey { published_at, id })
 }
 
 /// What a feed's query is doing, for its errors.
@@ -90,8 +115,129 @@ impl<B: Backend> ArticleStore for B {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
-        let (sql, binds) = B::newest_query(filter, limit, Status::Published);
+        let (sql, binds) = B::walk_query(filter, &Walk::newest(Status::Published, limit));
         codec::collect_rows(self.rows(sql, binds), limit, NEWEST).await
+    }
+
+    async fn walk(
+        &self,
+        filter: &ArticleFilter,
+        walk: &Walk,
+    ) -> Result<Vec<StoredArticle>, StoreError> {
+        let walk = Walk {
+            keys_only: false,
+            ..walk.clone()
+        };
+        let (sql, binds) = B::walk_query(filter, &walk);
+        codec::collect_rows(
+            self.rows(sql, binds),
+            walk.limit,
+            "walking a feed's articles",
+        )
+        .await
+    }
+
+    async fn walk_keys(
+        &self,
+        filter: &ArticleFilter,
+        walk: &Walk,
+    ) -> Result<Vec<ArticleKey>, StoreError> {
+        use futures_util::TryStreamExt;
+        let doing = "walking a feed's article keys";
+        let walk = Walk {
+            keys_only: true,
+            ..walk.clone()
+        };
+        let (sql, binds) = B::walk_query(filter, &walk);
+        let mut rows = self.rows(sql, binds);
+        let mut keys = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
+            keys.push(read_key(&row, 0, doing)?);
+        }
+        Ok(keys)
+    }
+
+    async fn archive_pages(&self, feed: &str, scope: &str) -> Result<Vec<ArchivePage>, StoreError> {
+        use codec::ArticleRow;
+        use futures_util::TryStreamExt;
+        let doing = "reading a feed's archive pages";
+        let sql = format!(
+            "SELECT page, newest_published, newest_id FROM archive_pages \
+             WHERE feed = {} AND scope = {} ORDER BY page",
+            B::Db::param(1),
+            B::Db::param(2)
+        );
+        let binds = vec![Bind::Text(feed.to_owned()), Bind::Text(scope.to_owned())];
+        let mut rows = self.rows(sql, binds);
+        let mut pages = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
+            let page = row.int(0).map_err(|e| StoreError::Query {
+                doing,
+                source: sqlx::Error::Decode(e),
+            })?;
+            pages.push(ArchivePage {
+                page: u32::try_from(page).map_err(|e| StoreError::Query {
+                    doing,
+                    source: sqlx::Error::Decode(e.into()),
+                })?,
+                newest: read_key(&row, 1, doing)?,
+            });
+        }
+        Ok(pages)
+    }
+
+    async fn seal_archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: &[ArchivePage],
+    ) -> Result<Vec<ArchivePage>, StoreError> {
+        let doing = "sealing a feed's archive pages";
+        let p = B::Db::param;
+        self.execute(
+            format!(
+                "DELETE FROM archive_pages WHERE feed = {} AND scope <> {}",
+                p(1),
+                p(2)
+            ),
+            vec![Bind::Text(feed.to_owned()), Bind::Text(scope.to_owned())],
+        )
+        .await
+        .map_err(StoreError::query(doing))?;
+        // 5 parameters a row: 100 rows stay far under SQLite's limit.
+        for chunk in pages.chunks(100) {
+            let mut values = Vec::with_capacity(chunk.len());
+            let mut binds = Vec::with_capacity(chunk.len() * 5);
+            for (i, page) in chunk.iter().enumerate() {
+                let n = i * 5;
+                values.push(format!(
+                    "({}, {}, {}, {}, {})",
+                    p(n + 1),
+                    p(n + 2),
+                    p(n + 3),
+                    p(n + 4),
+                    p(n + 5)
+                ));
+                binds.extend([
+                    Bind::Text(feed.to_owned()),
+                    Bind::Int(i64::from(page.page)),
+                    Bind::Text(scope.to_owned()),
+                    Bind::Time(page.newest.published_at),
+                    Bind::Text(page.newest.id.as_str().to_owned()),
+                ]);
+            }
+            self.execute(
+                format!(
+                    "INSERT INTO archive_pages (feed, page, scope, newest_published, newest_id) \
+                     VALUES {} ON CONFLICT (feed, page) DO NOTHING",
+                    values.join(", ")
+                ),
+                binds,
+            )
+            .await
+            .map_err(StoreError::query(doing))?;
+        }
+        self.archive_pages(feed, scope).await
     }
 
     async fn withdrawn(
@@ -99,7 +245,7 @@ impl<B: Backend> ArticleStore for B {
         filter: &ArticleFilter,
         limit: u32,
     ) -> Result<Vec<StoredArticle>, StoreError> {
-        let (sql, binds) = B::newest_query(filter, limit, Status::Withdrawn);
+        let (sql, binds) = B::walk_query(filter, &Walk::newest(Status::Withdrawn, limit));
         let mut rows = codec::collect_rows(
             self.rows(sql, binds),
             limit,
@@ -117,7 +263,7 @@ impl<B: Backend> ArticleStore for B {
         limit: u32,
     ) -> BoxStream<'a, Result<StoredArticle, StoreError>> {
         use futures_util::StreamExt;
-        let (sql, binds) = B::newest_query(filter, limit, Status::Published);
+        let (sql, binds) = B::walk_query(filter, &Walk::newest(Status::Published, limit));
         codec::decode_rows(self.rows(sql, binds), NEWEST).boxed()
     }
 

@@ -19,12 +19,12 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use serde::de::DeserializeOwned;
 
 use super::codec::{
-    self, COLUMNS, Change, ColumnDialect, ColumnError, UPDATE_COLUMNS, UpsertDialect,
+    self, COLUMNS, Change, ColumnDialect, ColumnError, KEY_COLUMNS, UPDATE_COLUMNS, UpsertDialect,
 };
 use super::sql::{Backend, Bind};
-use super::{SqliteLocation, StoreError, Upserted};
-use crate::article::{Article, ArticleFilter, Status};
-use query::newest_query;
+use super::{SqliteLocation, StoreError, Upserted, Walk};
+use crate::article::{Article, ArticleFilter};
+use query::walk_query;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -158,8 +158,8 @@ impl Backend for SqliteStore {
         }
     }
 
-    fn newest_query(filter: &ArticleFilter, limit: u32, status: Status) -> (String, Vec<Bind>) {
-        newest_query(filter, limit, status)
+    fn walk_query(filter: &ArticleFilter, walk: &Walk) -> (String, Vec<Bind>) {
+        walk_query(filter, walk)
     }
 
     async fn execute(&self, sql: String, binds: Vec<Bind>) -> Result<(), sqlx::Error> {
@@ -189,6 +189,7 @@ fn bind_all(mut query: SqliteQuery<'_>, binds: Vec<Bind>) -> Result<SqliteQuery<
         query = match bind {
             Bind::Text(s) => query.bind(s),
             Bind::Int(n) => query.bind(n),
+            Bind::Time(t) => query.bind(t.timestamp_micros()),
             // The SQLite queries spell lists out as one parameter per value.
             Bind::Texts(_) => {
                 return Err(sqlx::Error::Encode(

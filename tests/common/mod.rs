@@ -280,6 +280,43 @@ impl ArticleStore for FlakyStore {
         self.check()?;
         self.inner.withdrawn(filter, limit).await
     }
+
+    async fn walk(
+        &self,
+        filter: &feedsmith::article::ArticleFilter,
+        walk: &feedsmith::store::Walk,
+    ) -> Result<Vec<feedsmith::store::StoredArticle>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.walk(filter, walk).await
+    }
+
+    async fn walk_keys(
+        &self,
+        filter: &feedsmith::article::ArticleFilter,
+        walk: &feedsmith::store::Walk,
+    ) -> Result<Vec<feedsmith::store::ArticleKey>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.walk_keys(filter, walk).await
+    }
+
+    async fn archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+    ) -> Result<Vec<feedsmith::store::ArchivePage>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.archive_pages(feed, scope).await
+    }
+
+    async fn seal_archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: &[feedsmith::store::ArchivePage],
+    ) -> Result<Vec<feedsmith::store::ArchivePage>, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.seal_archive_pages(feed, scope, pages).await
+    }
     async fn revision(&self) -> Result<feedsmith::store::Revision, feedsmith::store::StoreError> {
         self.check()?;
         self.inner.revision().await

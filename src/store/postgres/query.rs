@@ -1,11 +1,22 @@
-//! The newest-N query of the PostgreSQL store: which index walks a feed's
-//! filter drives, written as SQL with its parameters. It runs nothing.
+//! The newest-N queries of the PostgreSQL store (a feed, its tombstones, a
+//! range of it for an archive page): which index walks a feed's filter
+//! drives, written as SQL with its parameters. It runs nothing.
 
-use super::{Bind, COLUMNS};
+use super::{Bind, COLUMNS, KEY_COLUMNS, Walk};
 use crate::article::{ArticleFilter, Status};
 
 /// Builds the newest-N query for `filter` among articles of `status`
 /// (`Published` for a feed; `Withdrawn` for its tombstones).
+pub(super) fn newest_query(
+    filter: &ArticleFilter,
+    limit: u32,
+    status: Status,
+) -> (String, Vec<Bind>) {
+    walk_query(filter, &Walk::newest(status, limit))
+}
+
+/// Builds the query of `walk` over `filter`'s articles: newest first, at
+/// most `walk.limit`, within its key range.
 ///
 /// One filter list drives, as in the SQLite store. Sections: one subquery per
 /// section walks `articles_section_newest` newest-first and stops after
@@ -15,12 +26,10 @@ use crate::article::{ArticleFilter, Status};
 /// stops after `limit` matches, checking authors against `article_authors`.
 /// The candidates, at most values × limit, are then sorted. So a feed costs
 /// about `limit` index steps per value however large the store is.
-pub(super) fn newest_query(
-    filter: &ArticleFilter,
-    limit: u32,
-    status: Status,
-) -> (String, Vec<Bind>) {
-    let limit = i64::from(limit);
+pub(super) fn walk_query(filter: &ArticleFilter, walk: &Walk) -> (String, Vec<Bind>) {
+    let limit = i64::from(walk.limit);
+    let status = walk.status;
+    let columns = if walk.keys_only { KEY_COLUMNS } else { COLUMNS };
     // Withdrawn rows count only when they were published first (the store
     // timed their withdrawal), so rows never listed cannot crowd out the
     // limit: checked in every walk, before it stops.
@@ -37,6 +46,21 @@ pub(super) fn newest_query(
         binds.push(b);
         binds.len()
     };
+    // The key range, for the articles table (`range`) and a filter table (`range_d`).
+    let (mut range, mut range_d) = (String::new(), String::new());
+    if let Some(after) = &walk.after {
+        let at = bind(Bind::Time(after.published_at));
+        let id = bind(Bind::Text(after.id.as_str().to_owned()));
+        range += &format!(" AND (published_at, id) > (${at}, ${id})");
+        range_d += &format!(" AND (d.published_at, d.article_id) > (${at}, ${id})");
+    }
+    if let Some((before, inclusive)) = &walk.before {
+        let op = if *inclusive { "<=" } else { "<" };
+        let at = bind(Bind::Time(before.published_at));
+        let id = bind(Bind::Text(before.id.as_str().to_owned()));
+        range += &format!(" AND (published_at, id) {op} (${at}, ${id})");
+        range_d += &format!(" AND (d.published_at, d.article_id) {op} (${at}, ${id})");
+    }
     if !filter.sections.is_empty() {
         let mut conditions = String::new();
         if !filter.tags.is_empty() {
@@ -51,7 +75,7 @@ pub(super) fn newest_query(
         for section in &filter.sections {
             let n = bind(Bind::Text(section.clone()));
             parts.push(format!(
-                "(SELECT {COLUMNS} FROM articles WHERE status = $1 AND section_key = ${n}{conditions}{listed} \
+                "(SELECT {columns} FROM articles WHERE status = $1 AND section_key = ${n}{conditions}{listed}{range} \
                  ORDER BY published_at DESC, id DESC LIMIT $2)"
             ));
         }
@@ -80,7 +104,7 @@ pub(super) fn newest_query(
     } else {
         return (
             format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = $1{listed} \
+                "SELECT {columns} FROM articles WHERE status = $1{listed}{range} \
                  ORDER BY published_at DESC, id DESC LIMIT $2"
             ),
             binds,
@@ -97,10 +121,10 @@ pub(super) fn newest_query(
     }
     (
         format!(
-            "SELECT {COLUMNS} FROM articles WHERE status = $1 AND id IN ( \
+            "SELECT {columns} FROM articles WHERE status = $1 AND id IN ( \
                  SELECT d.article_id FROM unnest(${driving}::text[]) AS v(key) \
                  CROSS JOIN LATERAL (SELECT d.article_id FROM {table} d \
-                     WHERE d.{column} = v.key AND d.status = $1{check}{listed_d} \
+                     WHERE d.{column} = v.key AND d.status = $1{check}{listed_d}{range_d} \
                      ORDER BY d.published_at DESC, d.article_id DESC LIMIT $2) AS d) \
              ORDER BY published_at DESC, id DESC LIMIT $2"
         ),

@@ -1,23 +1,22 @@
-//! The newest-N query of the SQLite store: which index walks a feed's filter
-//! drives, written as SQL with its parameters. It runs nothing.
+//! The newest-N queries of the SQLite store (a feed, its tombstones, a range
+//! of it for an archive page): which index walks a feed's filter drives,
+//! written as SQL with its parameters. It runs nothing.
 
-use super::{AUTHORS, Bind, COLUMNS, FilterTable, TAGS, placeholders};
+use super::{AUTHORS, Bind, COLUMNS, FilterTable, KEY_COLUMNS, TAGS, Walk, placeholders};
 use crate::article::{ArticleFilter, Status};
 
-/// Builds the newest-N query for `filter` among articles of `status`
-/// (`Published` for a feed; `Withdrawn` for its tombstones).
+/// Builds the query of `walk` over `filter`'s articles: newest first, at
+/// most `walk.limit`, within its key range.
 ///
 /// One filter list "drives": for each of its values, a subquery walks that
-/// value's index newest-first and stops after `limit` matches, checking the
-/// other filters by primary-key lookups. The union of those candidates (at most
-/// values × limit ids) is then sorted. So a feed costs about `limit` index steps
-/// per value however large the store is, and no query scans a table.
-pub(super) fn newest_query(
-    filter: &ArticleFilter,
-    limit: u32,
-    status: Status,
-) -> (String, Vec<Bind>) {
-    let limit = i64::from(limit);
+/// value's index newest-first (from the range's upper end) and stops after
+/// `limit` matches, checking the other filters by primary-key lookups. The
+/// union of those candidates (at most values × limit ids) is then sorted. So
+/// a walk costs about `limit` index steps per value however large the store
+/// is, and no query scans a table.
+pub(super) fn walk_query(filter: &ArticleFilter, walk: &Walk) -> (String, Vec<Bind>) {
+    let limit = i64::from(walk.limit);
+    let status = walk.status;
     let mut binds = Vec::new();
     let published = status.as_str();
     // Withdrawn rows count only when they were published first (the store
@@ -31,6 +30,23 @@ pub(super) fn newest_query(
     } else {
         ("", "")
     };
+    // The key range, on the walked table's own columns.
+    let range = |binds: &mut Vec<Bind>, published_at: &str, id: &str| {
+        let mut sql = String::new();
+        if let Some(after) = &walk.after {
+            sql += &format!(" AND ({published_at}, {id}) > (?, ?)");
+            binds.push(Bind::Time(after.published_at));
+            binds.push(Bind::Text(after.id.as_str().to_owned()));
+        }
+        if let Some((before, inclusive)) = &walk.before {
+            let op = if *inclusive { "<=" } else { "<" };
+            sql += &format!(" AND ({published_at}, {id}) {op} (?, ?)");
+            binds.push(Bind::Time(before.published_at));
+            binds.push(Bind::Text(before.id.as_str().to_owned()));
+        }
+        sql
+    };
+    let columns = if walk.keys_only { KEY_COLUMNS } else { COLUMNS };
 
     // `EXISTS` checks for the lists that do not drive, against an article id expression.
     let exists = |binds: &mut Vec<Bind>, id_expr: &str, t: &FilterTable, values: &[String]| {
@@ -55,6 +71,7 @@ pub(super) fn newest_query(
                 "SELECT a.id FROM articles a WHERE a.status = ? AND a.section_key = ?",
             );
             sql += listed;
+            sql += &range(&mut binds, "a.published_at", "a.id");
             sql += &exists(&mut binds, "a.id", &TAGS, &filter.tags);
             sql += &exists(&mut binds, "a.id", &AUTHORS, &filter.authors);
             sql += " ORDER BY a.published_at DESC, a.id DESC LIMIT ?";
@@ -76,6 +93,7 @@ pub(super) fn newest_query(
                 "SELECT d.article_id AS id FROM {} d WHERE d.{} = ? AND d.status = ?{listed_d}",
                 driver.table, driver.column
             );
+            sql += &range(&mut binds, "d.published_at", "d.article_id");
             sql += &exists(&mut binds, "d.article_id", &AUTHORS, others);
             sql += " ORDER BY d.published_at DESC, d.article_id DESC LIMIT ?";
             binds.push(Bind::Int(limit));
@@ -83,10 +101,11 @@ pub(super) fn newest_query(
         }
     } else {
         binds.push(Bind::Text(published.to_owned()));
+        let range = range(&mut binds, "published_at", "id");
         binds.push(Bind::Int(limit));
         return (
             format!(
-                "SELECT {COLUMNS} FROM articles WHERE status = ?{listed} \
+                "SELECT {columns} FROM articles WHERE status = ?{listed}{range} \
                  ORDER BY published_at DESC, id DESC LIMIT ?"
             ),
             binds,
@@ -100,7 +119,7 @@ pub(super) fn newest_query(
     binds.push(Bind::Int(limit));
     (
         format!(
-            "SELECT {COLUMNS} FROM articles WHERE id IN ({candidates}) \
+            "SELECT {columns} FROM articles WHERE id IN ({candidates}) \
              ORDER BY published_at DESC, id DESC LIMIT ?"
         ),
         binds,

@@ -48,7 +48,10 @@ async fn populated() -> SqliteStore {
 }
 
 async fn plan(store: &SqliteStore, filter: &ArticleFilter) -> Vec<String> {
-    let (sql, binds) = newest_query(filter, 50, crate::article::Status::Published);
+    let (sql, binds) = walk_query(
+        filter,
+        &crate::store::Walk::newest(crate::article::Status::Published, 50),
+    );
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
     bind_all(sqlx::query(AssertSqlSafe(explain)), binds)
         .expect("sqlite binds")
