@@ -171,5 +171,6 @@ pub fn meta() -> FeedMeta {
         categories: vec!["World".to_owned(), "Business".to_owned()],
         tag_authority: "feeds.example.com".to_owned(),
         hubs: Vec::new(),
+        paging: Default::default(),
     }
 }

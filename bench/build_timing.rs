@@ -37,6 +37,7 @@ fn meta() -> anyhow::Result<FeedMeta> {
         categories: vec!["World".to_owned(), "Business".to_owned()],
         tag_authority: "feeds.example.com".to_owned(),
         hubs: Vec::new(),
+        paging: Default::default(),
     })
 }
 

@@ -604,6 +604,31 @@ fn atom_validates_against_the_rfc_4287_schema() {
     let path = dir.path().join("tombstones.atom");
     std::fs::write(&path, &with[0].body).expect("write");
     files.push(path);
+    // An RFC 5005 archive page (fh:archive, paging links) with a tombstone,
+    // and the subscription document that links to it.
+    for (name, paging) in [
+        (
+            "page.atom",
+            builder::Paging::Archive {
+                page: 2,
+                newest_page: 3,
+            },
+        ),
+        (
+            "subscription.atom",
+            builder::Paging::Subscription { newest_page: 3 },
+        ),
+    ] {
+        let meta = builder::FeedMeta {
+            paging,
+            ..feed.meta.clone()
+        };
+        let doc =
+            builder::build_with(&meta, &feed.articles, &gone, &[Format::Atom]).expect("build");
+        let path = dir.path().join(name);
+        std::fs::write(&path, &doc[0].body).expect("write");
+        files.push(path);
+    }
     let schema: &Path = &repo_root().join("tests/atom.rnc");
     let out = Command::new("jing")
         .arg("-c")

@@ -29,6 +29,7 @@ fn meta() -> FeedMeta {
         categories: vec![],
         tag_authority: "feeds.example.com".into(),
         hubs: Vec::new(),
+        paging: Default::default(),
     }
 }
 

@@ -13,7 +13,9 @@ use std::io;
 use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
-use super::{Entry, FeedMeta, GENERATOR, Prepared, Tombstone, rfc3339, source_tag_uri};
+use super::{
+    Entry, FeedMeta, GENERATOR, HISTORY_NS, Paging, Prepared, Tombstone, rfc3339, source_tag_uri,
+};
 use crate::config::Format;
 
 /// The elements an entry sits inside, for writing entries apart from the
@@ -60,11 +62,17 @@ pub fn write_head(
     if !tombstones.is_empty() {
         root.push(("xmlns:at", TOMBSTONES_NS));
     }
+    let archive = matches!(meta.paging, Paging::Archive { .. });
+    if archive {
+        root.push(("xmlns:fh", HISTORY_NS));
+    }
     if let Some(lang) = &meta.language {
         root.push(("xml:lang", lang.as_str()));
     }
     x.start("feed", &root)?;
-    // The self URL identifies the feed: stable across rebuilds, unique per feed.
+    // The self URL identifies the feed: stable across rebuilds, unique per
+    // feed, and the same on its archive pages (RFC 5005 §4: they are the
+    // same feed, split into documents).
     x.text("id", &[], &self_url)?;
     x.text("title", &[("type", "text")], &meta.title)?;
     x.text("subtitle", &[("type", "text")], &meta.description)?;
@@ -74,11 +82,25 @@ pub fn write_head(
         &[
             ("rel", "self"),
             ("type", "application/atom+xml"),
-            ("href", &self_url),
+            ("href", &meta.document_url(Format::Atom)),
         ],
     )?;
     for hub in &meta.hubs {
         x.empty("link", &[("rel", "hub"), ("href", hub.as_str())])?;
+    }
+    // RFC 5005 paging, only for archived feeds (so others keep their bytes).
+    for (rel, href) in meta.paging_links(Format::Atom) {
+        x.empty(
+            "link",
+            &[
+                ("rel", rel),
+                ("type", "application/atom+xml"),
+                ("href", &href),
+            ],
+        )?;
+    }
+    if archive {
+        x.empty("fh:archive", &[])?;
     }
     x.empty(
         "link",

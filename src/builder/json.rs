@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Entry, FeedMeta, Prepared, rfc3339};
+use super::{Entry, FeedMeta, Paging, Prepared, rfc3339};
 use crate::config::Format;
 
 pub const VERSION: &str = "https://jsonfeed.org/version/1.1";
@@ -31,6 +31,10 @@ struct Head<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<&'a str>,
     authors: Vec<Person<'a>>,
+    /// The next (older) page of the feed: JSON Feed 1.1's own paging, the
+    /// way RFC 5005's `prev-archive` goes; left out when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<String>,
     /// WebSub hubs (JSON Feed 1.1 `hubs`); left out when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     hubs: Vec<Hub<'a>>,
@@ -53,6 +57,10 @@ struct FeedExtension<'a> {
     rights: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     categories: &'a [String],
+    /// On an archive page: RFC 5005's links (`current`, `prev-archive`,
+    /// `next-archive`), which JSON Feed has no place for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archive: Option<std::collections::BTreeMap<&'static str, String>>,
 }
 
 #[derive(Serialize)]
@@ -149,7 +157,12 @@ pub fn write_head(
         version: VERSION,
         title: &meta.title,
         home_page_url: meta.site_url.as_str(),
-        feed_url: meta.self_url(Format::Json),
+        feed_url: meta.document_url(Format::Json),
+        next_url: meta
+            .paging_links(Format::Json)
+            .into_iter()
+            .find(|(rel, _)| *rel == "prev-archive")
+            .map(|(_, url)| url),
         description: &meta.description,
         icon: meta.icon.as_ref().map(|u| u.as_str()),
         favicon: meta.icon.as_ref().map(|u| u.as_str()),
@@ -170,6 +183,8 @@ pub fn write_head(
             updated: rfc3339(updated, zone),
             rights: meta.rights.as_deref(),
             categories: &meta.categories,
+            archive: matches!(meta.paging, Paging::Archive { .. })
+                .then(|| meta.paging_links(Format::Json).into_iter().collect()),
         },
     };
     serde_json::to_writer(&mut *out, &head)?;

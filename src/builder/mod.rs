@@ -74,7 +74,36 @@ pub struct FeedMeta {
     /// WebSub hubs advertised in the documents: ours first, then the
     /// external ones; empty while `[websub]` is off.
     pub hubs: Vec<String>,
+    /// Where this document sits in the feed's RFC 5005 archive, if it has one.
+    pub paging: Paging,
 }
+
+/// A document's place in its feed's archive (RFC 5005 §4), which decides
+/// its paging links. Pages are numbered from 1, the oldest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Paging {
+    /// A feed without an archive (or one with nothing archived yet).
+    #[default]
+    None,
+    /// The subscription document of an archived feed: `prev-archive` is
+    /// page `newest_page`.
+    Subscription {
+        /// The newest archive page.
+        newest_page: u32,
+    },
+    /// Archive page `page`: marked `fh:archive`, linking `current` (the
+    /// subscription document), `prev-archive` (the page before, if any)
+    /// and `next-archive` (the page after, unless it is the newest).
+    Archive {
+        /// This page.
+        page: u32,
+        /// The newest archive page.
+        newest_page: u32,
+    },
+}
+
+/// RFC 5005's namespace for `archive`.
+pub const HISTORY_NS: &str = "http://purl.org/syndication/history/1.0";
 
 impl FeedMeta {
     /// The metadata for `spec` as configured in `config`, with the derived values (TTL,
@@ -116,6 +145,47 @@ impl FeedMeta {
                 .unwrap_or("localhost")
                 .to_owned(),
             hubs: hub_urls(config),
+            paging: Paging::None,
+        }
+    }
+
+    /// Archive page `page` of this feed in `format`:
+    /// `{base_url}/feeds/{name}/archive/{page}.{ext}`.
+    pub fn archive_url(&self, page: u32, format: Format) -> String {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        format!(
+            "{base}/feeds/{}/archive/{page}.{}",
+            self.name,
+            format.extension()
+        )
+    }
+
+    /// Where this document itself is served: its archive page's URL, or
+    /// the feed's.
+    pub fn document_url(&self, format: Format) -> String {
+        match self.paging {
+            Paging::Archive { page, .. } => self.archive_url(page, format),
+            _ => self.self_url(format),
+        }
+    }
+
+    /// The RFC 5005 links of this document in `format`, as (rel, URL).
+    pub fn paging_links(&self, format: Format) -> Vec<(&'static str, String)> {
+        match self.paging {
+            Paging::None => Vec::new(),
+            Paging::Subscription { newest_page } => {
+                vec![("prev-archive", self.archive_url(newest_page, format))]
+            }
+            Paging::Archive { page, newest_page } => {
+                let mut links = vec![("current", self.self_url(format))];
+                if page > 1 {
+                    links.push(("prev-archive", self.archive_url(page - 1, format)));
+                }
+                if page < newest_page {
+                    links.push(("next-archive", self.archive_url(page + 1, format)));
+                }
+                links
+            }
         }
     }
 

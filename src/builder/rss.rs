@@ -21,7 +21,7 @@ use std::io;
 use chrono::{DateTime, Utc};
 
 use super::xml::Xml;
-use super::{Entry, FeedMeta, GENERATOR, Prepared, rfc822, rfc3339};
+use super::{Entry, FeedMeta, GENERATOR, HISTORY_NS, Paging, Prepared, rfc822, rfc3339};
 use crate::config::Format;
 
 pub const NAMESPACES: [(&str, &str); 5] = [
@@ -73,6 +73,10 @@ pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::R
     x.declaration()?;
     let mut root = vec![("version", "2.0")];
     root.extend(NAMESPACES);
+    let archive = matches!(meta.paging, Paging::Archive { .. });
+    if archive {
+        root.push(("xmlns:fh", HISTORY_NS));
+    }
     x.start("rss", &root)?;
     x.start("channel", &[])?;
     x.text("title", &[], &meta.title)?;
@@ -105,11 +109,25 @@ pub fn write_head(x: &mut Xml, meta: &FeedMeta, updated: DateTime<Utc>) -> io::R
     x.empty(
         "atom:link",
         &[
-            ("href", &meta.self_url(Format::Rss)),
+            ("href", &meta.document_url(Format::Rss)),
             ("rel", "self"),
             ("type", "application/rss+xml"),
         ],
     )?;
+    // RFC 5005 paging, only for archived feeds (so others keep their bytes).
+    for (rel, href) in meta.paging_links(Format::Rss) {
+        x.empty(
+            "atom:link",
+            &[
+                ("href", &href),
+                ("rel", rel),
+                ("type", "application/rss+xml"),
+            ],
+        )?;
+    }
+    if archive {
+        x.empty("fh:archive", &[])?;
+    }
     // WebSub discovery (W3C WebSub §4): only when a hub is configured, so a
     // feed without one builds the same bytes as before.
     for hub in &meta.hubs {

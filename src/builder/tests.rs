@@ -20,6 +20,7 @@ fn meta() -> FeedMeta {
         categories: vec![],
         tag_authority: "feeds.example.com".into(),
         hubs: Vec::new(),
+        paging: Default::default(),
     }
 }
 
@@ -498,4 +499,70 @@ fn tombstones_shown_are_those_within_the_window_and_the_period() {
         ids(tombstones_to_show(&Window::of(&later), 4, candidates, week)),
         ["recent"]
     );
+}
+
+#[test]
+fn archived_feeds_link_their_pages_and_pages_are_marked_as_archives() {
+    let listed = [article(json!({"id": "kept"}))];
+    let with = |paging: Paging| {
+        let meta = FeedMeta { paging, ..meta() };
+        let docs = build(&meta, &listed, &Format::ALL).expect("build");
+        docs.iter().map(text).collect::<Vec<_>>()
+    };
+    let base = "https://feeds.example.com/feeds/latest";
+    let subscription = with(Paging::Subscription { newest_page: 4 });
+    let [rss, atom, json] = &subscription[..] else {
+        panic!("three formats")
+    };
+    assert!(rss.contains(&format!(
+        "<atom:link href=\"{base}/archive/4.rss\" rel=\"prev-archive\" type=\"application/rss+xml\"/>"
+    )));
+    assert!(atom.contains(&format!(
+        "<link rel=\"prev-archive\" type=\"application/atom+xml\" href=\"{base}/archive/4.atom\"/>"
+    )));
+    assert!(json.contains(&format!("\"next_url\":\"{base}/archive/4.json\"")));
+    for doc in &subscription {
+        assert!(!doc.contains("fh:archive") && !doc.contains("\"archive\""));
+    }
+
+    let middle = with(Paging::Archive {
+        page: 2,
+        newest_page: 4,
+    });
+    let [rss, atom, json] = &middle[..] else {
+        panic!("three formats")
+    };
+    for (doc, ext) in [(rss, "rss"), (atom, "atom")] {
+        assert!(doc.contains(&format!("xmlns:fh=\"{HISTORY_NS}\"")), "{ext}");
+        assert!(doc.contains("<fh:archive/>"), "{ext}");
+        for (rel, url) in [
+            ("self", format!("{base}/archive/2.{ext}")),
+            ("current", format!("{base}.{ext}")),
+            ("prev-archive", format!("{base}/archive/1.{ext}")),
+            ("next-archive", format!("{base}/archive/3.{ext}")),
+        ] {
+            assert!(
+                doc.contains(&url) && doc.contains(&format!("rel=\"{rel}\"")),
+                "{ext} {rel}"
+            );
+        }
+    }
+    // One feed split into documents: the Atom id stays the feed's.
+    assert!(atom.contains(&format!("<id>{base}.atom</id>")));
+    assert!(json.contains(&format!("\"feed_url\":\"{base}/archive/2.json\"")));
+    assert!(json.contains(&format!("\"next_url\":\"{base}/archive/1.json\"")));
+    assert!(json.contains(&format!("\"next-archive\":\"{base}/archive/3.json\"")));
+
+    // The oldest page has no prev-archive; the newest no next-archive.
+    let oldest = with(Paging::Archive {
+        page: 1,
+        newest_page: 4,
+    });
+    assert!(!oldest[1].contains("prev-archive") && oldest[1].contains("next-archive"));
+    assert!(!oldest[2].contains("next_url"));
+    let newest = with(Paging::Archive {
+        page: 4,
+        newest_page: 4,
+    });
+    assert!(newest[1].contains("prev-archive") && !newest[1].contains("next-archive"));
 }

@@ -42,6 +42,9 @@ pub const MAX_LIMIT: u32 = 10_000;
 /// aggregator that fetched the story learns it was withdrawn.
 pub const DEFAULT_TOMBSTONES: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Articles per archive page when neither the feed file nor `[feeds]` says.
+pub const DEFAULT_ARCHIVE_PAGE_SIZE: u32 = 100;
+
 /// Articles a feed lists when its file sets no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The refresh schedule (cron, in the site's time zone) when neither the feed
@@ -307,6 +310,16 @@ impl<'de> Deserialize<'de> for Limit {
     }
 }
 
+/// An archive page size, `1..=`[`MAX_LIMIT`].
+#[derive(Debug, Clone, Copy)]
+struct PageSize(u32);
+
+impl<'de> Deserialize<'de> for PageSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole_number(d, MAX_LIMIT, "archive_page_size ").map(PageSize)
+    }
+}
+
 /// A whole number in `1..=max`; out of range is reported as
 /// "{prefix}{n} is out of range 1..={max}".
 fn whole_number<'de, D: Deserializer<'de>>(d: D, max: u32, prefix: &str) -> Result<u32, D::Error> {
@@ -537,6 +550,8 @@ struct RawSchedule {
 struct RawFeedsSection {
     dir: Option<Spanned<PathBuf>>,
     tombstones: Option<Interval>,
+    archive: Option<bool>,
+    archive_page_size: Option<PageSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -582,6 +597,8 @@ struct RawFeed {
     authors: Vec<Text>,
     formats: Option<Spanned<Vec<Format>>>,
     refresh: Option<CronSchedule>,
+    archive: Option<bool>,
+    archive_page_size: Option<PageSize>,
 }
 
 /// `[server]`, checked, with the defaults filled in.
@@ -760,6 +777,11 @@ pub struct FeedSpec {
     pub formats: Vec<Format>,
     /// When the feed rebuilds: its own `refresh`, else `[schedule].refresh`.
     pub refresh: CronSchedule,
+    /// Its own `archive` (RFC 5005 archive pages), if set; else `[feeds].archive`
+    /// ([`Config::archive_page_size`] resolves the two).
+    pub archive: Option<bool>,
+    /// Its own `archive_page_size`, if set.
+    pub archive_page_size: Option<u32>,
 }
 
 /// One pulled source, checked: its file in the sources folder, with defaults
@@ -869,6 +891,12 @@ pub struct Config {
     /// documents of the feeds that listed it as an RFC 6721 tombstone
     /// (`at:deleted-entry`); default [`DEFAULT_TOMBSTONES`], zero for none.
     pub tombstones: Duration,
+    /// `[feeds].archive`: whether feeds whose file does not say keep RFC
+    /// 5005 archive pages; default off.
+    pub archive: bool,
+    /// `[feeds].archive_page_size`: articles per archive page for feeds whose
+    /// file does not say; default [`DEFAULT_ARCHIVE_PAGE_SIZE`].
+    pub archive_page_size: u32,
     /// The folder of source files, one `NAME.toml` per pulled upstream feed
     /// (`[sources].dir`, default `sources`; a missing folder means none).
     pub sources_dir: PathBuf,
@@ -985,10 +1013,22 @@ struct MainParts {
     feeds_dir: PathBuf,
     feeds_dir_at: Location,
     tombstones: Duration,
+    archive: bool,
+    archive_page_size: u32,
     sources_dir: PathBuf,
     sources_dir_at: Location,
     log: LogConfig,
     websub: WebSubConfig,
+}
+
+impl Config {
+    /// The archive page size of `spec`'s feed if it keeps RFC 5005 archive
+    /// pages (its own `archive`, else `[feeds].archive`), else `None`.
+    pub fn archive_page_size(&self, spec: &FeedSpec) -> Option<u32> {
+        spec.archive
+            .unwrap_or(self.archive)
+            .then(|| spec.archive_page_size.unwrap_or(self.archive_page_size))
+    }
 }
 
 impl MainParts {
@@ -1009,6 +1049,8 @@ impl MainParts {
             feeds_dir: self.feeds_dir,
             feeds,
             tombstones: self.tombstones,
+            archive: self.archive,
+            archive_page_size: self.archive_page_size,
             sources_dir: self.sources_dir,
             sources,
             log: self.log,
@@ -1071,6 +1113,12 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         .as_ref()
         .and_then(|f| f.tombstones.as_ref())
         .map_or(DEFAULT_TOMBSTONES, |t| t.0);
+    let archive = raw.feeds.as_ref().and_then(|f| f.archive).unwrap_or(false);
+    let archive_page_size = raw
+        .feeds
+        .as_ref()
+        .and_then(|f| f.archive_page_size)
+        .map_or(DEFAULT_ARCHIVE_PAGE_SIZE, |s| s.0);
     let feeds_dir = raw
         .feeds
         .and_then(|f| f.dir)
@@ -1186,6 +1234,8 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         feeds_dir_at: Location::new(source, feeds_dir.1),
         feeds_dir: feeds_dir.0,
         tombstones,
+        archive,
+        archive_page_size,
         sources_dir_at: Location::new(source, sources_dir.1),
         sources_dir: sources_dir.0,
         log: LogConfig {
@@ -1492,6 +1542,8 @@ fn compile_feed(
             authors,
             formats,
             refresh,
+            archive: raw.archive,
+            archive_page_size: raw.archive_page_size.map(|s| s.0),
         }),
         _ => Err(problems),
     }
