@@ -41,6 +41,8 @@ use verify::Mode;
 
 /// The longest callback URL taken.
 pub const MAX_CALLBACK_BYTES: usize = 2048;
+/// Client addresses the per-minute rate remembers at most.
+const MAX_CLIENTS: usize = 100_000;
 /// `hub.secret` must be shorter than this (WebSub §5.1).
 pub const MAX_SECRET_BYTES: usize = 200;
 
@@ -291,29 +293,38 @@ impl Inner {
 
     /// Counts a request from `peer`; `false` when it is over the rate.
     fn admit(&self, peer: IpAddr) -> bool {
+        let limit = self.settings.load().config.requests_per_minute;
         let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        // Clients seen in earlier minutes are forgotten before the map can grow.
+        // Clients seen in earlier minutes are forgotten before the map can
+        // grow; past MAX_CLIENTS in one minute (a flood from many addresses)
+        // a new client is refused rather than remembered.
         if rate.len() > 10_000 {
             rate.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
         }
-        let entry = rate.entry(AddressKey::of(peer)).or_insert((now, 0));
+        let key = AddressKey::of(peer);
+        if rate.len() >= MAX_CLIENTS && !rate.contains_key(&key) {
+            return false;
+        }
+        let entry = rate.entry(key).or_insert((now, 0));
         if now.duration_since(entry.0) >= Duration::from_secs(60) {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        entry.1 <= self.settings().config.requests_per_minute
+        entry.1 <= limit
     }
 
     /// The `Link` header of a feed response.
     fn links(&self, feed: &str, format: Format) -> Option<HeaderValue> {
+        // On every feed response: a guard, not a copy of the settings.
+        let settings = self.settings.load();
         let mut value = String::new();
-        for hub in &self.settings().hubs {
+        for hub in &settings.hubs {
             value.push_str(&format!("<{hub}>; rel=\"hub\", "));
         }
         value.push_str(&format!(
             "<{}/feeds/{feed}.{}>; rel=\"self\"",
-            self.settings().base,
+            settings.base,
             format.extension()
         ));
         HeaderValue::from_str(&value).ok()
