@@ -314,8 +314,10 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         latencies.push(at.duration_since(start));
-        // Writes land at different points of the watch interval.
-        tokio::time::sleep(Duration::from_millis(137)).await;
+        // Spread the writes over the watch interval: waiting for each
+        // delivery would otherwise line every write up with the same point
+        // of the poll.
+        tokio::time::sleep(Duration::from_millis((i as u64 * 379) % 1000)).await;
     }
     latencies.sort();
     println!(

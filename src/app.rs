@@ -478,21 +478,25 @@ pub async fn run_with(
         }
     };
     // The hub answers on the server and delivers beside the scheduler, on the
-    // store the scheduler opens; one that cannot start leaves feeds served.
-    let hub = if config.websub.enabled {
-        match WebSub::new(&config, publisher.clone(), scheduler.subscribe_store()) {
-            Ok(hub) => {
+    // store the scheduler opens, following the configurations it applies (so
+    // a reload can turn it on or off); one that cannot start leaves feeds
+    // served.
+    let hub = match WebSub::new(&config, publisher.clone(), scheduler.subscribe_store()) {
+        Ok(hub) => {
+            if hub.enabled() {
                 info!(hubs = ?crate::builder::hub_urls(&config), "websub hub enabled");
-                Some(hub)
             }
-            Err(e) => {
-                error!(error = %e, "websub is not served");
-                None
-            }
+            Some(hub)
         }
-    } else {
-        None
+        Err(e) => {
+            error!(error = %e, "websub is not served");
+            None
+        }
     };
+    let following_hub = hub.clone().map(|hub| {
+        let applied = scheduler.subscribe();
+        tokio::spawn(async move { hub.follow(applied).await })
+    });
     let (stop_delivering, delivering_stopped) = tokio::sync::oneshot::channel::<()>();
     let delivering = hub.clone().map(|hub| {
         tokio::spawn(async move {
@@ -528,6 +532,9 @@ pub async fn run_with(
     }
     hangup.abort();
     reloading.abort();
+    if let Some(following_hub) = following_hub {
+        following_hub.abort();
+    }
     // A refresh in progress finishes its step; do not wait forever on a stuck store.
     if tokio::time::timeout(Duration::from_secs(10), refreshing)
         .await

@@ -703,6 +703,72 @@ async fn external_hubs_are_advertised_and_pinged_on_each_change() {
 }
 
 #[tokio::test]
+async fn a_reload_turns_the_hub_on_and_off() {
+    let sub = Subscriber::start(Behaviour::Agree).await;
+    let service = Service::start(ServiceOptions::default()).await;
+    service.first_refresh(30).await;
+    let hub_status = || async {
+        reqwest::get(format!("{}/websub", service.base))
+            .await
+            .expect("hub")
+            .status()
+            .as_u16()
+    };
+    let hub_link = || async {
+        let (_, _, body) = service.get("/feeds/latest.rss").await;
+        String::from_utf8_lossy(&body).contains("rel=\"hub\"")
+    };
+    assert_eq!(hub_status().await, 404, "off: no hub");
+    assert!(!hub_link().await);
+
+    let config = service.path("feedsmith.toml");
+    let off = std::fs::read_to_string(&config).expect("config");
+    let on = format!("{off}\n[websub]\nenabled = true\nallow_callbacks = [\"127.0.0.1/32\"]\n");
+    std::fs::write(&config, &on).expect("turn websub on");
+    service
+        .wait_for(15, "the hub to answer and the feeds to name it", || async {
+            (hub_status().await == 405 && hub_link().await).then_some(())
+        })
+        .await;
+    assert_eq!(
+        subscribe(&service, &format!("{}/cb", sub.base), &[])
+            .await
+            .0,
+        202
+    );
+    wait_for_subscriptions(&service, 1).await;
+    let before = service.etag("/feeds/latest.rss").await;
+    write_story(&service, "websub-reloaded", "After turning it on").await;
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    sub.wait(20, "a delivery", |g| g.iter().any(|r| r.method == "POST"))
+        .await;
+
+    std::fs::write(&config, &off).expect("turn websub off");
+    service
+        .wait_for(15, "the hub to go and the feeds to drop it", || async {
+            (hub_status().await == 404 && !hub_link().await).then_some(())
+        })
+        .await;
+    let r = reqwest::get(format!("{}/feeds/latest.rss", service.base))
+        .await
+        .expect("feed");
+    assert!(
+        r.headers().get("link").is_none(),
+        "no Link header while off"
+    );
+    let delivered = sub.posts().len();
+    let before = service.etag("/feeds/latest.rss").await;
+    write_story(&service, "websub-off", "After turning it off").await;
+    service
+        .wait_for_new_etag("/feeds/latest.rss", &before)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sub.posts().len(), delivered, "nothing is pushed while off");
+}
+
+#[tokio::test]
 async fn two_replicas_on_postgresql_deliver_each_change_once() {
     let Some(scratch) = PgScratch::create().await else {
         return;

@@ -129,7 +129,7 @@ fn service(
         // Only the hub reads a body and waits on the store; everything else
         // is answered at once from memory.
         if req.method() == http::Method::POST
-            && shared.hub.is_some()
+            && shared.hub.as_ref().is_some_and(|h| h.enabled())
             && is_hub_path(req.uri().path())
         {
             let (shared, activity) = (shared.clone(), activity.clone());

@@ -97,6 +97,10 @@ impl ServerSettings {
 /// the discovery links every feed response carries. The server knows nothing
 /// else of WebSub; the `websub` module implements this.
 pub trait HubEndpoint: Send + Sync {
+    /// Whether the hub answers now (a reload may turn it on or off); while
+    /// it does not, `/websub` is `404` and feeds carry no hub links.
+    fn enabled(&self) -> bool;
+
     /// The largest request body `handle` takes; a longer one gets 413.
     fn max_request_bytes(&self) -> usize;
 
@@ -387,7 +391,9 @@ pub(crate) fn decide(
 ) -> Reply {
     let route = routes::route(path);
     let mut reply = match route {
-        Route::Hub if hub.is_none() => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        Route::Hub if !hub.is_some_and(|h| h.enabled()) => {
+            text_reply(StatusCode::NOT_FOUND, "not found\n")
+        }
         // A POST with its body is answered by `hub_reply`; only other
         // methods get here.
         Route::Hub => {

@@ -56,7 +56,7 @@ fn topics(inner: &Inner, set: &PublishedSet) -> HashMap<String, String> {
     for (name, docs) in set.feeds() {
         for (format, rep) in docs {
             out.insert(
-                topic_url(&inner.base, name.as_str(), *format),
+                topic_url(&inner.settings().base, name.as_str(), *format),
                 rep.identity.etag.to_string(),
             );
         }
@@ -86,20 +86,27 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
             }
             continue;
         };
+        // While WebSub is off (a reload may turn it on) nothing is announced
+        // or sent; pending deliveries wait in the store.
+        let enabled = inner.enabled();
         tokio::select! {
             () = &mut shutdown => break,
             changed = published.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                announce(&inner, store.as_ref(), &mut announced).await;
+                if enabled {
+                    announce(&inner, store.as_ref(), &mut announced).await;
+                }
             }
             () = inner.wake.notified() => {}
             _ = poll.tick() => {
                 // A change announced while the store was failing is
                 // announced again now.
-                announce(&inner, store.as_ref(), &mut announced).await;
-                housekeeping(&inner, store.as_ref(), &mut last_expiry).await;
+                if enabled {
+                    announce(&inner, store.as_ref(), &mut announced).await;
+                    housekeeping(&inner, store.as_ref(), &mut last_expiry).await;
+                }
             }
             Some(done) = sending.tasks.join_next_with_id(), if !sending.tasks.is_empty() => {
                 let id = match done {
@@ -109,7 +116,9 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
                 sending.claimed.remove(&id);
             }
         }
-        claim(&inner, &store, &mut sending).await;
+        if enabled && inner.enabled() {
+            claim(&inner, &store, &mut sending).await;
+        }
     }
     // Deliveries cut off by the shutdown are put back at once, so the next
     // start (or another replica) need not wait for their leases to lapse.
@@ -139,7 +148,13 @@ async fn announce(
 ) {
     let Some(ws) = store.websub() else { return };
     let set = inner.publisher.snapshot();
-    let external: Vec<String> = inner.config.hubs.iter().map(Url::to_string).collect();
+    let external: Vec<String> = inner
+        .settings()
+        .config
+        .hubs
+        .iter()
+        .map(Url::to_string)
+        .collect();
     for (topic, etag) in topics(inner, &set) {
         if announced.get(&topic) == Some(&etag) {
             continue;
@@ -192,7 +207,7 @@ async fn claim(inner: &Arc<Inner>, store: &Arc<dyn ArticleStore>, sending: &mut 
             return;
         }
         let now = now_ms();
-        let lease = inner.config.delivery_timeout + Duration::from_secs(30);
+        let lease = inner.settings().config.delivery_timeout + Duration::from_secs(30);
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(60_000));
         let claimed = match ws.claim_deliveries(now, until, free as i64).await {
             Ok(c) => c,
@@ -289,12 +304,14 @@ async fn send(inner: &Inner, store: &dyn ArticleStore, d: Delivery) {
 }
 
 fn retry_for_ms(inner: &Inner) -> i64 {
-    i64::try_from(inner.config.retry_for.as_millis()).unwrap_or(i64::MAX / 2)
+    i64::try_from(inner.settings().config.retry_for.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 /// The document `topic` names in `set`.
 fn document(inner: &Inner, set: &PublishedSet, topic: &str) -> Option<Arc<Representation>> {
-    let file = topic.strip_prefix(&inner.base)?.strip_prefix("/feeds/")?;
+    let file = topic
+        .strip_prefix(&inner.settings().base)?
+        .strip_prefix("/feeds/")?;
     let (name, ext) = file.rsplit_once('.')?;
     let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
     set.document(name, format).cloned()
@@ -353,7 +370,7 @@ async fn push(inner: &Inner, store: &dyn ArticleStore, d: &Delivery) -> Outcome 
     let mut headers: Vec<(HeaderName, HeaderValue)> =
         vec![(CONTENT_TYPE, HeaderValue::from_static(rep.content_type))];
     let mut links = String::new();
-    for hub in &inner.hubs {
+    for hub in &inner.settings().hubs {
         links.push_str(&format!("<{hub}>; rel=\"hub\", "));
     }
     links.push_str(&format!("<{}>; rel=\"self\"", d.topic));
@@ -366,6 +383,7 @@ async fn push(inner: &Inner, store: &dyn ArticleStore, d: &Delivery) -> Outcome 
         headers.push((HeaderName::from_static("x-hub-signature"), v));
     }
     let answer = inner
+        .settings()
         .client
         .send(
             Reach::Callback,
@@ -373,7 +391,7 @@ async fn push(inner: &Inner, store: &dyn ArticleStore, d: &Delivery) -> Outcome 
             &callback,
             headers,
             body,
-            inner.config.delivery_timeout,
+            inner.settings().config.delivery_timeout,
             4096,
         )
         .await;
@@ -390,7 +408,7 @@ async fn ping(inner: &Inner, d: &Delivery) -> Outcome {
     let Ok(hub) = Url::parse(&d.target) else {
         return Outcome::Obsolete("the hub is no URL");
     };
-    if !inner.config.hubs.contains(&hub) {
+    if !inner.settings().config.hubs.contains(&hub) {
         return Outcome::Obsolete("the hub is no longer configured");
     }
     let body = form_urlencoded::Serializer::new(String::new())
@@ -398,6 +416,7 @@ async fn ping(inner: &Inner, d: &Delivery) -> Outcome {
         .append_pair("hub.url", &d.topic)
         .finish();
     let answer = inner
+        .settings()
         .client
         .send(
             Reach::Trusted,
@@ -408,7 +427,7 @@ async fn ping(inner: &Inner, d: &Delivery) -> Outcome {
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
             )],
             Bytes::from(body),
-            inner.config.delivery_timeout,
+            inner.settings().config.delivery_timeout,
             4096,
         )
         .await;

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, StatusCode};
@@ -40,6 +41,8 @@ use verify::Mode;
 
 /// The longest callback URL taken.
 pub const MAX_CALLBACK_BYTES: usize = 2048;
+/// Client addresses the per-minute rate remembers at most.
+const MAX_CLIENTS: usize = 100_000;
 /// `hub.secret` must be shorter than this (WebSub §5.1).
 pub const MAX_SECRET_BYTES: usize = 200;
 
@@ -119,25 +122,67 @@ pub struct WebSub {
 impl std::fmt::Debug for WebSub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSub")
-            .field("hub_url", &self.inner.hub_url)
+            .field("hubs", &self.inner.settings().hubs)
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) struct Inner {
+/// What the hub takes from the configuration in force; replaced whole when a
+/// reload changes it.
+pub(crate) struct Settings {
     config: WebSubConfig,
     /// `server.base_url` without its trailing slash: topics are under it.
     base: String,
-    /// `{base}/websub`.
-    hub_url: String,
-    /// Every hub advertised, ours first.
+    /// Every hub advertised, ours first; empty while WebSub is off.
     hubs: Vec<String>,
+    client: HubClient,
+}
+
+impl Settings {
+    /// The settings of `config`; `client` is kept when the address policy
+    /// and the base URL (its User-Agent) are the same.
+    fn of(config: &Config, previous: Option<&Settings>) -> Result<Self, WebSubError> {
+        let base = config
+            .server
+            .base_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        let client = match previous {
+            Some(p)
+                if p.base == base && p.config.allow_callbacks == config.websub.allow_callbacks =>
+            {
+                p.client.clone()
+            }
+            _ => {
+                let policy = AddressPolicy::new(config.websub.allow_callbacks.clone());
+                let user_agent = format!(
+                    "feedsmith/{} WebSub hub (+{base}/websub)",
+                    env!("CARGO_PKG_VERSION")
+                );
+                HubClient::new(policy, &user_agent)?
+            }
+        };
+        Ok(Self {
+            hubs: crate::builder::hub_urls(config),
+            config: config.websub.clone(),
+            base,
+            client,
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    /// Swapped whole on a reload; a request or a delivery works with the
+    /// settings it started with.
+    settings: ArcSwap<Settings>,
     publisher: Arc<Publisher>,
     store: watch::Receiver<Option<Arc<dyn ArticleStore>>>,
-    client: HubClient,
-    /// Requests per client in the current minute.
+    /// Requests per client in the current minute. A std mutex: each use is
+    /// one map lookup, never held across an await.
     rate: Mutex<HashMap<AddressKey, (Instant, usize)>>,
-    /// Verifications and deliveries in flight share this many slots.
+    /// Verifications and deliveries in flight share this many slots
+    /// (`delivery_concurrency` at start-up).
     slots: Arc<Semaphore>,
     stats: Stats,
     /// Wakes the deliverer: a subscription changed, or a delivery may be due.
@@ -151,33 +196,19 @@ pub(crate) fn now_ms() -> i64 {
 
 impl WebSub {
     /// The hub for `config`, serving the topics `publisher` publishes and
-    /// keeping its rows in the store `store` yields once opened.
+    /// keeping its rows in the store `store` yields once opened. It answers
+    /// and delivers only while `[websub] enabled` is set, which a reload may
+    /// change ([`WebSub::follow`]).
     pub fn new(
         config: &Config,
         publisher: Arc<Publisher>,
         store: watch::Receiver<Option<Arc<dyn ArticleStore>>>,
     ) -> Result<Self, WebSubError> {
-        let base = config
-            .server
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned();
-        let policy = AddressPolicy::new(config.websub.allow_callbacks.clone());
-        let user_agent = format!(
-            "feedsmith/{} WebSub hub (+{base}/websub)",
-            env!("CARGO_PKG_VERSION")
-        );
-        let client = HubClient::new(policy, &user_agent)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                hub_url: format!("{base}/websub"),
-                hubs: crate::builder::hub_urls(config),
-                base,
-                config: config.websub.clone(),
+                settings: ArcSwap::from_pointee(Settings::of(config, None)?),
                 publisher,
                 store,
-                client,
                 rate: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(config.websub.delivery_concurrency.max(1))),
                 stats: Stats::default(),
@@ -186,9 +217,42 @@ impl WebSub {
         })
     }
 
+    /// Applies each configuration the scheduler applies: `[websub]` (but
+    /// `delivery_concurrency`, fixed at start-up) and the base URL.
+    pub async fn follow(&self, mut applied: watch::Receiver<Arc<Config>>) {
+        loop {
+            if applied.changed().await.is_err() {
+                return;
+            }
+            let config = applied.borrow_and_update().clone();
+            let current = self.inner.settings();
+            let base = config.server.base_url.as_str().trim_end_matches('/');
+            if current.config == config.websub && current.base == base {
+                continue;
+            }
+            match Settings::of(&config, Some(&current)) {
+                Ok(next) => {
+                    info!(enabled = next.config.enabled, hubs = ?next.hubs, "websub settings applied");
+                    self.inner.settings.store(Arc::new(next));
+                    self.inner.wake.notify_one();
+                }
+                Err(e) => warn!(error = %e, "websub: keeping the previous settings"),
+            }
+        }
+    }
+
+    /// Whether the hub answers and delivers now.
+    pub fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
     /// The `websub` object of `/healthz`.
     pub fn report(&self) -> serde_json::Value {
-        self.inner.stats.report()
+        let mut report = self.inner.stats.report();
+        if let Some(fields) = report.as_object_mut() {
+            fields.insert("enabled".into(), self.enabled().into());
+        }
+        report
     }
 
     /// Runs the deliverer until `shutdown` completes.
@@ -198,6 +262,16 @@ impl WebSub {
 }
 
 impl Inner {
+    /// The settings in force.
+    fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Whether `[websub] enabled` is set now.
+    fn enabled(&self) -> bool {
+        self.settings.load().config.enabled
+    }
+
     /// The store, once the scheduler has opened it.
     fn store(&self) -> Option<Arc<dyn ArticleStore>> {
         self.store.borrow().clone()
@@ -205,7 +279,9 @@ impl Inner {
 
     /// The published feed and format `topic` names, if it is one of ours.
     fn topic(&self, topic: &str) -> Option<(String, Format)> {
-        let file = topic.strip_prefix(&self.base)?.strip_prefix("/feeds/")?;
+        let file = topic
+            .strip_prefix(&self.settings().base)?
+            .strip_prefix("/feeds/")?;
         let (name, ext) = file.rsplit_once('.')?;
         let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
         self.publisher
@@ -217,29 +293,38 @@ impl Inner {
 
     /// Counts a request from `peer`; `false` when it is over the rate.
     fn admit(&self, peer: IpAddr) -> bool {
+        let limit = self.settings.load().config.requests_per_minute;
         let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        // Clients seen in earlier minutes are forgotten before the map can grow.
+        // Clients seen in earlier minutes are forgotten before the map can
+        // grow; past MAX_CLIENTS in one minute (a flood from many addresses)
+        // a new client is refused rather than remembered.
         if rate.len() > 10_000 {
             rate.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
         }
-        let entry = rate.entry(AddressKey::of(peer)).or_insert((now, 0));
+        let key = AddressKey::of(peer);
+        if rate.len() >= MAX_CLIENTS && !rate.contains_key(&key) {
+            return false;
+        }
+        let entry = rate.entry(key).or_insert((now, 0));
         if now.duration_since(entry.0) >= Duration::from_secs(60) {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        entry.1 <= self.config.requests_per_minute
+        entry.1 <= limit
     }
 
     /// The `Link` header of a feed response.
     fn links(&self, feed: &str, format: Format) -> Option<HeaderValue> {
+        // On every feed response: a guard, not a copy of the settings.
+        let settings = self.settings.load();
         let mut value = String::new();
-        for hub in &self.hubs {
+        for hub in &settings.hubs {
             value.push_str(&format!("<{hub}>; rel=\"hub\", "));
         }
         value.push_str(&format!(
             "<{}/feeds/{feed}.{}>; rel=\"self\"",
-            self.base,
+            settings.base,
             format.extension()
         ));
         HeaderValue::from_str(&value).ok()
@@ -343,8 +428,12 @@ pub fn parse(body: &[u8], config: &WebSubConfig) -> Result<Request, String> {
 }
 
 impl HubEndpoint for WebSub {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
     fn max_request_bytes(&self) -> usize {
-        self.inner.config.max_request_bytes
+        self.inner.settings().config.max_request_bytes
     }
 
     fn too_large(&self) {
@@ -362,7 +451,9 @@ impl HubEndpoint for WebSub {
     }
 
     fn links(&self, feed: &str, format: Format) -> Option<HeaderValue> {
-        self.inner.links(feed, format)
+        self.inner
+            .enabled()
+            .then(|| self.inner.links(feed, format))?
     }
 }
 
@@ -384,7 +475,7 @@ async fn handle(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "more than {} subscription requests a minute from your address",
-                    inner.config.requests_per_minute
+                    inner.settings().config.requests_per_minute
                 ),
             )
         };
@@ -402,7 +493,7 @@ async fn handle(
             "send the request as application/x-www-form-urlencoded",
         );
     }
-    let request = match parse(body, &inner.config) {
+    let request = match parse(body, &inner.settings().config) {
         Ok(r) => r,
         Err(reason) => {
             Stats::bump(&stats.invalid);
@@ -410,7 +501,7 @@ async fn handle(
             return reply(StatusCode::BAD_REQUEST, reason);
         }
     };
-    if let Err(e) = inner.client.check(&request.callback) {
+    if let Err(e) = inner.settings().client.check(&request.callback) {
         Stats::bump(&stats.invalid);
         info!(%peer, callback = %request.callback, error = %e, "websub callback refused");
         return reply(StatusCode::FORBIDDEN, e.to_string());
@@ -427,11 +518,11 @@ async fn handle(
                 return;
             };
             let _ = verify::deny(
-                &inner2.client,
+                &inner2.settings().client,
                 &req.callback,
                 &req.topic,
                 &why,
-                inner2.config.verify_timeout,
+                inner2.settings().config.verify_timeout,
             )
             .await;
         });
@@ -463,10 +554,10 @@ async fn handle(
             (Ok(existing), Ok((total, on_host))) => {
                 // A renewal takes no new room.
                 let renewal = existing.is_some_and(|s| s.expires_at > now);
-                if !renewal && total >= inner.config.max_subscriptions as i64 {
+                if !renewal && total >= inner.settings().config.max_subscriptions as i64 {
                     Stats::bump(&stats.over_limit);
                     warn!(
-                        limit = inner.config.max_subscriptions,
+                        limit = inner.settings().config.max_subscriptions,
                         "websub subscription limit reached; refusing new subscriptions"
                     );
                     return HubReply {
@@ -477,7 +568,7 @@ async fn handle(
                         )
                     };
                 }
-                if !renewal && on_host >= inner.config.max_per_callback_host as i64 {
+                if !renewal && on_host >= inner.settings().config.max_per_callback_host as i64 {
                     Stats::bump(&stats.over_limit);
                     return reply(
                         StatusCode::FORBIDDEN,
@@ -524,12 +615,12 @@ async fn handle(
 async fn verify_and_apply(inner: &Inner, request: Request, host: String) {
     let lease = (request.mode == Mode::Subscribe).then_some(request.lease);
     let outcome = verify::verify(
-        &inner.client,
+        &inner.settings().client,
         &request.callback,
         request.mode,
         &request.topic,
         lease,
-        inner.config.verify_timeout,
+        inner.settings().config.verify_timeout,
     )
     .await;
     if let Err(e) = outcome {
