@@ -170,7 +170,13 @@ pub async fn build_all(
             source,
         };
         let started = std::time::Instant::now();
-        let meta = FeedMeta::new(config, spec);
+        let mut meta = FeedMeta::new(config, spec);
+        if let Some(page_size) = config.archive_page_size(spec) {
+            let index = crate::archive::seal_current(store, spec, page_size)
+                .await
+                .map_err(|e| failed(RefreshError::Query(e)))?;
+            meta.paging = index.subscription_paging();
+        }
         let formats = spec.formats.clone();
         let (chunks, arriving) = std::sync::mpsc::channel::<Vec<Article>>();
         let name = spec.name.clone();
@@ -506,6 +512,12 @@ pub async fn run_with(
             .await;
         })
     });
+    // Archive pages are read from the store the scheduler opens, for the
+    // configuration it applies.
+    let archive: Arc<dyn server::ArchiveEndpoint> = Arc::new(crate::archive::ArchivePages::new(
+        scheduler.subscribe_store(),
+        scheduler.subscribe(),
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
@@ -513,7 +525,7 @@ pub async fn run_with(
     serve_with_health(
         &config,
         (publisher, Some(pipeline.clone())),
-        (health, hub),
+        (health, hub, Some(archive)),
         access_log,
         listener,
         shutdown,
@@ -567,7 +579,7 @@ pub async fn serve(
     serve_with_health(
         config,
         (publisher, None),
-        (health, None),
+        (health, None, None),
         access_log,
         listener,
         shutdown,
@@ -581,7 +593,11 @@ pub async fn serve(
 async fn serve_with_health(
     config: &Config,
     (publisher, pipeline): (Arc<Publisher>, Option<Arc<Pipeline>>),
-    (health, hub): (Arc<Health>, Option<WebSub>),
+    (health, hub, archive): (
+        Arc<Health>,
+        Option<WebSub>,
+        Option<Arc<dyn server::ArchiveEndpoint>>,
+    ),
     (access_log, writer): (AccessLog, access_log::Writer),
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -602,7 +618,10 @@ async fn serve_with_health(
         report,
         server_settings(config),
         access_log,
-        hub.map(|h| Arc::new(h) as Arc<dyn server::HubEndpoint>),
+        server::Endpoints {
+            hub: hub.map(|h| Arc::new(h) as Arc<dyn server::HubEndpoint>),
+            archive,
+        },
         shutdown,
     )
     .await;

@@ -24,6 +24,8 @@
 //!   and what asks for one (a changed file, SIGHUP).
 //! - [`websub`]: the built-in WebSub hub (subscriptions, verification,
 //!   content distribution) and the pings of external hubs.
+//! - [`archive`]: RFC 5005 archive pages of a feed: sealing their bounds at a
+//!   rebuild, building a page from the store when the server asks.
 //! - [`app`]: wiring the parts together for the commands.
 
 //!
@@ -44,6 +46,7 @@ compile_error!(
 
 pub mod access_log;
 pub mod app;
+pub mod archive;
 pub mod article;
 pub mod builder;
 pub mod config;

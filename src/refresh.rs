@@ -69,7 +69,14 @@ pub async fn build_feed(
         candidates,
         config.tombstones,
     );
-    let meta = FeedMeta::new(config, spec);
+    let mut meta = FeedMeta::new(config, spec);
+    if let Some(page_size) = config.archive_page_size(spec) {
+        let window = builder::Window::of(&articles);
+        let index = crate::archive::seal(store, spec, page_size, &window)
+            .await
+            .map_err(RefreshError::Query)?;
+        meta.paging = index.subscription_paging();
+    }
     let formats = spec.formats.clone();
     let docs = tokio::task::spawn_blocking(move || {
         builder::build_with(&meta, &articles, &tombstones, &formats)

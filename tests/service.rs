@@ -831,7 +831,7 @@ async fn a_refused_reload_lists_the_first_hundred_problems_in_healthz() {
     let lines: Vec<&str> = reason.lines().collect();
     assert_eq!(lines.len(), 101, "{reason}");
     assert!(
-        lines[0].ends_with("noisy.toml:2:1: key1: unknown key `key1`, expected one of `title`, `description`, `limit`, `sections`, `tags`, `authors`, `formats`, `refresh`"),
+        lines[0].ends_with("noisy.toml:2:1: key1: unknown key `key1`, expected one of `title`, `description`, `limit`, `sections`, `tags`, `authors`, `formats`, `refresh`, `archive`, `archive_page_size`"),
         "{}",
         lines[0]
     );

@@ -38,7 +38,8 @@ use tracing::debug;
 use super::conn::{Phase, Slot, SlotGuard};
 use super::http1::Rewind;
 use super::{
-    Shared, content_length, decide, framing_problem, hub_reply, is_hub_path, log_access, text_reply,
+    Shared, archive_reply, content_length, decide, framing_problem, hub_reply, is_archive_path,
+    is_hub_path, log_access, text_reply,
 };
 use crate::publish::Region;
 
@@ -126,8 +127,8 @@ fn service(
     let shared = shared.clone();
     let activity = activity.clone();
     service_fn(move |req: Request<Incoming>| {
-        // Only the hub reads a body and waits on the store; everything else
-        // is answered at once from memory.
+        // Only the hub and archive pages wait on the store (the hub reads
+        // a body too); everything else is answered at once from memory.
         if req.method() == http::Method::POST
             && shared.hub.as_ref().is_some_and(|h| h.enabled())
             && is_hub_path(req.uri().path())
@@ -136,6 +137,14 @@ fn service(
             Either::Right(Box::pin(
                 async move { Ok(handle_hub(&shared, &activity, req, peer).await) },
             ) as BoxFuture<'static, _>)
+        } else if (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+            && shared.archive.is_some()
+            && is_archive_path(req.uri().path())
+        {
+            let (shared, activity) = (shared.clone(), activity.clone());
+            Either::Right(Box::pin(async move {
+                Ok(handle_archive(&shared, &activity, req, peer).await)
+            }) as BoxFuture<'static, _>)
         } else {
             Either::Left(std::future::ready(Ok(handle(
                 &shared, &activity, req, peer,
@@ -212,6 +221,67 @@ async fn handle_hub(
         target,
         parts.version,
         &parts.headers,
+        &reply,
+        started,
+    );
+    let data = reply.body.source();
+    let body = TrackedBody {
+        stream: Some(activity.start(data.remaining())),
+        data,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
+}
+
+/// A GET or HEAD of an archive page: the framing checks, then the page
+/// from the archive (read from the store on a miss), answered like any
+/// document.
+async fn handle_archive(
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<TrackedBody> {
+    let started = std::time::Instant::now();
+    let problem = if req.version() < Version::HTTP_2 {
+        framing_problem(req.version() == Version::HTTP_11, req.headers())
+    } else {
+        None
+    };
+    let reply = match (problem, &shared.archive) {
+        (Some(text), _) => {
+            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
+            r.headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+        (None, _) if has_body(&req) => {
+            text_reply(StatusCode::BAD_REQUEST, "request bodies are not accepted\n")
+        }
+        (None, None) => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        (None, Some(archive)) => {
+            archive_reply(
+                archive.as_ref(),
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+            )
+            .await
+        }
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(req.uri().path(), |pq| pq.as_str());
+    log_access(
+        shared,
+        peer,
+        req.method(),
+        target,
+        req.version(),
+        req.headers(),
         &reply,
         started,
     );

@@ -36,7 +36,8 @@ use tokio::sync::watch;
 use super::conn::{Phase, SlotGuard};
 use super::fallback::Protocol;
 use super::{
-    Reply, ReplyBody, Shared, content_length, decide, framing_problem, log_access, text_reply,
+    Reply, ReplyBody, Shared, content_length, decide, framing_problem, is_archive_path, log_access,
+    text_reply,
 };
 use crate::publish::Body;
 
@@ -226,6 +227,17 @@ pub async fn serve(
         let (request, len) = loop {
             if !buf.is_empty() {
                 match parse(&buf) {
+                    // An archive page is read from the store, which this
+                    // loop never waits on: hyper's service answers it.
+                    Parsed::Simple(req, _)
+                        if shared.archive.is_some() && is_archive_path(req.path()) =>
+                    {
+                        return Handoff::Hyper {
+                            protocol: Protocol::Http1,
+                            stream,
+                            prefix: buf.freeze(),
+                        };
+                    }
                     Parsed::Simple(req, len) => break (req, len),
                     Parsed::Http1 => {
                         return Handoff::Hyper {

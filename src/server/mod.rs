@@ -121,6 +121,38 @@ pub trait HubEndpoint: Send + Sync {
     fn links(&self, feed: &str, format: crate::config::Format) -> Option<HeaderValue>;
 }
 
+/// RFC 5005 archive pages as the server sees them: built from the store on
+/// request (`GET /feeds/{name}/archive/{page}.{ext}`), which the server
+/// itself never reads.
+pub trait ArchiveEndpoint: Send + Sync {
+    /// Page `page` of `feed`'s archive in `format`.
+    fn page<'a>(
+        &'a self,
+        feed: &'a str,
+        page: u32,
+        format: crate::config::Format,
+    ) -> futures_util::future::BoxFuture<'a, ArchiveAnswer>;
+}
+
+/// What the archive has for one page.
+pub enum ArchiveAnswer {
+    /// The page, ready to serve (conditional requests are answered from it).
+    Page(Arc<Representation>),
+    /// No such feed, no archive for it, or no such page.
+    NotFound,
+    /// The store cannot be read now; try again later.
+    Unavailable,
+}
+
+/// What answers the requests that wait on the store.
+#[derive(Default)]
+pub struct Endpoints {
+    /// `POST /websub`, when the hub runs.
+    pub hub: Option<Arc<dyn HubEndpoint>>,
+    /// `GET /feeds/{name}/archive/{page}.{ext}`.
+    pub archive: Option<Arc<dyn ArchiveEndpoint>>,
+}
+
 /// The hub's answer to a subscription request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubReply {
@@ -144,6 +176,8 @@ pub(crate) struct Shared {
     pub access_log: AccessLog,
     /// The WebSub hub, when it is enabled.
     pub hub: Option<Arc<dyn HubEndpoint>>,
+    /// The feeds' archive pages.
+    pub archive: Option<Arc<dyn ArchiveEndpoint>>,
 }
 
 impl Shared {
@@ -166,7 +200,7 @@ pub async fn serve(
     health: HealthReport,
     settings: ServerSettings,
     access_log: AccessLog,
-    hub: Option<Arc<dyn HubEndpoint>>,
+    Endpoints { hub, archive }: Endpoints,
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry::new(SlotLimits {
@@ -180,6 +214,7 @@ pub async fn serve(
         registry: registry.clone(),
         access_log,
         hub,
+        archive,
     });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut accept_errors = 0u32;
@@ -452,10 +487,48 @@ pub(crate) fn decide(
             }
             None => document_reply(None, headers),
         },
-        Route::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        // Archive pages are answered by `archive_reply` from the store (the
+        // HTTP/1 fast path hands such requests to hyper); here only when
+        // there is no archive to ask.
+        Route::Archive { .. } | Route::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
     };
     if method == Method::HEAD {
         // HEAD gets GET's headers, Content-Length included, and no body.
+        reply.body = ReplyBody::Empty;
+    }
+    reply
+}
+
+/// Whether `path` names an archive page (answered by `archive_reply`).
+pub(crate) fn is_archive_path(path: &str) -> bool {
+    matches!(routes::route(path), Route::Archive { .. })
+}
+
+/// A GET or HEAD of an archive page: the page from `archive`, with the same
+/// negotiation and preconditions as any document.
+pub(crate) async fn archive_reply(
+    archive: &dyn ArchiveEndpoint,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Reply {
+    let Route::Archive { name, page, format } = routes::route(path) else {
+        return text_reply(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let mut reply = match archive.page(name, page, format).await {
+        ArchiveAnswer::Page(rep) => document_reply(Some(&rep), headers),
+        ArchiveAnswer::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        ArchiveAnswer::Unavailable => {
+            let mut r = text_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the archive cannot be read now; try again shortly\n",
+            );
+            r.headers
+                .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+            r
+        }
+    };
+    if method == Method::HEAD {
         reply.body = ReplyBody::Empty;
     }
     reply

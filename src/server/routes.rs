@@ -18,6 +18,13 @@ pub enum Route<'a> {
         name: &'a str,
         format: Format,
     },
+    /// Page `page` of a feed's RFC 5005 archive,
+    /// `/feeds/{name}/archive/{page}.{ext}`.
+    Archive {
+        name: &'a str,
+        page: u32,
+        format: Format,
+    },
     NotFound,
 }
 
@@ -30,21 +37,61 @@ pub fn route(path: &str) -> Route<'_> {
         _ => path
             .strip_prefix("/feeds/")
             .and_then(|file| file.rsplit_once('.'))
-            .and_then(|(name, ext)| {
+            .and_then(|(stem, ext)| {
                 let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
-                let valid = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                valid.then_some(Route::Feed { name, format })
+                match stem.split_once("/archive/") {
+                    None => is_feed_name(stem).then_some(Route::Feed { name: stem, format }),
+                    Some((name, page)) => {
+                        // Digits only, no leading zero: one spelling per page.
+                        let canonical = !page.is_empty()
+                            && !page.starts_with('0')
+                            && page.bytes().all(|b| b.is_ascii_digit());
+                        let page = page.parse().ok().filter(|_| canonical)?;
+                        is_feed_name(name).then_some(Route::Archive { name, page, format })
+                    }
+                }
             })
             .unwrap_or(Route::NotFound),
     }
 }
 
+/// A feed name as the config allows it: lower-case letters, digits, `-`.
+fn is_feed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_pages_route_with_one_spelling_per_page() {
+        assert_eq!(
+            route("/feeds/world-2/archive/12.atom"),
+            Route::Archive {
+                name: "world-2",
+                page: 12,
+                format: Format::Atom
+            }
+        );
+        for path in [
+            "/feeds/latest/archive/0.rss",
+            "/feeds/latest/archive/012.rss",
+            "/feeds/latest/archive/.rss",
+            "/feeds/latest/archive/1x.rss",
+            "/feeds/latest/archive/-1.rss",
+            "/feeds/latest/archive/99999999999.rss",
+            "/feeds/Latest/archive/1.rss",
+            "/feeds/latest/archive/1.xml",
+            "/feeds//archive/1.rss",
+            "/feeds/latest/archive/1/2.rss",
+        ] {
+            assert_eq!(route(path), Route::NotFound, "{path}");
+        }
+    }
 
     #[test]
     fn contract_paths_route() {
