@@ -22,6 +22,8 @@
 //!   notifications), applying reloads, back-off on faults; on a clock it is given.
 //! - [`reloader`]: reading a changed configuration off the scheduler's loop,
 //!   and what asks for one (a changed file, SIGHUP).
+//! - [`metrics`]: Prometheus metrics of the service and the process, and the
+//!   text of `/metrics`.
 //! - [`app`]: wiring the parts together for the commands.
 
 //!
@@ -46,6 +48,7 @@ pub mod article;
 pub mod builder;
 pub mod config;
 pub mod import;
+pub mod metrics;
 pub mod publish;
 pub mod refresh;
 pub mod reloader;

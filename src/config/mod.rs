@@ -349,6 +349,15 @@ struct RawMain {
     feeds: Option<RawFeedsSection>,
     sources: Option<RawSourcesSection>,
     log: Option<RawLog>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -744,6 +753,25 @@ pub struct SourceSpec {
     pub timeout: Duration,
 }
 
+/// `[metrics]`, checked: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all (default on).
+    pub enabled: bool,
+    /// A listener of its own for `/metrics`, so it need not be public;
+    /// `None` serves it on `[server].listen`. Read at start-up.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
 /// The checked configuration the service runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -776,6 +804,8 @@ pub struct Config {
     pub sources: BTreeMap<SourceName, SourceSpec>,
     /// `[log]`: the service's own log.
     pub log: LogConfig,
+    /// `[metrics]`: Prometheus metrics.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -885,6 +915,7 @@ struct MainParts {
     sources_dir: PathBuf,
     sources_dir_at: Location,
     log: LogConfig,
+    metrics: MetricsConfig,
 }
 
 impl MainParts {
@@ -907,6 +938,7 @@ impl MainParts {
             sources_dir: self.sources_dir,
             sources,
             log: self.log,
+            metrics: self.metrics,
         }
     }
 }
@@ -1076,6 +1108,12 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         log: LogConfig {
             format: raw.log.and_then(|l| l.format).unwrap_or_default(),
         },
+        metrics: raw
+            .metrics
+            .map_or_else(MetricsConfig::default, |m| MetricsConfig {
+                enabled: m.enabled.unwrap_or(true),
+                listen: m.listen,
+            }),
     };
     (Some(parts), problems)
 }

@@ -12,8 +12,24 @@ pub enum Route<'a> {
     Index,
     Opml,
     Health,
-    Feed { name: &'a str, format: Format },
+    Metrics,
+    Feed {
+        name: &'a str,
+        format: Format,
+    },
+    /// A feed's HTML page for people: `/feeds/{name}` or `/feeds/{name}.html`.
+    Page {
+        name: &'a str,
+    },
     NotFound,
+}
+
+/// `[a-z0-9-]+`, the feed names `docs/contract.md` §2 allows.
+fn feed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 pub fn route(path: &str) -> Route<'_> {
@@ -21,16 +37,16 @@ pub fn route(path: &str) -> Route<'_> {
         "/" => Route::Index,
         "/feeds.opml" => Route::Opml,
         "/healthz" => Route::Health,
+        "/metrics" => Route::Metrics,
         _ => path
             .strip_prefix("/feeds/")
-            .and_then(|file| file.rsplit_once('.'))
-            .and_then(|(name, ext)| {
-                let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
-                let valid = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                valid.then_some(Route::Feed { name, format })
+            .and_then(|file| match file.rsplit_once('.') {
+                Some((name, "html")) => feed_name(name).then_some(Route::Page { name }),
+                Some((name, ext)) => {
+                    let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
+                    feed_name(name).then_some(Route::Feed { name, format })
+                }
+                None => feed_name(file).then_some(Route::Page { name: file }),
             })
             .unwrap_or(Route::NotFound),
     }
@@ -45,6 +61,12 @@ mod tests {
         assert_eq!(route("/"), Route::Index);
         assert_eq!(route("/feeds.opml"), Route::Opml);
         assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(route("/metrics"), Route::Metrics);
+        assert_eq!(route("/feeds/latest"), Route::Page { name: "latest" });
+        assert_eq!(
+            route("/feeds/world-2.html"),
+            Route::Page { name: "world-2" }
+        );
         assert_eq!(
             route("/feeds/latest.rss"),
             Route::Feed {
@@ -74,8 +96,12 @@ mod tests {
             "",
             "/feeds/",
             "/feeds/.rss",
-            "/feeds/latest",
             "/feeds/latest.xml",
+            "/feeds/.html",
+            "/feeds/Latest",
+            "/feeds/latest/",
+            "/feeds/lat%20est",
+            "/metrics/",
             "/feeds/Latest.rss",
             "/feeds/../config/feedsmith.toml",
             "/feeds/%2e%2e/x.rss",

@@ -361,6 +361,8 @@ pub struct ServiceOptions {
     /// Source files, as (file name, contents), in `dir/sources`; `None`
     /// makes no sources folder at all.
     pub sources: Option<Vec<(String, String)>>,
+    /// More tables for the main config file (`[metrics]` and the like).
+    pub main_extra: String,
 }
 
 impl Default for ServiceOptions {
@@ -373,6 +375,7 @@ impl Default for ServiceOptions {
             store_extra: String::new(),
             loader: None,
             sources: None,
+            main_extra: String::new(),
         }
     }
 }
@@ -548,7 +551,7 @@ pub fn write_config(
          [site]\ntitle = \"Example News\"\ntimezone = \"Europe/Dublin\"\n\n\
          [store]\nurl = \"{store_url}\"\nseed_dir = \"{seed}\"\n{store_extra}\n\n\
          [output]\ndir = \"{out}\"\n\n[schedule]\n{schedule}\n\n[feeds]\ndir = \"{feeds}\"\n\n\
-         [sources]\ndir = \"{sources}\"\n",
+         [sources]\ndir = \"{sources}\"\n\n{main_extra}\n",
         seed = repo_root().join("examples/articles").display(),
         out = dir.join("published").display(),
         access_log = dir.join("access.log").display(),
@@ -556,6 +559,7 @@ pub fn write_config(
         store_extra = options.store_extra,
         feeds = dir.join("feeds").display(),
         sources = dir.join("sources").display(),
+        main_extra = options.main_extra,
     );
     let path = dir.join("feedsmith.toml");
     std::fs::write(&path, text).expect("write config");
