@@ -153,7 +153,17 @@ fn output_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert() {
     let Some(browser) = chromium() else { return };
-    let service = Service::start(ServiceOptions::default()).await;
+    // A feed of its own for the showcase stories, so its page (the README's
+    // screenshot) shows them at the top; the hostile one goes to `latest`.
+    let service = Service::start(ServiceOptions {
+        extra_feeds: vec![(
+            "syria.toml".into(),
+            "title = \"Syria\"\ndescription = \"The war, the talks and the aid\"\ntags = [\"Syria\"]\n"
+                .into(),
+        )],
+        ..ServiceOptions::default()
+    })
+    .await;
     service.first_refresh(20).await;
     let photo = serve_photo().await;
     service
@@ -179,6 +189,18 @@ async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert()
                 }),
             ),
             article(
+                "world-2015-aid-convoy",
+                "2015-09-28T16:05:00+01:00",
+                json!({
+                    "headline": "Aid convoy reaches besieged towns after weeks of talks",
+                    "standfirst": "Forty lorries carried food and medicine.",
+                    "source": {"name": "Reuters", "rights": "© Reuters, 2015"},
+                    "section": "World",
+                    "tags": ["Syria", "Aid"],
+                    "authors": [{"name": "Omar Haddad"}]
+                }),
+            ),
+            article(
                 "hostile",
                 "2026-01-01T10:00:00Z",
                 json!({
@@ -197,33 +219,39 @@ async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert()
         ])
         .await
         .expect("write");
-    let page_url = format!("{}/feeds/latest", service.base);
+    let page_url = format!("{}/feeds/syria", service.base);
+    let hostile_url = format!("{}/feeds/latest", service.base);
     service
-        .wait_for(20, "the page listing the new articles", || async {
-            let (status, _, body) = service.get("/feeds/latest").await;
+        .wait_for(20, "the pages listing the new articles", || async {
+            let (status, _, body) = service.get("/feeds/syria").await;
+            let (status2, _, body2) = service.get("/feeds/latest").await;
             let body = String::from_utf8_lossy(&body).into_owned();
-            (status == 200 && body.contains("UN talks on Syria") && body.contains("Hostile"))
-                .then_some(())
+            let body2 = String::from_utf8_lossy(&body2).into_owned();
+            (status == 200
+                && status2 == 200
+                && body.contains("UN talks on Syria")
+                && body2.contains("Hostile"))
+            .then_some(())
         })
         .await;
 
     let out = output_dir();
     let profile = tempfile::tempdir().expect("browser profile");
     let index_url = format!("{}/", service.base);
-    let (page, index, page_shot, index_shot) = {
+    let (page, hostile, index, shots) = {
         let (browser, profile, out) = (browser.to_owned(), profile.path().to_owned(), out.clone());
-        let (page_url, index_url) = (page_url.clone(), index_url.clone());
+        let urls = [page_url.clone(), hostile_url.clone(), index_url.clone()];
         tokio::task::spawn_blocking(move || {
-            let page = run_chromium(&browser, &profile, &page_url, &["--dump-dom"]);
-            let index = run_chromium(&browser, &profile, &index_url, &["--dump-dom"]);
-            let page_shot = out.join("feed-page.png");
-            let index_shot = out.join("index.png");
-            for (url, shot) in [(&page_url, &page_shot), (&index_url, &index_shot)] {
+            let [page, hostile, index] = urls
+                .clone()
+                .map(|url| run_chromium(&browser, &profile, &url, &["--dump-dom"]));
+            let shots = ["feed-page.png", "hostile-page.png", "index.png"].map(|f| out.join(f));
+            for (url, shot) in urls.iter().zip(&shots) {
                 let _ = std::fs::remove_file(shot);
                 let arg = format!("--screenshot={}", shot.display());
-                run_chromium(&browser, &profile, url, &[&arg, "--window-size=1200,1600"]);
+                run_chromium(&browser, &profile, url, &[&arg, "--window-size=1000,1300"]);
             }
-            (page, index, page_shot, index_shot)
+            (page, hostile, index, shots)
         })
         .await
         .expect("browser runs")
@@ -238,18 +266,26 @@ async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert()
         "Diplomats meet again after a week of setbacks.",
         "Photograph: Pierre Albouy",
         "© AFP, 2015",
+        "© Reuters, 2015",
         "Delegates arrive at the Palais des Nations",
         "By Jane Doe",
-        "<title>Latest news · Example News</title>",
+        "<title>Syria · Example News</title>",
         "rel=\"alternate\" type=\"application/rss+xml\"",
-        "value=\"http://news.example.com/feeds/latest.atom\"",
+        "value=\"http://news.example.com/feeds/syria.atom\"",
     ] {
         assert!(
             dom.contains(expected),
             "the page shows {expected:?}:\n{dom}"
         );
     }
+    let problems = console_problems(&page.stderr);
+    assert!(
+        problems.is_empty(),
+        "console errors or CSP violations on the feed page: {problems:#?}"
+    );
+
     // The hostile article is there, as text, and nothing of it ran.
+    let dom = &hostile.stdout;
     assert!(
         dom.contains(
             "&lt;script&gt;document.title='pwned'&lt;/script&gt;Hostile &lt;b&gt;headline"
@@ -271,26 +307,26 @@ async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert()
         dom.contains("&lt;svg onload=alert(3)&gt;"),
         "the hostile tag is shown as text:\n{dom}"
     );
-    let problems = console_problems(&page.stderr);
+    let problems = console_problems(&hostile.stderr);
     assert!(
         problems.is_empty(),
-        "console errors or CSP violations on the feed page: {problems:#?}"
+        "console errors or CSP violations with a hostile article: {problems:#?}"
     );
 
     assert!(
         index
             .stdout
-            .contains("href=\"http://news.example.com/feeds/latest\""),
+            .contains("href=\"http://news.example.com/feeds/syria\""),
         "the index links the feed's page:\n{}",
         index.stdout
     );
+    let problems = console_problems(&index.stderr);
     assert!(
-        console_problems(&index.stderr).is_empty(),
-        "console errors on the index: {:#?}",
-        console_problems(&index.stderr)
+        problems.is_empty(),
+        "console errors on the index: {problems:#?}"
     );
 
-    for shot in [&page_shot, &index_shot] {
+    for shot in &shots {
         let bytes = std::fs::read(shot).unwrap_or_default();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
@@ -300,7 +336,7 @@ async fn index_and_feed_page_render_in_chromium_and_a_hostile_article_is_inert()
         eprintln!("screenshot: {}", shot.display());
     }
     if let Some(to) = std::env::var_os("FEEDSMITH_SCREENSHOT_TO") {
-        std::fs::copy(&page_shot, &to).expect("copy the screenshot");
+        std::fs::copy(&shots[0], &to).expect("copy the screenshot");
         eprintln!("copied to {}", Path::new(&to).display());
     }
 }
