@@ -420,6 +420,17 @@ pub(crate) fn decide(
                 StatusCode::GONE,
                 "this feed has been retired; please unsubscribe\n",
             ),
+            // Served from the output folder, or pending: pages are not kept
+            // there, so a feed's page follows its first build.
+            None if set.feed(name).is_some() || set.pending().contains(name) => {
+                let mut r = text_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this page is being built; try again shortly\n",
+                );
+                r.headers
+                    .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+                r
+            }
             None => document_reply(None, headers),
         },
         Route::Index => document_reply(set.index(), headers),
