@@ -38,6 +38,8 @@
 #             (default 300) until the machine is below QUIET_LIMIT % of one
 #             core busy (default 10); each run reports what others used
 #   SKIP_BUILD=1  use the existing release binary; CARGO_TARGET_DIR is honoured.
+#   SCRAPE=1  while wrk loads feedsmith, fetch its /metrics once a second, as
+#             Prometheus would (issue 18: the cost of being scraped)
 #
 # What it does: builds feedsmith (release), imports ARTICLES generated articles
 # (bench/gen_articles.py), starts two `feedsmith serve` on that store (logs on
@@ -76,6 +78,7 @@ ngx_port=${NGX_PORT:-18081}
 ngx_off_port=${NGX_OFF_PORT:-18083}
 profile=${PROFILE:-0}
 pace_ms=${PACE_MS:-}
+scrape=${SCRAPE:-}
 
 die() { printf 'serve: %s\n' "$*" >&2; exit 2; }
 # shellcheck source=bench/lib.sh
@@ -382,7 +385,18 @@ run_wrk() { # server log size case conns seconds -> wrk output on stdout
     304) hdr=(-H "If-None-Match: ${etag[$server.$l.$s]}") ;;
   esac
   [[ -n $pace_ms ]] && script=(-s "$work/pace.lua")
-  wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "${script[@]}" "${hdr[@]}" "$(base_of "$server" "$l")/feeds/bench-$s.rss"
+  local scraper='' rc=0
+  if [[ $server == feedsmith && -n $scrape ]]; then
+    # Prometheus's side of a 1 s scrape interval; its curl counts as "other".
+    (while sleep 1; do curl -s -o /dev/null "$(base_of "$server" "$l")/metrics" || true; done) &
+    scraper=$!
+  fi
+  wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "${script[@]}" "${hdr[@]}" "$(base_of "$server" "$l")/feeds/bench-$s.rss" || rc=$?
+  if [[ -n $scraper ]]; then
+    kill "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+  fi
+  return "$rc"
 }
 
 measure() { # server log size case conns run

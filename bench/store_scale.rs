@@ -1231,6 +1231,63 @@ async fn run_phases(
     println!("  {l}");
     loads.push(("2c newest + build", l));
 
+    // 2d. RFC 5005 archive pages (issue 17): sealing a feed's whole archive
+    // the first time (one keys-only walk of everything past its window),
+    // then building one old page, one recent page and the open page from
+    // the store, as a request for an uncached page does.
+    phase = cpu_snap();
+    println!(
+        "\n== 2d. archive pages (100 articles each): first sealing, then one page built from the store"
+    );
+    let mut archived = config.clone();
+    archived.archive = true;
+    for (kind, feed) in [("section", "section"), ("none (latest)", "latest")] {
+        let spec = archived
+            .feeds
+            .get(feed)
+            .with_context(|| format!("feed {feed} missing from the bench config"))?;
+        let started = Instant::now();
+        let index = feedsmith::archive::seal_current(store, spec, 100).await?;
+        let sealing = started.elapsed();
+        let pages = index.sealed;
+        ensure!(pages >= 3, "{kind}: only {pages} archive pages sealed");
+        println!(
+            "  filter {kind}: {pages} complete pages sealed in {:.2} s (first sealing; later rebuilds walk only the open page)",
+            sealing.as_secs_f64()
+        );
+        for (which, page) in [
+            ("oldest page (1)", 1),
+            ("a middle page", pages / 2),
+            ("the newest complete page", pages),
+            ("the open page", pages + 1),
+        ] {
+            let (stats, rep) = time_async(args.reps, 5, |_| async {
+                Ok(feedsmith::archive::build_page(
+                    &archived,
+                    spec,
+                    store,
+                    page,
+                    feedsmith::config::Format::Atom,
+                )
+                .await?)
+            })
+            .await?;
+            let size = rep.map_or(0, |r| r.identity.body.len());
+            println!(
+                "    build_page {which:<26} {} ({} KB Atom)",
+                fmt_stats(&stats),
+                size / 1024
+            );
+            summary.push(Row_ {
+                what: format!("archive {which}, filter {kind}"),
+                stats,
+            });
+        }
+    }
+    let l = load_since(phase);
+    println!("  {l}");
+    loads.push(("2d archive pages", l));
+
     // 3. Query plans.
     if let Some(pg) = &pg {
         pg_plans(pg, &config, &filters).await?;

@@ -15,4 +15,19 @@ if ! command -v jing >/dev/null 2>&1; then
   fi
 fi
 
+# promtool (Debian's prometheus package) checks /metrics; headless Chromium
+# renders the feed pages (tests/metrics.rs, tests/browser.rs).
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing[*]} (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "note: ${missing[*]} not installed; the metrics and browser tests will say they were skipped (install: apt-get install ${missing[*]})" >&2
+  fi
+fi
+
 cargo test --locked "$@"

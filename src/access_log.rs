@@ -322,6 +322,7 @@ impl AccessLog {
             if before + line.len() > cap {
                 drop(pending);
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::global().access_log_dropped(1);
                 return;
             }
             pending.bytes.extend_from_slice(line);
@@ -486,6 +487,7 @@ impl WriterThread {
             }
             Err(e) => {
                 self.shared.dropped.fetch_add(lines, Ordering::Relaxed);
+                crate::metrics::global().access_log_dropped(lines);
                 if due(&mut self.last_error_report, ERROR_REPORT_INTERVAL) {
                     warn!(error = %e, lines, "cannot write the access log; lines lost");
                 }
@@ -507,6 +509,7 @@ impl WriterThread {
         let lines = std::mem::take(&mut pending.lines);
         pending.bytes.clear();
         self.shared.dropped.fetch_add(lines, Ordering::Relaxed);
+        crate::metrics::global().access_log_dropped(lines);
     }
 
     fn reopen(&mut self) {

@@ -73,6 +73,15 @@ pub enum AppError {
     /// `[server.access_log]` could not be started (its file does not open).
     #[error("server.access_log: {0}")]
     AccessLog(#[from] AccessLogError),
+    /// `[metrics].listen` could not be bound.
+    #[error("metrics.listen: cannot listen on {addr}: {source}")]
+    MetricsListen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Whether opening the store for a command may seed it.
@@ -364,7 +373,7 @@ pub async fn publish_all(
         let (config, spec, bodies) = (shared.clone(), spec.clone(), bodies.clone());
         let name = spec.name.clone();
         // Every variant made before returning: callers serve the set as it is.
-        let feed = tokio::task::spawn_blocking(move || {
+        let (feed, page) = tokio::task::spawn_blocking(move || {
             let bodies = bodies.as_ref();
             let feed = refresh::represent_feed(&config, &spec, &built.docs, None, bodies);
             for rep in feed.values() {
@@ -372,10 +381,12 @@ pub async fn publish_all(
                     let _ = rep.compress(encoding, bodies);
                 }
             }
-            feed
+            let page = refresh::represent_page(&config, &spec, &built.page, None, bodies);
+            (feed, page)
         })
         .await?;
-        set.put_feed(name, feed);
+        set.put_feed(name.clone(), feed);
+        set.put_page(&name, page);
     }
     let (index, opml) =
         tokio::task::spawn_blocking(move || refresh::site_documents(&shared, None)).await?;
@@ -393,6 +404,8 @@ pub fn server_settings(config: &Config) -> ServerSettings {
         max_connections: config.server.max_connections,
         max_connections_per_address: config.server.max_connections_per_address,
         shutdown_grace: config.server.shutdown_grace,
+        // A listener of its own for `/metrics` takes it off the main one.
+        metrics: config.metrics.enabled && config.metrics.listen.is_none(),
         ..ServerSettings::default()
     }
 }
@@ -522,7 +535,7 @@ pub async fn run_with(
     let refreshing = tokio::spawn(scheduler.run(control_rx, async {
         let _ = stopped.await;
     }));
-    serve_with_health(
+    let served = serve_with_health(
         &config,
         (publisher, Some(pipeline.clone())),
         (health, hub, Some(archive)),
@@ -563,7 +576,7 @@ pub async fn run_with(
     {
         warn!("the output folder was not saved within 10s; exiting anyway");
     }
-    Ok(())
+    served
 }
 
 /// Serves whatever `publisher` holds — which its owner may replace at any
@@ -584,12 +597,13 @@ pub async fn serve(
         listener,
         shutdown,
     )
-    .await;
-    Ok(())
+    .await
 }
 
 /// Serves until `shutdown`, then writes the last access log lines (the
-/// writer thread finishes before this returns, so they are on disk).
+/// writer thread finishes before this returns, so they are on disk). With
+/// `[metrics].listen` set, `/metrics` (and `/healthz`) are served there, by a
+/// server of their own with no documents.
 async fn serve_with_health(
     config: &Config,
     (publisher, pipeline): (Arc<Publisher>, Option<Arc<Pipeline>>),
@@ -601,7 +615,15 @@ async fn serve_with_health(
     (access_log, writer): (AccessLog, access_log::Writer),
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), AppError> {
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) if config.metrics.enabled => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::MetricsListen { addr, source })?,
+        ),
+        _ => None,
+    };
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, feeds = config.feeds.len(), "serving");
     }
@@ -612,6 +634,27 @@ async fn serve_with_health(
         (health, hub.clone()),
         access_log.clone(),
     );
+    let (stop_metrics, metrics_stopping) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "serving /metrics");
+        }
+        let settings = ServerSettings {
+            metrics: true,
+            ..server_settings(config)
+        };
+        tokio::spawn(server::serve(
+            listener,
+            Arc::new(Publisher::default()),
+            report.clone(),
+            settings,
+            access_log.clone(),
+            server::Endpoints::default(),
+            async {
+                let _ = metrics_stopping.await;
+            },
+        ))
+    });
     server::serve(
         listener,
         publisher,
@@ -625,10 +668,15 @@ async fn serve_with_health(
         shutdown,
     )
     .await;
+    let _ = stop_metrics.send(());
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
     reopening.abort();
     if let Err(e) = tokio::task::spawn_blocking(move || writer.finish()).await {
         warn!(error = %e, "the access log writer failed while finishing");
     }
+    Ok(())
 }
 
 /// `/healthz`: what a load balancer or an admin needs to know, with the

@@ -53,11 +53,15 @@ pub fn scope(filter: &ArticleFilter, page_size: u32) -> String {
     )
 }
 
-/// The archive of one feed as the store holds it now.
+/// The archive of one feed as the store holds it now: how many pages are
+/// sealed, and the bounds of those a request needs (never all of them: a
+/// feed of a million articles has ten thousand).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArchiveIndex {
-    /// The sealed pages, oldest first (numbered from 1).
-    pub sealed: Vec<ArchivePage>,
+    /// How many pages are sealed (numbered 1 to this).
+    pub sealed: u32,
+    /// Some sealed pages' bounds, oldest first.
+    pub bounds: Vec<ArchivePage>,
     /// The oldest article the feed lists: the open page ends just before it.
     /// `None` while the feed lists fewer than its limit (nothing has left it).
     pub window_oldest: Option<ArticleKey>,
@@ -66,13 +70,21 @@ pub struct ArchiveIndex {
 impl ArchiveIndex {
     /// The open page's number: after the sealed ones.
     pub fn open_page(&self) -> u32 {
-        u32::try_from(self.sealed.len()).map_or(u32::MAX, |n| n.saturating_add(1))
+        self.sealed.saturating_add(1)
     }
 
     /// Whether the feed has an archive at all: something has left its
     /// window, or pages were sealed before.
     pub fn exists(&self) -> bool {
-        !self.sealed.is_empty() || self.window_oldest.is_some()
+        self.sealed > 0 || self.window_oldest.is_some()
+    }
+
+    /// The newest key of sealed page `page`, if its bounds were read.
+    fn bound(&self, page: u32) -> Option<&ArticleKey> {
+        self.bounds
+            .iter()
+            .find(|p| p.page == page)
+            .map(|p| &p.newest)
     }
 
     /// The subscription document's place: `prev-archive` is the open page.
@@ -93,13 +105,13 @@ impl ArchiveIndex {
         if !self.exists() || page == 0 || page > self.open_page() {
             return None;
         }
-        let index = usize::try_from(page - 1).ok()?;
-        let after = index
-            .checked_sub(1)
-            .and_then(|i| self.sealed.get(i))
-            .map(|p| p.newest.clone());
-        let before = match (self.sealed.get(index), &self.window_oldest) {
-            (Some(sealed), _) => (sealed.newest.clone(), true),
+        let after = match page - 1 {
+            0 => None,
+            before => Some(self.bound(before)?.clone()),
+        };
+        let sealed = (page <= self.sealed).then(|| self.bound(page)).flatten();
+        let before = match (sealed, &self.window_oldest) {
+            (Some(newest), _) => (newest.clone(), true),
             (None, Some(oldest)) => (oldest.clone(), false),
             // The feed lists everything it has (stories were withdrawn
             // since pages were sealed): the open page is empty, not the window.
@@ -122,7 +134,9 @@ pub async fn seal(
     window: &Window,
 ) -> Result<ArchiveIndex, StoreError> {
     let scope = scope(&spec.filter, page_size);
-    let mut sealed = store.archive_pages(spec.name.as_str(), &scope).await?;
+    let feed = spec.name.as_str();
+    let mut sealed = store.archive_page_count(feed, &scope).await?;
+    let last = store.archive_pages(feed, &scope, sealed..=sealed).await?;
     let full = window.count >= u64::from(spec.limit);
     let window_oldest = window
         .oldest
@@ -134,7 +148,7 @@ pub async fn seal(
         });
     if let Some(oldest) = &window_oldest {
         let walk = Walk {
-            after: sealed.last().map(|p| p.newest.clone()),
+            after: last.last().map(|p| p.newest.clone()),
             before: Some((oldest.clone(), false)),
             keys_only: true,
             ..Walk::newest(Status::Published, u32::MAX)
@@ -143,7 +157,7 @@ pub async fn seal(
         let size = page_size.max(1) as usize;
         if open.len() >= size {
             open.reverse();
-            let first = u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+            let first = sealed;
             let pages: Vec<ArchivePage> = open
                 .chunks_exact(size)
                 .zip(1u32..)
@@ -154,13 +168,12 @@ pub async fn seal(
                     })
                 })
                 .collect();
-            sealed = store
-                .seal_archive_pages(spec.name.as_str(), &scope, &pages)
-                .await?;
+            sealed = store.seal_archive_pages(feed, &scope, &pages).await?;
         }
     }
     Ok(ArchiveIndex {
         sealed,
+        bounds: Vec::new(),
         window_oldest,
     })
 }
@@ -193,18 +206,26 @@ async fn window_keys(
     store.walk_keys(&spec.filter, &walk).await
 }
 
-/// Reads `spec`'s archive as it stands, sealing nothing.
+/// Reads `spec`'s archive as it stands, with the bounds page `page` needs
+/// (its own and the page before's), sealing nothing: a few index steps
+/// whatever the size of the archive.
 async fn read(
     store: &dyn ArticleStore,
     spec: &FeedSpec,
     page_size: u32,
+    page: u32,
 ) -> Result<ArchiveIndex, StoreError> {
     let scope = scope(&spec.filter, page_size);
-    let sealed = store.archive_pages(spec.name.as_str(), &scope).await?;
+    let feed = spec.name.as_str();
+    let sealed = store.archive_page_count(feed, &scope).await?;
+    let bounds = store
+        .archive_pages(feed, &scope, page.saturating_sub(1)..=page)
+        .await?;
     let window = window_keys(store, spec).await?;
     let full = window.len() >= spec.limit as usize;
     Ok(ArchiveIndex {
         sealed,
+        bounds,
         window_oldest: window.last().cloned().filter(|_| full),
     })
 }
@@ -221,7 +242,7 @@ pub async fn build_page(
     let Some(page_size) = config.archive_page_size(spec) else {
         return Ok(None);
     };
-    let index = read(store, spec, page_size).await?;
+    let index = read(store, spec, page_size, page).await?;
     let Some(walk) = index.page_walk(page) else {
         return Ok(None);
     };
@@ -256,7 +277,7 @@ pub async fn build_page(
         },
         ..FeedMeta::new(config, spec)
     };
-    let sealed = (page as usize) <= index.sealed.len();
+    let sealed = page <= index.sealed;
     let cache_control = if sealed {
         SEALED_CACHE_CONTROL.to_owned()
     } else {
@@ -441,7 +462,8 @@ mod tests {
 
     fn index(sealed: &[(&str, u32)], window_oldest: Option<ArticleKey>) -> ArchiveIndex {
         ArchiveIndex {
-            sealed: sealed
+            sealed: sealed.len() as u32,
+            bounds: sealed
                 .iter()
                 .zip(1..)
                 .map(|((id, hour), page)| ArchivePage {

@@ -26,6 +26,8 @@
 //!   content distribution) and the pings of external hubs.
 //! - [`archive`]: RFC 5005 archive pages of a feed: sealing their bounds at a
 //!   rebuild, building a page from the store when the server asks.
+//! - [`metrics`]: Prometheus metrics of the service and the process, and the
+//!   text of `/metrics`.
 //! - [`app`]: wiring the parts together for the commands.
 
 //!
@@ -51,6 +53,7 @@ pub mod article;
 pub mod builder;
 pub mod config;
 pub mod import;
+pub mod metrics;
 pub mod publish;
 pub mod refresh;
 pub mod reloader;

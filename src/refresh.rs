@@ -1,7 +1,8 @@
 //! One feed's refresh, from the store to a representation ready to serve.
 //!
 //! This module owns the pipeline every path that publishes shares: query a
-//! feed's articles, build its documents (the CPU part on a blocking thread),
+//! feed's articles, build its documents and its page for people (the CPU
+//! part on a blocking thread),
 //! turn them into served representations that keep what an unchanged rebuild
 //! already has, and make the site's index and OPML list. `feedsmith build`,
 //! start-up ([`initial_set`]) and the scheduler all go through it, so they
@@ -44,6 +45,8 @@ pub struct RenderedFeed {
     pub docs: Vec<Document>,
     /// The articles the documents list, newest first.
     pub listed: Vec<ArticleId>,
+    /// The feed's page for people, from the same articles.
+    pub page: builder::page::Page,
 }
 
 /// Queries one feed's articles and builds its documents (the CPU part off the
@@ -78,11 +81,45 @@ pub async fn build_feed(
         meta.paging = index.subscription_paging();
     }
     let formats = spec.formats.clone();
-    let docs = tokio::task::spawn_blocking(move || {
-        builder::build_with(&meta, &articles, &tombstones, &formats)
+    let (docs, page) = tokio::task::spawn_blocking(move || {
+        let docs = builder::build_with(&meta, &articles, &tombstones, &formats)?;
+        let page = builder::page::build(&meta, &articles, &formats);
+        Ok::<_, BuildError>((docs, page))
     })
     .await??;
-    Ok(RenderedFeed { docs, listed })
+    Ok(RenderedFeed { docs, listed, page })
+}
+
+/// The `Content-Type` of a feed's page.
+pub const PAGE_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// Turns a feed's built page into a served one, compressed at once (a page
+/// lists at most [`builder::page::PAGE_ITEMS`] stories); keeps `previous` when
+/// its bytes and caching policy are the same, as [`represent_feed`] does.
+/// Blocking.
+pub fn represent_page(
+    config: &Config,
+    spec: &FeedSpec,
+    page: &builder::page::Page,
+    previous: Option<&Arc<Representation>>,
+    store: Option<&Arc<BodyStore>>,
+) -> Arc<Representation> {
+    let cache_control = feed_cache_control(config, spec);
+    let etag = builder::ETag::of(&page.body);
+    match previous.filter(|rep| {
+        rep.identity.etag == etag
+            && rep.cache_control == cache_control
+            && rep.last_modified == page.updated
+    }) {
+        Some(rep) => rep.clone(),
+        None => Arc::new(Representation::compressed_now(
+            Bytes::from(page.body.clone()),
+            PAGE_CONTENT_TYPE,
+            page.updated,
+            cache_control,
+            store,
+        )),
+    }
 }
 
 /// The withdrawn articles that may be `spec`'s tombstones (none asked for
@@ -264,29 +301,51 @@ pub(crate) struct Rebuild {
     pub(crate) spec: FeedSpec,
     pub(crate) store: Arc<dyn ArticleStore>,
     pub(crate) previous: Option<PublishedFeed>,
+    pub(crate) previous_page: Option<Arc<Representation>>,
     pub(crate) bodies: Option<Arc<BodyStore>>,
 }
 
+/// What a [`Rebuild`] made: the feed's documents, its page, and the
+/// articles they list.
+pub(crate) struct Rebuilt {
+    pub(crate) feed: PublishedFeed,
+    pub(crate) page: Arc<Representation>,
+    pub(crate) listed: HashSet<ArticleId>,
+}
+
 impl Rebuild {
-    pub(crate) async fn run(self) -> Result<(PublishedFeed, HashSet<ArticleId>), RefreshError> {
+    pub(crate) async fn run(self) -> Result<Rebuilt, RefreshError> {
         let built = build_feed(&self.config, &self.spec, self.store.as_ref()).await?;
         let Rebuild {
             config,
             spec,
             previous,
+            previous_page,
             bodies,
             ..
         } = self;
-        let feed = tokio::task::spawn_blocking(move || {
-            represent_feed(
+        let (feed, page) = tokio::task::spawn_blocking(move || {
+            let feed = represent_feed(
                 &config,
                 &spec,
                 &built.docs,
                 previous.as_ref(),
                 bodies.as_ref(),
-            )
+            );
+            let page = represent_page(
+                &config,
+                &spec,
+                &built.page,
+                previous_page.as_ref(),
+                bodies.as_ref(),
+            );
+            (feed, page)
         })
         .await?;
-        Ok((feed, built.listed.into_iter().collect()))
+        Ok(Rebuilt {
+            feed,
+            page,
+            listed: built.listed.into_iter().collect(),
+        })
     }
 }

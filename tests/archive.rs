@@ -158,6 +158,15 @@ async fn archive_pages_reach_every_story_once_and_keep_their_bytes() {
         link(&pages[2].1.body, "next-archive").as_deref(),
         Some("/feeds/paged/archive/5.atom")
     );
+    // The feed's page for people links the archive too.
+    let page = fetch(&service, "/feeds/paged").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("http://news.example.com/feeds/paged/archive/5.atom"),
+        "{}",
+        page.body
+    );
     // The same pages in the other formats, and nothing past the open page.
     assert_eq!(
         fetch(&service, "/feeds/paged/archive/1.rss").await.status,

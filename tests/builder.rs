@@ -710,3 +710,29 @@ fn snapshots_of_the_latest_feed() {
     insta::assert_snapshot!("latest.atom", text(&b.docs[&Format::Atom]));
     insta::assert_snapshot!("latest.json", text(&b.docs[&Format::Json]));
 }
+
+#[test]
+fn the_feed_page_is_a_pure_function_of_the_feed() {
+    let b = sample_feeds()
+        .into_iter()
+        .find(|b| b.spec.name.as_str() == "latest")
+        .expect("latest");
+    let page = builder::page::build(&b.meta, &b.articles, &b.spec.formats);
+    let mut reversed = b.articles.clone();
+    reversed.reverse();
+    let again = builder::page::build(&b.meta, &reversed, &b.spec.formats);
+    assert!(
+        page.body == again.body,
+        "the order articles come in changes nothing"
+    );
+    assert_eq!(
+        page.updated,
+        b.articles
+            .iter()
+            .map(|a| a.updated_at)
+            .max()
+            .expect("articles")
+    );
+    let html = String::from_utf8(page.body).expect("UTF-8");
+    insta::assert_snapshot!("latest.page.html", html);
+}

@@ -783,3 +783,54 @@ async fn brotli_asked_for_during_background_compression_matches_its_etag() {
         assert_eq!(decoded, identity.to_vec());
     }
 }
+
+#[tokio::test]
+async fn a_feeds_page_is_served_like_a_feed_with_a_strict_policy() {
+    let server = TestServer::start("").await;
+    let first = get(&server.url("/feeds/latest"), &[]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(header(&first, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&first, "vary"), "Accept-Encoding");
+    assert_eq!(
+        header(&first, "last-modified"),
+        "Tue, 10 Feb 2026 16:45:00 GMT",
+        "the newest update it lists, as the feed"
+    );
+    let csp = header(&first, "content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'none';") && csp.contains("style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("script-src") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let etag = header(&first, "etag");
+    assert!(etag.starts_with('"'), "a strong ETag: {etag}");
+    let html = first.text().await.expect("body");
+    assert!(html.contains("<h1>Latest news</h1>"), "{html}");
+    assert!(!html.contains("<script"), "no script: {html}");
+
+    // The same document at /feeds/latest.html; a 304 for its ETag; brotli.
+    let again = get(&server.url("/feeds/latest.html"), &[]).await;
+    assert_eq!(header(&again, "etag"), etag);
+    let not_modified = get(&server.url("/feeds/latest"), &[("if-none-match", &etag)]).await;
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    let br = get(&server.url("/feeds/latest"), &[("accept-encoding", "br")]).await;
+    assert_eq!(header(&br, "content-encoding"), "br");
+    assert_ne!(header(&br, "etag"), etag, "each variant has its own tag");
+
+    assert_eq!(
+        get(&server.url("/feeds/nope"), &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let index = get(&server.url("/"), &[])
+        .await
+        .text()
+        .await
+        .expect("index");
+    assert!(
+        index.contains(&format!("href=\"{}\"", server.url("/feeds/latest"))),
+        "the index links the page: {index}"
+    );
+}

@@ -434,11 +434,18 @@ async fn a_restart_serves_the_same_etags_before_the_store_is_reached() {
         })
         .await;
     assert_eq!(health["last_store_poll"], json!(null), "{health}");
+    // Pages are not kept in the output folder: built again with the feed.
+    assert_eq!(again.get("/feeds/latest").await.0, 503);
 
     again.down.store(false, Ordering::SeqCst);
     again
         .wait_for(15, "the store to be reached", || async {
             (again.health().await["status"] == "ok").then_some(())
+        })
+        .await;
+    again
+        .wait_for(15, "the feed's page", || async {
+            (again.get("/feeds/latest").await.0 == 200).then_some(())
         })
         .await;
     assert_eq!(

@@ -777,8 +777,17 @@ async fn walks_stay_within_their_key_range(store: &dyn ArticleStore) {
     assert!(walked[0].withdrawn_at.is_some());
 }
 
+/// Every sealed archive page of `feed` for `scope`.
+async fn all(store: &dyn ArticleStore, feed: &str, scope: &str) -> Vec<ArchivePage> {
+    store
+        .archive_pages(feed, scope, 0..=u32::MAX)
+        .await
+        .expect("read")
+}
+
 /// Archive page bounds: the first writer's bounds stand, a feed's pages
-/// belong to one scope, and other feeds keep theirs.
+/// belong to one scope, other feeds keep theirs, and a range of pages is
+/// read by number.
 async fn archive_pages_are_sealed_once_per_scope(store: &dyn ArticleStore) {
     let key = |id: &str, hour: u32| ArticleKey {
         published_at: format!("2025-03-01T{hour:02}:00:00.123456Z")
@@ -790,52 +799,64 @@ async fn archive_pages_are_sealed_once_per_scope(store: &dyn ArticleStore) {
         page,
         newest: key(id, hour),
     };
-    assert!(
+    assert!(all(store, "latest", "s1").await.is_empty());
+    assert_eq!(
         store
-            .archive_pages("latest", "s1")
+            .archive_page_count("latest", "s1")
             .await
-            .expect("read")
-            .is_empty()
+            .expect("count"),
+        0
     );
     let sealed = store
         .seal_archive_pages("latest", "s1", &[page(1, "a", 1), page(2, "b", 2)])
         .await
         .expect("seal");
-    assert_eq!(sealed, [page(1, "a", 1), page(2, "b", 2)]);
+    assert_eq!(sealed, 2);
     // Another replica sealing page 2 differently, and page 3, later.
     let sealed = store
         .seal_archive_pages("latest", "s1", &[page(2, "x", 9), page(3, "c", 3)])
         .await
         .expect("seal");
-    assert_eq!(sealed, [page(1, "a", 1), page(2, "b", 2), page(3, "c", 3)]);
+    assert_eq!(sealed, 3);
+    assert_eq!(
+        all(store, "latest", "s1").await,
+        [page(1, "a", 1), page(2, "b", 2), page(3, "c", 3)]
+    );
+    assert_eq!(
+        store
+            .archive_pages("latest", "s1", 2..=3)
+            .await
+            .expect("read"),
+        [page(2, "b", 2), page(3, "c", 3)]
+    );
+    assert_eq!(
+        store
+            .archive_pages("latest", "s1", 0..=1)
+            .await
+            .expect("read"),
+        [page(1, "a", 1)]
+    );
     store
         .seal_archive_pages("world", "w", &[page(1, "w", 4)])
         .await
         .expect("seal another feed");
-    assert!(
-        store
-            .archive_pages("latest", "s2")
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(all(store, "latest", "s2").await.is_empty());
     // A new scope (the feed's filter or page size changed) starts afresh.
     let sealed = store
         .seal_archive_pages("latest", "s2", &[page(1, "d", 5)])
         .await
         .expect("seal");
-    assert_eq!(sealed, [page(1, "d", 5)]);
-    assert!(
-        store
-            .archive_pages("latest", "s1")
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert_eq!(sealed, 1);
+    assert_eq!(all(store, "latest", "s2").await, [page(1, "d", 5)]);
+    assert!(all(store, "latest", "s1").await.is_empty());
     assert_eq!(
-        store.archive_pages("world", "w").await.expect("read"),
-        [page(1, "w", 4)]
+        store
+            .archive_page_count("latest", "s1")
+            .await
+            .expect("count"),
+        0
     );
+    assert_eq!(all(store, "world", "w").await, [page(1, "w", 4)]);
     assert_eq!(store.revision().await.expect("revision"), Revision(0));
 }
 

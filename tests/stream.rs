@@ -193,15 +193,19 @@ impl ArticleStore for Backwards {
         &self,
         feed: &str,
         scope: &str,
+        pages: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<feedsmith::store::ArchivePage>, StoreError> {
-        self.0.archive_pages(feed, scope).await
+        self.0.archive_pages(feed, scope, pages).await
+    }
+    async fn archive_page_count(&self, feed: &str, scope: &str) -> Result<u32, StoreError> {
+        self.0.archive_page_count(feed, scope).await
     }
     async fn seal_archive_pages(
         &self,
         feed: &str,
         scope: &str,
         pages: &[feedsmith::store::ArchivePage],
-    ) -> Result<Vec<feedsmith::store::ArchivePage>, StoreError> {
+    ) -> Result<u32, StoreError> {
         self.0.seal_archive_pages(feed, scope, pages).await
     }
     fn newest_stream<'a>(

@@ -1,7 +1,8 @@
 //! The feed builder: one feed's settings and articles in, finished documents out.
 //!
-//! This module owns the mapping of `docs/contract.md` §5 and the three
-//! serialisations (`rss`, `atom`, `json`). It is a pure function of its inputs:
+//! This module owns the mapping of `docs/contract.md` §5, the three
+//! serialisations (`rss`, `atom`, `json`) and the feed's HTML page for
+//! people (`page`). It is a pure function of its inputs:
 //! no clock, no I/O, no store. The same [`FeedMeta`] and the same articles, in
 //! any order, always give byte-identical documents and ETags, which is what
 //! lets every replica and every rebuild agree. Everything that comes from
@@ -12,6 +13,7 @@
 mod atom;
 mod html;
 mod json;
+pub mod page;
 mod rss;
 pub mod site;
 mod stream;

@@ -19,7 +19,7 @@ fn site_url(config: &Config, path: &str) -> String {
     )
 }
 
-fn media_type(format: Format) -> &'static str {
+pub(crate) fn media_type(format: Format) -> &'static str {
     match format {
         Format::Rss => "application/rss+xml",
         Format::Atom => "application/atom+xml",
@@ -27,7 +27,7 @@ fn media_type(format: Format) -> &'static str {
     }
 }
 
-fn label(format: Format) -> &'static str {
+pub(crate) fn label(format: Format) -> &'static str {
     match format {
         Format::Rss => "RSS",
         Format::Atom => "Atom",
@@ -60,8 +60,9 @@ pub fn index_html(config: &Config) -> Vec<u8> {
                 label(format)
             ));
         }
+        let page = escape(site_url(config, &format!("feeds/{}", spec.name))).into_owned();
         list.push_str(&format!(
-            "<li>\n<h2>{feed_title}</h2>\n<p>{}</p>\n<p class=\"formats\">{}</p>\n</li>\n",
+            "<li>\n<h2><a href=\"{page}\">{feed_title}</a></h2>\n<p>{}</p>\n<p class=\"formats\">{}</p>\n</li>\n",
             escape(meta.description.as_str()),
             links.join(" · ")
         ));

@@ -368,6 +368,15 @@ struct RawMain {
     sources: Option<RawSourcesSection>,
     log: Option<RawLog>,
     websub: Option<RawWebSub>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -862,6 +871,25 @@ impl Default for WebSubConfig {
     }
 }
 
+/// `[metrics]`, checked: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all (default on).
+    pub enabled: bool,
+    /// A listener of its own for `/metrics`, so it need not be public;
+    /// `None` serves it on `[server].listen`. Read at start-up.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
 /// The checked configuration the service runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -906,6 +934,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[websub]`: the hub and the external hubs pinged.
     pub websub: WebSubConfig,
+    /// `[metrics]`: Prometheus metrics.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -1019,6 +1049,7 @@ struct MainParts {
     sources_dir_at: Location,
     log: LogConfig,
     websub: WebSubConfig,
+    metrics: MetricsConfig,
 }
 
 impl Config {
@@ -1055,6 +1086,7 @@ impl MainParts {
             sources,
             log: self.log,
             websub: self.websub,
+            metrics: self.metrics,
         }
     }
 }
@@ -1241,6 +1273,12 @@ fn compile_main(source: &Source) -> (Option<MainParts>, Problems) {
         log: LogConfig {
             format: raw.log.and_then(|l| l.format).unwrap_or_default(),
         },
+        metrics: raw
+            .metrics
+            .map_or_else(MetricsConfig::default, |m| MetricsConfig {
+                enabled: m.enabled.unwrap_or(true),
+                listen: m.listen,
+            }),
     };
     (Some(parts), problems)
 }

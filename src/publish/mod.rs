@@ -48,6 +48,9 @@ pub struct PublishedSet {
     /// The feeds served, by name: each with a document for every format it is
     /// configured with (never some formats only).
     feeds: BTreeMap<FeedName, PublishedFeed>,
+    /// Each served feed's HTML page for people (`/feeds/{name}`), once
+    /// built from the store (the output folder does not keep pages).
+    pages: BTreeMap<FeedName, Arc<Representation>>,
     /// The HTML index at `/`.
     index: Option<Arc<Representation>>,
     /// The OPML subscription list at `/feeds.opml`.
@@ -88,6 +91,21 @@ impl PublishedSet {
     /// The documents `feed` serves, if it is served.
     pub fn feed(&self, feed: &str) -> Option<&PublishedFeed> {
         self.feeds.get(feed)
+    }
+
+    /// `feed`'s page for people, once built.
+    pub fn page(&self, feed: &str) -> Option<&Arc<Representation>> {
+        self.pages.get(feed)
+    }
+
+    /// Serves `page` as `name`'s page for people; `false` (and nothing
+    /// changes) when `name` is not a served feed.
+    pub fn put_page(&mut self, name: &FeedName, page: Arc<Representation>) -> bool {
+        if !self.feeds.contains_key(name) {
+            return false;
+        }
+        self.pages.insert(name.clone(), page);
+        true
     }
 
     /// The HTML index page, once built.
@@ -133,6 +151,7 @@ impl PublishedSet {
     /// URLs answer `410 Gone`.
     pub fn retire(&mut self, name: &FeedName) {
         self.feeds.remove(name);
+        self.pages.remove(name);
         self.pending.remove(name);
         self.gone.insert(name.clone());
     }

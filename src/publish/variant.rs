@@ -246,10 +246,12 @@ impl Representation {
             return Ok(false);
         }
         let identity = self.identity.body.read()?;
+        let started = std::time::Instant::now();
         let bytes = match encoding {
             Encoding::Gzip => gzip(&identity),
             _ => brotli(&identity),
         };
+        crate::metrics::global().compressed(encoding.name(), started.elapsed());
         drop(identity);
         // Two callers may race to make the same variant; both make the same
         // bytes, and the first one set is kept.

@@ -201,6 +201,7 @@ impl Health {
     /// Writing the output folder failed at `now`; logged only when the fault is new
     /// or its reason changed. Serving from memory carries on.
     pub fn output_failed(&self, now: DateTime<Utc>, reason: String) {
+        crate::metrics::global().output_failed();
         if self.with(|s| set_fault(&mut s.output, now, &reason)) {
             error!(%reason, "cannot write the output folder; still serving from memory");
         }
@@ -219,6 +220,7 @@ impl Health {
 
     /// A new configuration was applied.
     pub fn config_applied(&self) -> u64 {
+        crate::metrics::global().reload(true);
         self.with(|s| {
             s.config = None;
             s.generation += 1;
@@ -228,6 +230,7 @@ impl Health {
 
     /// An edited configuration was refused; the running one stays.
     pub fn config_rejected(&self, now: DateTime<Utc>, reason: String) {
+        crate::metrics::global().reload(false);
         self.with(|s| set_fault(&mut s.config, now, &reason));
     }
 

@@ -38,8 +38,9 @@ use tracing::{error, info};
 
 use crate::article::ArticleId;
 use crate::config::{Config, ConfigError, FeedName, FeedSpec};
-use crate::publish::{Pipeline, PublishedFeed, PublishedSet, Publisher};
-use crate::refresh::{Rebuild, RefreshError};
+use crate::metrics::BuildResult;
+use crate::publish::{Pipeline, PublishedFeed, PublishedSet, Publisher, Representation};
+use crate::refresh::{Rebuild, Rebuilt, RefreshError};
 use crate::store::{ArticleStore, Revision, StoreError};
 
 /// Opens the article store. Called at start-up and again after a failure, so
@@ -311,7 +312,7 @@ impl Scheduler {
         };
         match store.revision().await {
             Ok(rev) => {
-                self.health.store_ok(self.clock.now());
+                self.store_ok(rev);
                 let behind: Vec<FeedName> = self
                     .feeds
                     .iter()
@@ -327,7 +328,15 @@ impl Scheduler {
         }
     }
 
+    /// The store answered a poll at `rev`.
+    fn store_ok(&self, rev: Revision) {
+        let now = self.clock.now();
+        self.health.store_ok(now);
+        crate::metrics::global().store_polled(Some(rev.0), now.timestamp_millis() as f64 / 1000.0);
+    }
+
     fn store_failed(&mut self, reason: String) {
+        crate::metrics::global().store_failed();
         let delay = self.backoff.next_delay();
         let now = self.clock.now();
         self.retry_at = Some(later(now, delay));
@@ -370,14 +379,14 @@ impl Scheduler {
             Ok(rev) => rev,
             Err(e) => return self.store_failed(e.to_string()),
         };
-        self.health.store_ok(self.clock.now());
+        self.store_ok(rev);
 
         let to_build = match self.affected(store.as_ref(), rev).await {
             Ok(feeds) => feeds,
             Err(e) => return self.store_failed(e.to_string()),
         };
         let mut current = self.publisher.snapshot();
-        let mut rebuilt: BTreeMap<FeedName, PublishedFeed> = BTreeMap::new();
+        let mut rebuilt: BTreeMap<FeedName, (PublishedFeed, Arc<Representation>)> = BTreeMap::new();
         let mut failed = false;
         let mut last_swap = tokio::time::Instant::now();
         // Independent feeds build at once, a bounded number at a time: the
@@ -396,14 +405,19 @@ impl Scheduler {
                     spec,
                     store: store.clone(),
                     previous: current.feed(name.as_str()).cloned(),
+                    previous_page: current.page(name.as_str()).cloned(),
                     bodies: self.pipeline.store.clone(),
                 };
-                running.spawn(async move { (name, job.run().await) });
+                running.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = job.run().await;
+                    (name, result, started.elapsed())
+                });
             }
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let (name, result) = match joined {
+            let (name, result, took) = match joined {
                 Ok(done) => done,
                 Err(e) => {
                     // A build task panicked: a bug, reported like a failed build.
@@ -412,22 +426,32 @@ impl Scheduler {
                     continue;
                 }
             };
+            let metrics = crate::metrics::global();
             match result {
-                Ok((feed, listed)) => {
+                Ok(Rebuilt { feed, page, listed }) => {
                     self.health.feed_ok(&name);
                     if let Some(state) = self.feeds.get_mut(&name) {
                         state.built_at = Some(rev);
                         state.listed = listed;
                     }
+                    metrics.feed_at_revision(name.as_str(), rev.0);
                     self.pending.remove(&name);
                     let same = current.feed(name.as_str()).is_some_and(|old| {
                         old.len() == feed.len()
                             && old
                                 .iter()
                                 .all(|(f, rep)| feed.get(f).is_some_and(|n| Arc::ptr_eq(rep, n)))
-                    });
+                    }) && current
+                        .page(name.as_str())
+                        .is_some_and(|old| Arc::ptr_eq(old, &page));
+                    let result = if same {
+                        BuildResult::Unchanged
+                    } else {
+                        BuildResult::Published
+                    };
+                    metrics.feed_built(name.as_str(), result, took);
                     if !same || self.save_all {
-                        rebuilt.insert(name, feed);
+                        rebuilt.insert(name, (feed, page));
                     }
                     // A long refresh (a cold start of a thousand feeds) serves
                     // what it has built so far, each feed whole, rather than
@@ -439,6 +463,7 @@ impl Scheduler {
                     }
                 }
                 Err(RefreshError::Query(e)) => {
+                    metrics.feed_built(name.as_str(), BuildResult::Failed, took);
                     // The store went away mid-refresh: everything left waits for it.
                     self.store_failed(format!("feed {name}: {e}"));
                     failed = true;
@@ -446,6 +471,7 @@ impl Scheduler {
                     queue = Vec::new().into_iter();
                 }
                 Err(e) => {
+                    metrics.feed_built(name.as_str(), BuildResult::Failed, took);
                     self.health
                         .feed_failed(&name, self.clock.now(), e.to_string());
                     failed = true;
@@ -514,6 +540,7 @@ impl Scheduler {
             if let Some(state) = self.feeds.get_mut(&name) {
                 state.built_at = Some(rev);
             }
+            crate::metrics::global().feed_at_revision(name.as_str(), rev.0);
             self.health.feed_ok(&name);
             self.pending.remove(&name);
         }
@@ -522,7 +549,11 @@ impl Scheduler {
 
     /// Swaps in the rebuilt feeds (every format of a feed at once), then
     /// writes them to the output folder.
-    fn publish(&mut self, current: &PublishedSet, rebuilt: BTreeMap<FeedName, PublishedFeed>) {
+    fn publish(
+        &mut self,
+        current: &PublishedSet,
+        rebuilt: BTreeMap<FeedName, (PublishedFeed, Arc<Representation>)>,
+    ) {
         if rebuilt.is_empty() {
             return;
         }
@@ -533,12 +564,15 @@ impl Scheduler {
         } else {
             rebuilt.keys().cloned().collect()
         };
-        for (name, feed) in rebuilt {
+        let documents: usize = rebuilt.values().map(|(feed, _)| feed.len() + 1).sum();
+        crate::metrics::global().documents_published(documents);
+        for (name, (feed, page)) in rebuilt {
             info!(feed = %name, etag = %feed.values().next().map(|r| r.identity.etag.to_string()).unwrap_or_default(), "published feed");
             // The variants follow in the background, then their files; a
             // document with no variant pending queues nothing.
             self.pipeline.compress(&name, &feed);
-            set.put_feed(name, feed);
+            set.put_feed(name.clone(), feed);
+            set.put_page(&name, page);
         }
         set.stamp(self.clock.now());
         self.swap_and_save(set, changed, Vec::new());

@@ -105,6 +105,7 @@ impl Scheduler {
             self.feeds.remove(name);
             self.pending.remove(name);
             self.health.forget_feed(name);
+            crate::metrics::global().forget_feed(name.as_str());
         }
         for spec in config.feeds.values() {
             let state = self

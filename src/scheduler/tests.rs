@@ -184,9 +184,15 @@ impl ArticleStore for FakeStore {
         &self,
         _feed: &str,
         _scope: &str,
+        _pages: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<crate::store::ArchivePage>, StoreError> {
         self.world.fail()?;
         Ok(Vec::new())
+    }
+
+    async fn archive_page_count(&self, _feed: &str, _scope: &str) -> Result<u32, StoreError> {
+        self.world.fail()?;
+        Ok(0)
     }
 
     async fn seal_archive_pages(
@@ -194,9 +200,9 @@ impl ArticleStore for FakeStore {
         _feed: &str,
         _scope: &str,
         _pages: &[crate::store::ArchivePage],
-    ) -> Result<Vec<crate::store::ArchivePage>, StoreError> {
+    ) -> Result<u32, StoreError> {
         self.world.fail()?;
-        Ok(Vec::new())
+        Ok(0)
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {

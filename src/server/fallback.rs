@@ -324,7 +324,7 @@ fn handle(
             let snapshot = shared.publisher.snapshot();
             decide(
                 &snapshot,
-                &|| shared.health_body(),
+                &shared.probes(&|| shared.health_body(), &|| shared.metrics_body()),
                 req.method(),
                 req.uri().path(),
                 req.headers(),

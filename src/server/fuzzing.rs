@@ -82,7 +82,10 @@ impl Http1Harness {
         }
         let reply = decide(
             &self.set,
-            &|| Bytes::from_static(b"{}"),
+            &super::Probes {
+                health: &|| Bytes::from_static(b"{}"),
+                metrics: Some(&|| Bytes::from_static(b"")),
+            },
             &request.method,
             request.path(),
             &request.headers,

@@ -338,7 +338,7 @@ pub async fn serve(
         let snapshot = shared.publisher.snapshot();
         let reply = decide(
             &snapshot,
-            &|| shared.health_body(),
+            &shared.probes(&|| shared.health_body(), &|| shared.metrics_body()),
             &request.method,
             request.path(),
             &request.headers,

@@ -32,14 +32,15 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST,
-    LAST_MODIFIED, REFERER, RETRY_AFTER, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    ETAG, HOST, LAST_MODIFIED, REFERER, RETRY_AFTER, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::access_log::{AccessLog, Conditional, Entry};
+use crate::metrics::RouteKind;
 use crate::publish::{Encoding, PublishedSet, Publisher, Representation};
 use conditional::{Outcome, evaluate, negotiate};
 pub use conn::ConnectionStats;
@@ -68,6 +69,9 @@ pub struct ServerSettings {
     pub max_connections_per_address: usize,
     /// How long in-flight responses get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Whether this listener answers `/metrics` (`[metrics]`: on the main
+    /// listener unless it has one of its own, or is off).
+    pub metrics: bool,
 }
 
 impl Default for ServerSettings {
@@ -81,6 +85,7 @@ impl Default for ServerSettings {
             max_connections: 10_000,
             max_connections_per_address: 256,
             shutdown_grace: Duration::from_secs(10),
+            metrics: true,
         }
     }
 }
@@ -184,6 +189,23 @@ impl Shared {
     /// The `/healthz` body now.
     pub fn health_body(&self) -> Bytes {
         (self.health)(&self.registry.stats())
+    }
+
+    /// The `/metrics` body now.
+    pub fn metrics_body(&self) -> Bytes {
+        Bytes::from(crate::metrics::global().render())
+    }
+
+    /// What this listener makes per request.
+    pub fn probes<'a>(
+        &'a self,
+        health: &'a dyn Fn() -> Bytes,
+        metrics: &'a dyn Fn() -> Bytes,
+    ) -> Probes<'a> {
+        Probes {
+            health,
+            metrics: self.settings.metrics.then_some(metrics),
+        }
     }
 }
 
@@ -335,6 +357,8 @@ pub(crate) struct Reply {
     pub body: ReplyBody,
     /// The content coding sent, for the access log.
     pub encoding: Option<&'static str>,
+    /// What kind of URL it answers, for the metrics.
+    pub route: RouteKind,
 }
 
 pub(crate) enum ReplyBody {
@@ -400,6 +424,7 @@ fn text_reply(status: StatusCode, text: &'static str) -> Reply {
         headers,
         body: ReplyBody::Bytes(Bytes::from_static(text.as_bytes())),
         encoding: None,
+        route: RouteKind::Other,
     }
 }
 
@@ -413,11 +438,24 @@ fn is_known_method(method: &Method) -> bool {
     )
 }
 
+/// The feed pages' `Content-Security-Policy`, made once.
+static PAGE_POLICY: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&crate::builder::page::CONTENT_SECURITY_POLICY)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+});
+
+/// The bodies made per request rather than published: `/healthz`, and
+/// `/metrics` on a listener that serves it.
+pub(crate) struct Probes<'a> {
+    pub health: &'a dyn Fn() -> Bytes,
+    pub metrics: Option<&'a dyn Fn() -> Bytes>,
+}
+
 /// One request's answer: routing, method and body checks, negotiation and
 /// preconditions. Pure apart from reading the clock for `If-Modified-Since`.
 pub(crate) fn decide(
     set: &PublishedSet,
-    health: &dyn Fn() -> Bytes,
+    probes: &Probes<'_>,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -425,6 +463,17 @@ pub(crate) fn decide(
     hub: Option<&dyn HubEndpoint>,
 ) -> Reply {
     let route = routes::route(path);
+    let kind = match route {
+        Route::Index => RouteKind::Index,
+        Route::Opml => RouteKind::Opml,
+        Route::Health => RouteKind::Health,
+        Route::Metrics if probes.metrics.is_some() => RouteKind::Metrics,
+        Route::Feed { .. } => RouteKind::Feed,
+        Route::Page { .. } => RouteKind::Page,
+        Route::Archive { .. } => RouteKind::Archive,
+        Route::Hub => RouteKind::Websub,
+        Route::Metrics | Route::NotFound => RouteKind::Other,
+    };
     let mut reply = match route {
         Route::Hub if !hub.is_some_and(|h| h.enabled()) => {
             text_reply(StatusCode::NOT_FOUND, "not found\n")
@@ -449,19 +498,35 @@ pub(crate) fn decide(
             r
         }
         _ if has_body => text_reply(StatusCode::BAD_REQUEST, "request bodies are not accepted\n"),
-        Route::Health => {
-            let body = health();
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-            Reply {
-                status: StatusCode::OK,
-                headers,
-                body: ReplyBody::Bytes(body),
-                encoding: None,
+        Route::Health => probe_reply((probes.health)(), "application/json"),
+        Route::Metrics => match probes.metrics {
+            Some(metrics) => probe_reply(metrics(), crate::metrics::CONTENT_TYPE),
+            None => text_reply(StatusCode::NOT_FOUND, "not found\n"),
+        },
+        Route::Page { name } => match set.page(name) {
+            Some(rep) => {
+                let mut r = document_reply(Some(rep), headers);
+                r.headers
+                    .insert(CONTENT_SECURITY_POLICY, PAGE_POLICY.clone());
+                r
             }
-        }
+            None if set.is_gone(name) => text_reply(
+                StatusCode::GONE,
+                "this feed has been retired; please unsubscribe\n",
+            ),
+            // Served from the output folder, or pending: pages are not kept
+            // there, so a feed's page follows its first build.
+            None if set.feed(name).is_some() || set.pending().contains(name) => {
+                let mut r = text_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this page is being built; try again shortly\n",
+                );
+                r.headers
+                    .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+                r
+            }
+            None => document_reply(None, headers),
+        },
         Route::Index => document_reply(set.index(), headers),
         Route::Opml => document_reply(set.opml(), headers),
         Route::Feed { name, format } => match set.document(name, format) {
@@ -496,6 +561,7 @@ pub(crate) fn decide(
         // HEAD gets GET's headers, Content-Length included, and no body.
         reply.body = ReplyBody::Empty;
     }
+    reply.route = kind;
     reply
 }
 
@@ -531,6 +597,7 @@ pub(crate) async fn archive_reply(
     if method == Method::HEAD {
         reply.body = ReplyBody::Empty;
     }
+    reply.route = RouteKind::Archive;
     reply
 }
 
@@ -552,12 +619,28 @@ pub(crate) fn hub_reply(answer: HubReply) -> Reply {
         headers,
         body: ReplyBody::Bytes(text),
         encoding: None,
+        route: RouteKind::Websub,
     }
 }
 
 /// Whether `path` names the hub's endpoint.
 pub(crate) fn is_hub_path(path: &str) -> bool {
     routes::route(path) == Route::Hub
+}
+
+/// A `200` with a body made for this request, never cached.
+fn probe_reply(body: Bytes, content_type: &'static str) -> Reply {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Reply {
+        status: StatusCode::OK,
+        headers,
+        body: ReplyBody::Bytes(body),
+        encoding: None,
+        route: RouteKind::Other,
+    }
 }
 
 /// What is wrong with an HTTP/1.x request's framing headers, if anything;
@@ -612,8 +695,9 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     Ok(length)
 }
 
-/// Hands one answered request to the access log. The off check comes first:
-/// with the log off a request pays one atomic load. `target` is the request
+/// Counts one answered request in the metrics (atomic additions only) and
+/// hands it to the access log. The log's off check comes first: with the
+/// log off a request pays one atomic load for it. `target` is the request
 /// target as sent (path and query).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn log_access(
@@ -626,6 +710,18 @@ pub(crate) fn log_access(
     reply: &Reply,
     started: std::time::Instant,
 ) {
+    let status = reply.status.as_u16();
+    let conditional = Conditional::of(conditional::is_conditional(headers), status);
+    crate::metrics::global()
+        .http
+        .record(&crate::metrics::Request {
+            route: reply.route,
+            status,
+            coding: reply.encoding,
+            conditional: conditional.name(),
+            body_bytes: reply.body.len() as u64,
+            elapsed: started.elapsed(),
+        });
     if !shared.access_log.enabled() {
         return;
     }
@@ -636,7 +732,6 @@ pub(crate) fn log_access(
         Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
     };
-    let status = reply.status.as_u16();
     shared.access_log.record(&Entry {
         peer,
         method: method.as_str(),
@@ -645,7 +740,7 @@ pub(crate) fn log_access(
         status,
         body_bytes: reply.body.len() as u64,
         encoding: reply.encoding,
-        conditional: Conditional::of(conditional::is_conditional(headers), status),
+        conditional,
         started,
         user_agent: headers.get(USER_AGENT).map(HeaderValue::as_bytes),
         referer: headers.get(REFERER).map(HeaderValue::as_bytes),
@@ -698,5 +793,6 @@ fn document_reply(rep: Option<&Arc<Representation>>, headers: &HeaderMap) -> Rep
         headers: h,
         body,
         encoding: Some(variant.encoding.name()),
+        route: RouteKind::Other,
     }
 }

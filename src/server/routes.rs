@@ -14,6 +14,8 @@ pub enum Route<'a> {
     Health,
     /// The WebSub hub's endpoint, `POST /websub`.
     Hub,
+    /// Prometheus metrics, `GET /metrics`.
+    Metrics,
     Feed {
         name: &'a str,
         format: Format,
@@ -25,7 +27,19 @@ pub enum Route<'a> {
         page: u32,
         format: Format,
     },
+    /// A feed's HTML page for people: `/feeds/{name}` or `/feeds/{name}.html`.
+    Page {
+        name: &'a str,
+    },
     NotFound,
+}
+
+/// `[a-z0-9-]+`, the feed names `docs/contract.md` §2 allows.
+fn feed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 pub fn route(path: &str) -> Route<'_> {
@@ -34,33 +48,29 @@ pub fn route(path: &str) -> Route<'_> {
         "/feeds.opml" => Route::Opml,
         "/healthz" => Route::Health,
         "/websub" => Route::Hub,
+        "/metrics" => Route::Metrics,
         _ => path
             .strip_prefix("/feeds/")
-            .and_then(|file| file.rsplit_once('.'))
-            .and_then(|(stem, ext)| {
-                let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
-                match stem.split_once("/archive/") {
-                    None => is_feed_name(stem).then_some(Route::Feed { name: stem, format }),
-                    Some((name, page)) => {
-                        // Digits only, no leading zero: one spelling per page.
-                        let canonical = !page.is_empty()
-                            && !page.starts_with('0')
-                            && page.bytes().all(|b| b.is_ascii_digit());
-                        let page = page.parse().ok().filter(|_| canonical)?;
-                        is_feed_name(name).then_some(Route::Archive { name, page, format })
+            .and_then(|file| match file.rsplit_once('.') {
+                Some((name, "html")) => feed_name(name).then_some(Route::Page { name }),
+                Some((stem, ext)) => {
+                    let format = Format::ALL.into_iter().find(|f| f.extension() == ext)?;
+                    match stem.split_once("/archive/") {
+                        None => feed_name(stem).then_some(Route::Feed { name: stem, format }),
+                        Some((name, page)) => {
+                            // Digits only, no leading zero: one spelling per page.
+                            let canonical = !page.is_empty()
+                                && !page.starts_with('0')
+                                && page.bytes().all(|b| b.is_ascii_digit());
+                            let page = page.parse().ok().filter(|_| canonical)?;
+                            feed_name(name).then_some(Route::Archive { name, page, format })
+                        }
                     }
                 }
+                None => feed_name(file).then_some(Route::Page { name: file }),
             })
             .unwrap_or(Route::NotFound),
     }
-}
-
-/// A feed name as the config allows it: lower-case letters, digits, `-`.
-fn is_feed_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
@@ -99,6 +109,12 @@ mod tests {
         assert_eq!(route("/feeds.opml"), Route::Opml);
         assert_eq!(route("/healthz"), Route::Health);
         assert_eq!(route("/websub"), Route::Hub);
+        assert_eq!(route("/metrics"), Route::Metrics);
+        assert_eq!(route("/feeds/latest"), Route::Page { name: "latest" });
+        assert_eq!(
+            route("/feeds/world-2.html"),
+            Route::Page { name: "world-2" }
+        );
         assert_eq!(
             route("/feeds/latest.rss"),
             Route::Feed {
@@ -128,8 +144,12 @@ mod tests {
             "",
             "/feeds/",
             "/feeds/.rss",
-            "/feeds/latest",
             "/feeds/latest.xml",
+            "/feeds/.html",
+            "/feeds/Latest",
+            "/feeds/latest/",
+            "/feeds/lat%20est",
+            "/metrics/",
             "/feeds/Latest.rss",
             "/feeds/../config/feedsmith.toml",
             "/feeds/%2e%2e/x.rss",

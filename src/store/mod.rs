@@ -325,21 +325,31 @@ pub trait ArticleStore: Send + Sync {
         walk: &Walk,
     ) -> Result<Vec<ArticleKey>, StoreError>;
 
-    /// The sealed archive pages of `feed` made for `scope` (its filter and
-    /// page size, spelled by the caller), oldest first. Pages sealed for
-    /// another scope are not returned.
-    async fn archive_pages(&self, feed: &str, scope: &str) -> Result<Vec<ArchivePage>, StoreError>;
+    /// The sealed archive pages numbered within `pages` of `feed`, made for
+    /// `scope` (its filter and page size, spelled by the caller), oldest
+    /// first: a primary-key range, however many pages the feed has. Pages
+    /// sealed for another scope are not returned.
+    async fn archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: std::ops::RangeInclusive<u32>,
+    ) -> Result<Vec<ArchivePage>, StoreError>;
+
+    /// How many archive pages `feed` has sealed for `scope` (the number of
+    /// the newest: they are numbered from 1 without gaps).
+    async fn archive_page_count(&self, feed: &str, scope: &str) -> Result<u32, StoreError>;
 
     /// Seals `pages` of `feed` for `scope`: each is stored unless a page of
     /// that number already is (another replica sealed it first: its bounds
     /// stand), and the feed's pages of any other scope are dropped first.
-    /// Returns the pages now stored for `scope`, oldest first.
+    /// Returns how many pages are now sealed for `scope`.
     async fn seal_archive_pages(
         &self,
         feed: &str,
         scope: &str,
         pages: &[ArchivePage],
-    ) -> Result<Vec<ArchivePage>, StoreError>;
+    ) -> Result<u32, StoreError>;
 
     /// [`newest`](Self::newest) one article at a time, each as soon as its
     /// row is read and decoded, in the same order; a consumer can start on

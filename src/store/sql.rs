@@ -65,6 +65,20 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// An archive page number in column `at`.
+fn read_page_number(
+    row: &impl codec::ArticleRow,
+    at: usize,
+    doing: &'static str,
+) -> Result<u32, StoreError> {
+    let unreadable = |e: codec::ColumnError| StoreError::Query {
+        doing,
+        source: sqlx::Error::Decode(e),
+    };
+    let n = row.int(at).map_err(unreadable)?;
+    u32::try_from(n).map_err(|e| unreadable(e.into()))
+}
+
 /// The feed-order key in columns `at` (publish time) and `at + 1` (id).
 fn read_key(
     row: &impl codec::ArticleRow,
@@ -157,33 +171,60 @@ impl<B: Backend> ArticleStore for B {
         Ok(keys)
     }
 
-    async fn archive_pages(&self, feed: &str, scope: &str) -> Result<Vec<ArchivePage>, StoreError> {
-        use codec::ArticleRow;
+    async fn archive_pages(
+        &self,
+        feed: &str,
+        scope: &str,
+        pages: std::ops::RangeInclusive<u32>,
+    ) -> Result<Vec<ArchivePage>, StoreError> {
         use futures_util::TryStreamExt;
         let doing = "reading a feed's archive pages";
+        let p = B::Db::param;
         let sql = format!(
             "SELECT page, newest_published, newest_id FROM archive_pages \
-             WHERE feed = {} AND scope = {} ORDER BY page",
-            B::Db::param(1),
-            B::Db::param(2)
+             WHERE feed = {} AND scope = {} AND page BETWEEN {} AND {} ORDER BY page",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
         );
-        let binds = vec![Bind::Text(feed.to_owned()), Bind::Text(scope.to_owned())];
+        let binds = vec![
+            Bind::Text(feed.to_owned()),
+            Bind::Text(scope.to_owned()),
+            Bind::Int(i64::from(*pages.start())),
+            Bind::Int(i64::from(*pages.end())),
+        ];
         let mut rows = self.rows(sql, binds);
-        let mut pages = Vec::new();
+        let mut found = Vec::new();
         while let Some(row) = rows.try_next().await.map_err(StoreError::query(doing))? {
-            let page = row.int(0).map_err(|e| StoreError::Query {
-                doing,
-                source: sqlx::Error::Decode(e),
-            })?;
-            pages.push(ArchivePage {
-                page: u32::try_from(page).map_err(|e| StoreError::Query {
-                    doing,
-                    source: sqlx::Error::Decode(e.into()),
-                })?,
+            found.push(ArchivePage {
+                page: read_page_number(&row, 0, doing)?,
                 newest: read_key(&row, 1, doing)?,
             });
         }
-        Ok(pages)
+        Ok(found)
+    }
+
+    async fn archive_page_count(&self, feed: &str, scope: &str) -> Result<u32, StoreError> {
+        use futures_util::TryStreamExt;
+        let doing = "counting a feed's archive pages";
+        let p = B::Db::param;
+        // `max` over the primary key's prefix: one index step, not a count.
+        let sql = format!(
+            "SELECT COALESCE(MAX(page), 0) FROM archive_pages WHERE feed = {} AND scope = {}",
+            p(1),
+            p(2)
+        );
+        let binds = vec![Bind::Text(feed.to_owned()), Bind::Text(scope.to_owned())];
+        match self
+            .rows(sql, binds)
+            .try_next()
+            .await
+            .map_err(StoreError::query(doing))?
+        {
+            Some(row) => read_page_number(&row, 0, doing),
+            None => Ok(0),
+        }
     }
 
     async fn seal_archive_pages(
@@ -191,7 +232,7 @@ impl<B: Backend> ArticleStore for B {
         feed: &str,
         scope: &str,
         pages: &[ArchivePage],
-    ) -> Result<Vec<ArchivePage>, StoreError> {
+    ) -> Result<u32, StoreError> {
         let doing = "sealing a feed's archive pages";
         let p = B::Db::param;
         self.execute(
@@ -237,7 +278,7 @@ impl<B: Backend> ArticleStore for B {
             .await
             .map_err(StoreError::query(doing))?;
         }
-        self.archive_pages(feed, scope).await
+        self.archive_page_count(feed, scope).await
     }
 
     async fn withdrawn(

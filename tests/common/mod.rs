@@ -303,9 +303,19 @@ impl ArticleStore for FlakyStore {
         &self,
         feed: &str,
         scope: &str,
+        pages: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<feedsmith::store::ArchivePage>, feedsmith::store::StoreError> {
         self.check()?;
-        self.inner.archive_pages(feed, scope).await
+        self.inner.archive_pages(feed, scope, pages).await
+    }
+
+    async fn archive_page_count(
+        &self,
+        feed: &str,
+        scope: &str,
+    ) -> Result<u32, feedsmith::store::StoreError> {
+        self.check()?;
+        self.inner.archive_page_count(feed, scope).await
     }
 
     async fn seal_archive_pages(
@@ -313,7 +323,7 @@ impl ArticleStore for FlakyStore {
         feed: &str,
         scope: &str,
         pages: &[feedsmith::store::ArchivePage],
-    ) -> Result<Vec<feedsmith::store::ArchivePage>, feedsmith::store::StoreError> {
+    ) -> Result<u32, feedsmith::store::StoreError> {
         self.check()?;
         self.inner.seal_archive_pages(feed, scope, pages).await
     }
@@ -410,7 +420,8 @@ pub struct ServiceOptions {
     /// Source files, as (file name, contents), in `dir/sources`; `None`
     /// makes no sources folder at all.
     pub sources: Option<Vec<(String, String)>>,
-    /// More tables at the end of the main config file (such as `[websub]`).
+    /// More tables at the end of the main config file (`[websub]`, `[metrics]`
+    /// and the like).
     pub main_extra: String,
 }
 
