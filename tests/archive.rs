@@ -167,6 +167,10 @@ async fn archive_pages_reach_every_story_once_and_keep_their_bytes() {
         "{}",
         page.body
     );
+    // The index links there for an archived feed only.
+    let index = fetch(&service, "/").await.body;
+    assert!(index.contains("/feeds/paged#archive\">"), "{index}");
+    assert!(!index.contains("/feeds/latest#archive"), "{index}");
     // The same pages in the other formats, and nothing past the open page.
     assert_eq!(
         fetch(&service, "/feeds/paged/archive/1.rss").await.status,

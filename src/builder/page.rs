@@ -198,7 +198,7 @@ fn subscribe(out: &mut String, meta: &FeedMeta, formats: &[Format]) {
             .collect();
         let _ = writeln!(
             out,
-            "<p class=\"archive\">Older stories, in the archive: {}</p>",
+            "<p class=\"archive\" id=\"archive\">Older stories, in the archive: {}</p>",
             pages.join(" · ")
         );
     }

@@ -61,8 +61,18 @@ pub fn index_html(config: &Config) -> Vec<u8> {
             ));
         }
         let page = escape(site_url(config, &format!("feeds/{}", spec.name))).into_owned();
+        // An archived feed's older stories: its page lists the archive's
+        // entry point in every format (the newest archive page changes as
+        // the feed moves on; this index only changes with the feed list).
+        let archive = if config.archive_page_size(spec).is_some() {
+            format!(
+                "<p class=\"archive\"><a href=\"{page}#archive\">Older stories, in the archive</a></p>\n"
+            )
+        } else {
+            String::new()
+        };
         list.push_str(&format!(
-            "<li>\n<h2><a href=\"{page}\">{feed_title}</a></h2>\n<p>{}</p>\n<p class=\"formats\">{}</p>\n</li>\n",
+            "<li>\n<h2><a href=\"{page}\">{feed_title}</a></h2>\n<p>{}</p>\n<p class=\"formats\">{}</p>\n{archive}</li>\n",
             escape(meta.description.as_str()),
             links.join(" · ")
         ));
