@@ -1,8 +1,10 @@
 //! `/metrics` end to end: the real service, its families moving with what
 //! happens to it, `promtool check metrics` on the text, and `[metrics]`.
 //!
-//! The metrics are one set per process and the tests of this file run at
-//! once, so every check compares a scrape before with one after.
+//! The metrics are one set per process, so every check compares a scrape
+//! before with one after, and the tests of this file take turns
+//! ([`SERIAL`]): a gauge such as the store revision is whatever the last
+//! service in the process set, and another test's service would set its own.
 
 mod common;
 
@@ -11,6 +13,10 @@ use std::sync::atomic::Ordering;
 use common::{Service, ServiceOptions, article};
 use feedsmith::store::ArticleStore;
 use serde_json::json;
+
+/// Held by each test for its whole run, so only one service in this process
+/// sets the gauges at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The `/metrics` text.
 async fn scrape(service: &Service) -> String {
@@ -51,6 +57,7 @@ fn present(text: &str, name: &str) {
 
 #[tokio::test]
 async fn every_family_moves_after_a_request_a_rebuild_a_reload_and_a_store_fault() {
+    let _serial = SERIAL.lock().await;
     let service = Service::start(ServiceOptions::default()).await;
     let etag = service.first_refresh(20).await;
     let before = scrape(&service).await;
@@ -245,6 +252,7 @@ fn promtool() -> Option<&'static str> {
 
 #[tokio::test]
 async fn promtool_accepts_the_exposition() {
+    let _serial = SERIAL.lock().await;
     let service = Service::start(ServiceOptions::default()).await;
     service.first_refresh(20).await;
     for path in [
@@ -301,6 +309,7 @@ fn is_root() -> bool {
 
 #[tokio::test]
 async fn metrics_can_have_a_listener_of_their_own_or_be_off() {
+    let _serial = SERIAL.lock().await;
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
         probe.local_addr().expect("addr").port()
