@@ -38,8 +38,8 @@ use tracing::debug;
 use super::conn::{Phase, Slot, SlotGuard};
 use super::http1::Rewind;
 use super::{
-    Shared, archive_reply, content_length, decide, framing_problem, hub_reply, is_archive_path,
-    is_hub_path, log_access, text_reply,
+    Reply, Shared, archive_reply, content_length, decide, framing_problem, hub_reply,
+    is_archive_path, is_hub_path, log_access, text_reply,
 };
 use crate::publish::Region;
 
@@ -163,18 +163,8 @@ async fn handle_hub(
 ) -> Response<TrackedBody> {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let problem = if parts.version < Version::HTTP_2 {
-        framing_problem(parts.version == Version::HTTP_11, &parts.headers)
-    } else {
-        None
-    };
-    let reply = match (problem, &shared.hub) {
-        (Some(text), _) => {
-            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
-            r.headers
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            r
-        }
+    let reply = match (framing_refusal(parts.version, &parts.headers), &shared.hub) {
+        (Some(refused), _) => refused,
         (None, None) => text_reply(StatusCode::NOT_FOUND, "not found\n"),
         (None, Some(hub)) => {
             let limit = hub.max_request_bytes();
@@ -214,25 +204,8 @@ async fn handle_hub(
         .uri
         .path_and_query()
         .map_or(parts.uri.path(), |pq| pq.as_str());
-    log_access(
-        shared,
-        peer,
-        &parts.method,
-        target,
-        parts.version,
-        &parts.headers,
-        &reply,
-        started,
-    );
-    let data = reply.body.source();
-    let body = TrackedBody {
-        stream: Some(activity.start(data.remaining())),
-        data,
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = reply.status;
-    *response.headers_mut() = reply.headers;
-    response
+    let request = (&parts.method, target, parts.version, &parts.headers);
+    respond(shared, activity, peer, request, reply, started)
 }
 
 /// A GET or HEAD of an archive page: the framing checks, then the page
@@ -245,18 +218,11 @@ async fn handle_archive(
     peer: SocketAddr,
 ) -> Response<TrackedBody> {
     let started = std::time::Instant::now();
-    let problem = if req.version() < Version::HTTP_2 {
-        framing_problem(req.version() == Version::HTTP_11, req.headers())
-    } else {
-        None
-    };
-    let reply = match (problem, &shared.archive) {
-        (Some(text), _) => {
-            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
-            r.headers
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            r
-        }
+    let reply = match (
+        framing_refusal(req.version(), req.headers()),
+        &shared.archive,
+    ) {
+        (Some(refused), _) => refused,
         (None, _) if has_body(&req) => {
             text_reply(StatusCode::BAD_REQUEST, "request bodies are not accepted\n")
         }
@@ -275,25 +241,8 @@ async fn handle_archive(
         .uri()
         .path_and_query()
         .map_or(req.uri().path(), |pq| pq.as_str());
-    log_access(
-        shared,
-        peer,
-        req.method(),
-        target,
-        req.version(),
-        req.headers(),
-        &reply,
-        started,
-    );
-    let data = reply.body.source();
-    let body = TrackedBody {
-        stream: Some(activity.start(data.remaining())),
-        data,
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = reply.status;
-    *response.headers_mut() = reply.headers;
-    response
+    let request = (req.method(), target, req.version(), req.headers());
+    respond(shared, activity, peer, request, reply, started)
 }
 
 /// One request: the framing checks HTTP/1 needs, [`decide`], then a response
@@ -305,21 +254,8 @@ fn handle(
     peer: SocketAddr,
 ) -> Response<TrackedBody> {
     let started = std::time::Instant::now();
-    let http1 = req.version() < Version::HTTP_2;
-    let problem = if http1 {
-        framing_problem(req.version() == Version::HTTP_11, req.headers())
-    } else {
-        None
-    };
-    let reply = match problem {
-        Some(text) => {
-            let mut r = text_reply(StatusCode::BAD_REQUEST, text);
-            // The request's framing cannot be trusted, so neither can the
-            // next one on this connection.
-            r.headers
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            r
-        }
+    let reply = match framing_refusal(req.version(), req.headers()) {
+        Some(refused) => refused,
         None => {
             let snapshot = shared.publisher.snapshot();
             decide(
@@ -333,7 +269,6 @@ fn handle(
             )
         }
     };
-    let data = reply.body.source();
     let uri = req.uri();
     let target = match (uri.path_and_query(), uri.authority()) {
         (Some(pq), _) => pq.as_str(),
@@ -341,16 +276,39 @@ fn handle(
         (None, Some(authority)) => authority.as_str(),
         (None, None) => uri.path(),
     };
+    let request = (req.method(), target, req.version(), req.headers());
+    respond(shared, activity, peer, request, reply, started)
+}
+
+/// The `400` for an HTTP/1.x request whose framing headers are wrong
+/// (HTTP/2 frames its own); it closes the connection, since the request's
+/// framing cannot be trusted, so neither can the next one on it.
+fn framing_refusal(version: Version, headers: &http::HeaderMap) -> Option<Reply> {
+    if version >= Version::HTTP_2 {
+        return None;
+    }
+    let text = framing_problem(version == Version::HTTP_11, headers)?;
+    let mut r = text_reply(StatusCode::BAD_REQUEST, text);
+    r.headers
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    Some(r)
+}
+
+/// Logs one answered request (method, target as sent, version, headers)
+/// and makes its response, whose body is tracked until it is sent: the end
+/// of every handler here.
+fn respond(
+    shared: &Shared,
+    activity: &Arc<Activity>,
+    peer: SocketAddr,
+    (method, target, version, headers): (&http::Method, &str, Version, &http::HeaderMap),
+    reply: Reply,
+    started: std::time::Instant,
+) -> Response<TrackedBody> {
     log_access(
-        shared,
-        peer,
-        req.method(),
-        target,
-        req.version(),
-        req.headers(),
-        &reply,
-        started,
+        shared, peer, method, target, version, headers, &reply, started,
     );
+    let data = reply.body.source();
     let body = TrackedBody {
         stream: Some(activity.start(data.remaining())),
         data,

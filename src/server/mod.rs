@@ -517,13 +517,7 @@ pub(crate) fn decide(
             // Served from the output folder, or pending: pages are not kept
             // there, so a feed's page follows its first build.
             None if set.feed(name).is_some() || set.pending().contains(name) => {
-                let mut r = text_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this page is being built; try again shortly\n",
-                );
-                r.headers
-                    .insert(RETRY_AFTER, HeaderValue::from_static("10"));
-                r
+                retry_shortly("this page is being built; try again shortly\n")
             }
             None => document_reply(None, headers),
         },
@@ -542,13 +536,7 @@ pub(crate) fn decide(
                 "this feed has been retired; please unsubscribe\n",
             ),
             None if set.pending().contains(name) => {
-                let mut r = text_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this feed is being built; try again shortly\n",
-                );
-                r.headers
-                    .insert(RETRY_AFTER, HeaderValue::from_static("10"));
-                r
+                retry_shortly("this feed is being built; try again shortly\n")
             }
             None => document_reply(None, headers),
         },
@@ -563,6 +551,15 @@ pub(crate) fn decide(
     }
     reply.route = kind;
     reply
+}
+
+/// `503 Service Unavailable` with `Retry-After: 10`, saying why: for what
+/// is being built or cannot be read for a moment.
+fn retry_shortly(text: &'static str) -> Reply {
+    let mut r = text_reply(StatusCode::SERVICE_UNAVAILABLE, text);
+    r.headers
+        .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+    r
 }
 
 /// Whether `path` names an archive page (answered by `archive_reply`).
@@ -585,13 +582,7 @@ pub(crate) async fn archive_reply(
         ArchiveAnswer::Page(rep) => document_reply(Some(&rep), headers),
         ArchiveAnswer::NotFound => text_reply(StatusCode::NOT_FOUND, "not found\n"),
         ArchiveAnswer::Unavailable => {
-            let mut r = text_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the archive cannot be read now; try again shortly\n",
-            );
-            r.headers
-                .insert(RETRY_AFTER, HeaderValue::from_static("10"));
-            r
+            retry_shortly("the archive cannot be read now; try again shortly\n")
         }
     };
     if method == Method::HEAD {
