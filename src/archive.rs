@@ -262,13 +262,7 @@ pub async fn build_page(
         .walk(&spec.filter, &withdrawn)
         .await?
         .into_iter()
-        .filter_map(|s| {
-            Some(Tombstone {
-                withdrawn_at: s.withdrawn_at?,
-                published_at: s.article.published_at,
-                id: s.article.id,
-            })
-        })
+        .filter_map(crate::refresh::tombstone)
         .collect();
     let meta = FeedMeta {
         paging: Paging::Archive {

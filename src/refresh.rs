@@ -137,16 +137,17 @@ pub async fn withdrawn_candidates(
         .withdrawn(&spec.filter, spec.limit)
         .await
         .map_err(RefreshError::Query)?;
-    Ok(withdrawn
-        .into_iter()
-        .filter_map(|s| {
-            Some(builder::Tombstone {
-                withdrawn_at: s.withdrawn_at?,
-                published_at: s.article.published_at,
-                id: s.article.id,
-            })
-        })
-        .collect())
+    Ok(withdrawn.into_iter().filter_map(tombstone).collect())
+}
+
+/// The tombstone of a stored article the store saw withdrawn after it was
+/// published; `None` for any other.
+pub fn tombstone(stored: crate::store::StoredArticle) -> Option<builder::Tombstone> {
+    Some(builder::Tombstone {
+        withdrawn_at: stored.withdrawn_at?,
+        published_at: stored.article.published_at,
+        id: stored.article.id,
+    })
 }
 
 /// `Cache-Control` for a feed: readers use `max-age` as their poll interval, so
